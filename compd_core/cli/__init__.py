@@ -1,0 +1,59 @@
+"""The ``compd`` command line: one Typer app, one sub-module per command group.
+
+Every error a user can cause (``CompdError``) ends as one line on stderr and exit code 2,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+
+from compd_core.errors import CompdError
+
+app = typer.Typer(
+    name="compd",
+    help="Find, explore and repair the deviations of compressed neural networks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register() -> None:
+    from compd_core.cli import pair, runs, search, zoo
+
+    app.add_typer(zoo.app, name="zoo")
+    app.add_typer(pair.app, name="pair")
+    app.add_typer(runs.app, name="runs")
+    app.command("search")(search.search)
+
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``compd`` script."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _register()
+    try:
+        app(args=argv, standalone_mode=False)
+    except CompdError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.exit(2)
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        # Usage errors (unknown command, bad option) arrive here in non-standalone mode;
+        # Typer bundles its own click, so they are recognised by their interface.
+        show = getattr(exc, "show", None)
+        if callable(show) and hasattr(exc, "exit_code"):
+            show()
+            sys.exit(2)
+        raise

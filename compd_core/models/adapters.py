@@ -1,0 +1,264 @@
+"""Adapters that turn PyTorch modules, TorchScript and ONNX files and Python callables into
+``Classifier`` objects with one calling convention."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from compd_core.errors import ModelLoadError
+from compd_core.models.base import ModelInfo
+
+OutputKind = Literal["logits", "probabilities", "auto"]
+
+
+def _as_probabilities(raw: torch.Tensor, output: OutputKind) -> torch.Tensor:
+    """Softmax where the model declares logits; 'auto' decides from the values themselves."""
+    raw = raw.to(torch.float32)
+    if output == "logits":
+        return torch.softmax(raw, dim=1)
+    if output == "auto" and raw.ndim == 2:
+        rows_are_distributions = bool(
+            (raw >= 0).all() and torch.allclose(raw.sum(1), torch.ones(len(raw)), atol=1e-3)
+        )
+        return raw if rows_are_distributions else torch.softmax(raw, dim=1)
+    return raw
+
+
+class TorchClassifier:
+    """A PyTorch module (float, quantized, pruned or bf16) that outputs logits.
+
+    ``standin`` is the differentiable module used for gradients when ``module`` itself has none
+    (an int8 model's fake-quant twin). Float modules are their own stand-in.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        info: ModelInfo,
+        *,
+        output: OutputKind = "logits",
+        standin: nn.Module | None = None,
+    ) -> None:
+        self._module = module.eval()
+        self._info = info
+        self._output = output
+        self._standin = standin.eval() if standin is not None else None
+        params = list(module.parameters())
+        self._dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    @property
+    def module(self) -> nn.Module:
+        """The served module; shared, so treat it as read-only (repair works on a deep copy)."""
+        return self._module
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return _as_probabilities(self._module(x.to(self._dtype)), self._output)
+
+    def differentiable(self) -> nn.Module:
+        if self._standin is not None:
+            return self._standin
+        if _is_quantized(self._module) or self._dtype != torch.float32:
+            raise ModelLoadError(
+                f"{self._info.name} has no differentiable float stand-in; "
+                "load it through the zoo, which rebuilds its fake-quant twin"
+            )
+        return self._module
+
+
+def _is_quantized(module: nn.Module) -> bool:
+    return any(
+        type(m).__module__.startswith("torch.ao.nn.quantized") for m in module.modules()
+    )
+
+
+class TorchScriptClassifier(TorchClassifier):
+    """A TorchScript archive saved with ``torch.jit.save``; no Python classes are unpickled."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        input_shape: tuple[int, int, int],
+        class_names: tuple[str, ...] | None = None,
+        *,
+        output: OutputKind = "auto",
+    ) -> None:
+        path = _existing_file(path)
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:  # torch raises RuntimeError/ValueError/zip errors alike
+            raise ModelLoadError(
+                f"{path} is not a loadable TorchScript archive (save one with torch.jit.save): "
+                f"{_first_line(exc)}"
+            ) from exc
+        info = _probe_info(module, path, input_shape, class_names, "torchscript")
+        super().__init__(module, info, output=output)
+
+
+class OnnxClassifier:
+    """An ONNX model run with onnxruntime on the CPU."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        input_shape: tuple[int, int, int],
+        class_names: tuple[str, ...] | None = None,
+        *,
+        output: OutputKind = "auto",
+        name: str | None = None,
+    ) -> None:
+        import onnxruntime as ort
+
+        path = _existing_file(path)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own non-exported exception types
+            raise ModelLoadError(f"{path} is not a loadable ONNX model: {_first_line(exc)}") from exc
+        model_input = self._session.get_inputs()[0]
+        self._input_name = model_input.name
+        declared = tuple(model_input.shape[1:])
+        if len(declared) != 3 or any(
+            isinstance(d, int) and d != want for d, want in zip(declared, input_shape)
+        ):
+            raise ModelLoadError(
+                f"{path} expects inputs of shape {tuple(model_input.shape)} but the data has "
+                f"images of shape {input_shape}; export the model for (N, {', '.join(map(str, input_shape))})"
+            )
+        batch_dim = model_input.shape[0]
+        self._fixed_batch = batch_dim if isinstance(batch_dim, int) else None
+        self._output = output
+        probe = self._run(np.zeros((1, *input_shape), dtype=np.float32))
+        self._info = ModelInfo(
+            name=name or path.stem,
+            input_shape=input_shape,
+            num_classes=int(probe.shape[1]),
+            class_names=class_names or tuple(str(i) for i in range(probe.shape[1])),
+            kind="onnx",
+            size_bytes=path.stat().st_size,
+        )
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        if self._fixed_batch is None:
+            return self._session.run(None, {self._input_name: batch})[0]
+        step = self._fixed_batch
+        return np.concatenate(
+            [self._session.run(None, {self._input_name: batch[i : i + step]})[0]
+             for i in range(0, len(batch), step)]
+        )
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        raw = self._run(np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32))
+        return _as_probabilities(torch.from_numpy(np.asarray(raw)), self._output)
+
+
+class CallableClassifier:
+    """Any Python callable named ``package.module:attr`` mapping a float32 array to probabilities.
+
+    It runs the user's own code, so it is opt-in: pass ``allow_code=True``.
+    """
+
+    def __init__(
+        self,
+        spec: str,
+        input_shape: tuple[int, int, int],
+        class_names: tuple[str, ...] | None = None,
+        *,
+        allow_code: bool = False,
+        output: OutputKind = "auto",
+    ) -> None:
+        if not allow_code:
+            raise ModelLoadError(
+                f"{spec!r} names Python code; running it is opt-in (pass --allow-code / allow_code=True)"
+            )
+        self._fn = _import_callable(spec)
+        self._output = output
+        probe = self._call(torch.zeros((1, *input_shape)))
+        self._info = ModelInfo(
+            name=spec,
+            input_shape=input_shape,
+            num_classes=int(probe.shape[1]),
+            class_names=class_names or tuple(str(i) for i in range(probe.shape[1])),
+            kind="callable",
+        )
+
+    @property
+    def info(self) -> ModelInfo:
+        return self._info
+
+    def _call(self, x: torch.Tensor) -> torch.Tensor:
+        out = self._fn(x.detach().cpu().numpy().astype(np.float32))
+        return torch.as_tensor(np.asarray(out), dtype=torch.float32)
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        return _as_probabilities(self._call(x), self._output)
+
+
+def _import_callable(spec: str) -> Callable[[np.ndarray], np.ndarray]:
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ModelLoadError(f"{spec!r} is not of the form 'package.module:function'")
+    try:
+        target = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ModelLoadError(f"cannot import {spec!r}: {exc}") from exc
+    if not callable(target):
+        raise ModelLoadError(f"{spec!r} is not callable")
+    return target
+
+
+def _existing_file(path: str | Path) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ModelLoadError(f"model file {path} does not exist")
+    return path
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _probe_info(
+    module: nn.Module,
+    path: Path,
+    input_shape: tuple[int, int, int],
+    class_names: tuple[str, ...] | None,
+    kind: str,
+) -> ModelInfo:
+    """Run one blank image through a module to learn its number of classes."""
+    try:
+        with torch.inference_mode():
+            out = module(torch.zeros((1, *input_shape)))
+    except Exception as exc:  # a shape mismatch surfaces as RuntimeError from inside the model
+        raise ModelLoadError(
+            f"{path} cannot run on images of shape {input_shape}: {_first_line(exc)}"
+        ) from exc
+    if not isinstance(out, torch.Tensor) or out.ndim != 2:
+        raise ModelLoadError(f"{path} must return a (N, classes) tensor")
+    return ModelInfo(
+        name=path.stem,
+        input_shape=input_shape,
+        num_classes=int(out.shape[1]),
+        class_names=class_names or tuple(str(i) for i in range(out.shape[1])),
+        kind=kind,
+        size_bytes=path.stat().st_size,
+    )

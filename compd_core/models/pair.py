@@ -1,0 +1,191 @@
+"""``ModelPair``: the one path to both models of a pair.
+
+Every strategy, analysis and page reaches the models only through a pair, so input checks,
+batching, output checks and query counting live in exactly one place. One query is one image
+evaluated by both models.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from compd_core.errors import (
+    IncompatibleModelsError,
+    InvalidInputError,
+    InvalidOutputError,
+    WhiteBoxRequiredError,
+)
+from compd_core.models.base import Classifier, ModelInfo
+
+DEFAULT_MAX_BATCH = 256
+_SUM_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class PairPrediction:
+    """Both models' probabilities for one batch, (N, K) each, float32."""
+
+    original: torch.Tensor
+    compressed: torch.Tensor
+
+    @property
+    def labels_original(self) -> torch.Tensor:
+        return self.original.argmax(1)
+
+    @property
+    def labels_compressed(self) -> torch.Tensor:
+        return self.compressed.argmax(1)
+
+    @property
+    def disagree(self) -> torch.Tensor:
+        """Boolean (N,): top-1 labels differ."""
+        return self.labels_original != self.labels_compressed
+
+
+@dataclass(frozen=True)
+class WhiteBoxPair:
+    """Differentiable modules producing logits for inputs in [0, 1]."""
+
+    original: nn.Module
+    compressed: nn.Module
+
+
+class ModelPair:
+    """An original model and its compressed version, checked to be comparable.
+
+    Cheap to build: dashboards cache the (read-only) classifiers and build one pair per job,
+    so each job counts its own queries.
+    """
+
+    def __init__(
+        self,
+        original: Classifier,
+        compressed: Classifier,
+        *,
+        name: str = "pair",
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        if max_batch < 1:
+            raise InvalidInputError(f"max_batch must be at least 1, got {max_batch}")
+        _check_compatible(original.info, compressed.info)
+        self.original = original
+        self.compressed = compressed
+        self.name = name
+        self.max_batch = max_batch
+        self._queries = 0
+        self._lock = threading.Lock()
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.original.info.input_shape
+
+    @property
+    def num_classes(self) -> int:
+        return self.original.info.num_classes
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.original.info.class_names
+
+    @property
+    def queries(self) -> int:
+        """Images evaluated by both models since construction (or the last reset)."""
+        with self._lock:
+            return self._queries
+
+    def reset_queries(self) -> None:
+        with self._lock:
+            self._queries = 0
+
+    def validate_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x`` as a float32 (N, C, H, W) batch in [0, 1], or raise ``InvalidInputError``."""
+        if not isinstance(x, torch.Tensor):
+            raise InvalidInputError(f"expected a torch.Tensor batch, got {type(x).__name__}")
+        if x.ndim == 3:
+            x = x.unsqueeze(0)
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise InvalidInputError(
+                f"expected a batch of shape (N, {', '.join(map(str, self.input_shape))}), "
+                f"got {tuple(x.shape)}"
+            )
+        if not x.is_floating_point():
+            raise InvalidInputError(
+                f"expected float pixels in [0, 1], got dtype {x.dtype}; divide uint8 images by 255"
+            )
+        x = x.to(torch.float32)
+        if len(x) and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
+            raise InvalidInputError("pixel values must be finite and lie in [0, 1]")
+        return x
+
+    def predict(self, x: torch.Tensor) -> PairPrediction:
+        """Both models' probabilities for a batch; counts ``len(x)`` queries."""
+        x = self.validate_input(x)
+        outs_o, outs_c = [], []
+        for start in range(0, len(x), self.max_batch):
+            chunk = x[start : start + self.max_batch]
+            outs_o.append(_checked(self.original, chunk))
+            outs_c.append(_checked(self.compressed, chunk))
+        with self._lock:
+            self._queries += len(x)
+        if not outs_o:
+            empty = torch.empty((0, self.num_classes))
+            return PairPrediction(empty, empty.clone())
+        return PairPrediction(torch.cat(outs_o), torch.cat(outs_c))
+
+    def white_box(self) -> WhiteBoxPair:
+        """Differentiable modules for both models, or ``WhiteBoxRequiredError`` for black boxes."""
+        missing = [
+            m.info.name for m in (self.original, self.compressed) if not hasattr(m, "differentiable")
+        ]
+        if missing:
+            raise WhiteBoxRequiredError(
+                f"{', '.join(missing)} is a black box ({self.compressed.info.kind}); gradient "
+                "methods need PyTorch models with a differentiable stand-in; use a black-box "
+                "strategy such as 'compd' or 'dflare' instead"
+            )
+        return WhiteBoxPair(
+            original=self.original.differentiable(),  # type: ignore[attr-defined]
+            compressed=self.compressed.differentiable(),  # type: ignore[attr-defined]
+        )
+
+
+def _check_compatible(a: ModelInfo, b: ModelInfo) -> None:
+    if a.num_classes != b.num_classes:
+        raise IncompatibleModelsError(
+            f"{a.name} predicts {a.num_classes} classes but {b.name} predicts {b.num_classes}; "
+            "a pair needs the same classes"
+        )
+    if a.input_shape != b.input_shape:
+        raise IncompatibleModelsError(
+            f"{a.name} takes inputs {a.input_shape} but {b.name} takes {b.input_shape}"
+        )
+    for info in (a, b):
+        if len(info.class_names) != info.num_classes:
+            raise IncompatibleModelsError(
+                f"{info.name} has {info.num_classes} classes but {len(info.class_names)} class names"
+            )
+
+
+def _checked(model: Classifier, x: torch.Tensor) -> torch.Tensor:
+    """Run one model and verify it returned a probability batch."""
+    out = model.predict_proba(x)
+    name = model.info.name
+    if not isinstance(out, torch.Tensor):
+        raise InvalidOutputError(f"{name} returned {type(out).__name__}, not a tensor")
+    if out.shape != (len(x), model.info.num_classes):
+        raise InvalidOutputError(
+            f"{name} returned shape {tuple(out.shape)} for {len(x)} images; "
+            f"expected ({len(x)}, {model.info.num_classes})"
+        )
+    out = out.to(torch.float32)
+    if not torch.isfinite(out).all():
+        raise InvalidOutputError(f"{name} returned NaN or infinite values")
+    if (out < -1e-6).any() or not torch.allclose(
+        out.sum(1), torch.ones(len(out)), atol=_SUM_TOLERANCE
+    ):
+        raise InvalidOutputError(f"{name} returned rows that are not probability distributions")
+    return out

@@ -1,0 +1,126 @@
+"""What a mutation operator is, and the small helpers every operator shares.
+
+An operator maps a batch (N, C, H, W) in [0, 1] to a mutated batch of the same shape, drawing
+its own parameters per image from an injected ``torch.Generator``. Outputs are clipped and
+snapped to the 8-bit grid so that a trigger survives a round trip through PNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from compd_core.errors import ConfigError, InvalidInputError
+
+ParamValue = int | float
+ParamColumn = torch.Tensor | ParamValue
+
+
+@dataclass(frozen=True)
+class MutationResult:
+    """A mutated batch and the parameters each image was mutated with.
+
+    Parameters are kept as columns (a tensor of shape (N,) or one constant for the whole
+    batch) because a search calls operators thousands of times and rarely reads them; the
+    per-image dicts are built only when ``params`` is first read.
+    """
+
+    images: torch.Tensor
+    operator: str
+    columns: Mapping[str, ParamColumn]
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @cached_property
+    def params(self) -> list[dict[str, ParamValue]]:
+        """One JSON-serialisable dict per image, e.g. ``{"kernel": 5}``."""
+        n = len(self)
+        expanded: dict[str, list[ParamValue]] = {}
+        for key, column in self.columns.items():
+            if isinstance(column, torch.Tensor):
+                expanded[key] = column.detach().cpu().tolist()
+            else:
+                expanded[key] = [column] * n
+        return [{key: values[i] for key, values in expanded.items()} for i in range(n)]
+
+
+@runtime_checkable
+class MutationOperator(Protocol):
+    """Batch in, batch out; randomness only from the generator it is given."""
+
+    @property
+    def name(self) -> str: ...
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> MutationResult: ...
+
+
+def check_batch(x: torch.Tensor, operator: str) -> None:
+    """Reject what no operator can mutate; cheap enough to run on every call."""
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise InvalidInputError(
+            f"{operator}: expected a batch of shape (N, C, H, W), got {shape}; "
+            "add a batch dimension with x.unsqueeze(0) for a single image"
+        )
+    if not x.is_floating_point():
+        raise InvalidInputError(
+            f"{operator}: expected float images in [0, 1], got dtype {x.dtype}; "
+            "convert uint8 images with x.float() / 255"
+        )
+
+
+def snap_to_grid(x: torch.Tensor) -> torch.Tensor:
+    """Clip to [0, 1] and round to the nearest of the 256 grey levels (in place)."""
+    return x.clamp_(0.0, 1.0).mul_(255.0).round_().div_(255.0)
+
+
+def uniform(
+    n: int, low: float, high: float, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
+    """(n,) float32 draws from U(low, high) on the generator's device, moved to ``device``."""
+    draws = torch.rand(n, generator=generator, device=generator.device)
+    return draws.mul_(high - low).add_(low).to(device)
+
+
+def pick_kernels(
+    kernels: Sequence[int], n: int, generator: torch.Generator, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-image positions in ``kernels`` (uniform) and the kernel sizes they name, (n,) each."""
+    picks = torch.randint(len(kernels), (n,), generator=generator, device=generator.device)
+    sizes = torch.as_tensor(kernels, dtype=torch.long, device=generator.device)[picks]
+    return picks.to(device), sizes.to(device)
+
+
+def check_kernel_sizes(sizes: Sequence[int], operator: str, *, odd: bool) -> tuple[int, ...]:
+    """Validate an operator's kernel-size choices once, when it is built."""
+    checked = tuple(int(k) for k in sizes)
+    if not checked or any(k < 1 for k in checked):
+        raise ConfigError(f"{operator}: kernel sizes must be positive integers, got {list(sizes)}")
+    if odd and any(k % 2 == 0 for k in checked):
+        raise ConfigError(
+            f"{operator}: kernel sizes must be odd (the filter needs a centre), got {list(sizes)}"
+        )
+    return checked
+
+
+def apply_by_kernel(
+    x: torch.Tensor,
+    kernels: torch.Tensor,
+    filter_fn: Callable[[torch.Tensor, int], torch.Tensor],
+) -> torch.Tensor:
+    """Filter each image with its own kernel size, one vectorised call per distinct size.
+
+    Size 1 is the identity for every filter here, so those images are copied untouched.
+    """
+    out = x.clone()
+    for size in kernels.unique().tolist():
+        if size == 1:
+            continue
+        positions = (kernels == size).nonzero().squeeze(1)
+        out[positions] = filter_fn(x[positions], int(size))
+    return out

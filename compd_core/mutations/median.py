@@ -1,0 +1,105 @@
+"""DFLARE's median blur, computed with a selection network on 8-bit values.
+
+A generic ``torch.median`` over unfolded windows costs about 0.5 us per pixel for a 7x7 window;
+a fixed network of min/max operations over the k*k shifted views of the image does the same
+job ~8x faster, because every step is one elementwise op over the whole batch. The network is
+Batcher's odd-even merge sort, pruned to the comparators that can reach the middle position.
+Working on uint8 levels is exact: rounding to the 8-bit grid is monotone, so it commutes with
+taking a median, and it quarters the memory traffic.
+
+The border is replicated, as OpenCV's ``medianBlur`` always does (unlike its other filters).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from compd_core.mutations.base import (
+    MutationResult,
+    apply_by_kernel,
+    check_batch,
+    check_kernel_sizes,
+    pick_kernels,
+)
+
+Comparator = tuple[int, int, bool, bool]  # (low wire, high wire, keep min, keep max)
+
+
+def batcher_network(n: int) -> list[tuple[int, int]]:
+    """Comparators (i, j), i < j, of Batcher's odd-even merge sort for n inputs.
+
+    Applying "put the smaller value on wire i" for each pair, in order, sorts any n values.
+    """
+    pairs: list[tuple[int, int]] = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+@lru_cache(maxsize=16)
+def selection_network(n: int, target: int) -> tuple[Comparator, ...]:
+    """The comparators of the sorting network that can influence output wire ``target``.
+
+    Walking the network backwards, a comparator matters when one of its outputs is needed;
+    of its two outputs only the needed ones are computed (min, max, or both).
+    """
+    needed = {target}
+    kept: list[Comparator] = []
+    for low, high in reversed(batcher_network(n)):
+        keep_min, keep_max = low in needed, high in needed
+        if keep_min or keep_max:
+            kept.append((low, high, keep_min, keep_max))
+            needed.update((low, high))
+    return tuple(reversed(kept))
+
+
+def median_filter(x: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Median over kernel x kernel windows (odd kernel), replicated border, per channel."""
+    _, _, h, w = x.shape
+    half = kernel // 2
+    padded = F.pad(x, (half, half, half, half), mode="replicate")
+    wires = [padded[:, :, dy : dy + h, dx : dx + w] for dy in range(kernel) for dx in range(kernel)]
+    middle = kernel * kernel // 2
+    for low, high, keep_min, keep_max in selection_network(kernel * kernel, middle):
+        a, b = wires[low], wires[high]
+        if keep_min:
+            wires[low] = torch.minimum(a, b)
+        if keep_max:
+            wires[high] = torch.maximum(a, b)
+    return wires[middle]
+
+
+def _to_levels(x: torch.Tensor) -> torch.Tensor:
+    return x.detach().clamp(0.0, 1.0).mul(255.0).round_().to(torch.uint8)
+
+
+@dataclass(frozen=True)
+class MedianBlur:
+    """Median filter with kernel ~ U{1,3,5,7} per image."""
+
+    kernel_sizes: tuple[int, ...] = (1, 3, 5, 7)
+    name: ClassVar[str] = "median_blur"
+
+    def __post_init__(self) -> None:
+        sizes = check_kernel_sizes(self.kernel_sizes, self.name, odd=True)
+        object.__setattr__(self, "kernel_sizes", sizes)
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> MutationResult:
+        check_batch(x, self.name)
+        _, sizes = pick_kernels(self.kernel_sizes, x.shape[0], generator, x.device)
+        levels = apply_by_kernel(_to_levels(x), sizes, median_filter)
+        out = levels.to(x.dtype).div_(255.0)
+        return MutationResult(out, self.name, {"kernel": sizes})

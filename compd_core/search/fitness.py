@@ -1,0 +1,66 @@
+"""Fitness functions: plain functions of the two probability batches (lower = closer to success
+for the project's own; DFLARE's difference is maximised, as published)."""
+
+from __future__ import annotations
+
+import torch
+
+from compd_core.search.criterion import log_margin
+
+NOVELTY_THRESHOLD = 0.5  # DFLARE: a state is new when its squared L2 to every stored one exceeds this
+
+
+def dflare_difference(probs_original: torch.Tensor, probs_compressed: torch.Tensor) -> torch.Tensor:
+    """DFLARE's diff = p_orig[top1_orig] - p_comp[top1_comp], per row."""
+    return probs_original.max(1).values - probs_compressed.max(1).values
+
+
+def pair_state(probs_original: torch.Tensor, probs_compressed: torch.Tensor) -> torch.Tensor:
+    """DFLARE's state of an input: both probability vectors side by side, (N, 2K)."""
+    return torch.cat([probs_original, probs_compressed], dim=1)
+
+
+class NoveltyArchive:
+    """The probability states one chain has seen (DFLARE's coverage of model behaviour)."""
+
+    def __init__(self, threshold: float = NOVELTY_THRESHOLD) -> None:
+        self.threshold = threshold
+        self._states: list[torch.Tensor] = []
+        self._stacked: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def is_novel(self, probs_original: torch.Tensor, probs_compressed: torch.Tensor) -> bool:
+        """True when the (single) state is farther than the threshold from every stored one."""
+        state = pair_state(probs_original, probs_compressed)[0]
+        if self._stacked is None:
+            return True
+        return bool(((self._stacked - state) ** 2).sum(1).min() > self.threshold)
+
+    def add(self, probs_original: torch.Tensor, probs_compressed: torch.Tensor) -> None:
+        self._states.append(pair_state(probs_original, probs_compressed)[0])
+        self._stacked = torch.stack(self._states)
+
+
+def deviation_gap(
+    probs_original: torch.Tensor, probs_compressed: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """max(m_c, -m_o) with m the log-margins of ``labels``: negative exactly on valid deviations.
+
+    A valid deviation needs the compressed model off the label (m_c < 0) while the original
+    keeps it (m_o > 0). Far from the boundary both margins are large and equal, so the gap
+    measures how far the input is from the thin region where the models part ways; it is
+    built on the margin, the signal Hu et al. (CAIN 2023) found most predictive.
+    """
+    m_o = log_margin(probs_original, labels)
+    m_c = log_margin(probs_compressed, labels)
+    return torch.maximum(m_c, -m_o)
+
+
+def any_disagreement_gap(
+    probs_original: torch.Tensor, probs_compressed: torch.Tensor, labels: torch.Tensor
+) -> torch.Tensor:
+    """For criterion 'any': the compressed model's margin of the original's current label."""
+    current = probs_original.argmax(1)
+    return log_margin(probs_compressed, current)

@@ -1,0 +1,90 @@
+"""The zoo's manifest: what each stored pair is, how it was made and what it measured."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from compd_core.errors import ModelLoadError
+
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class OriginalEntry:
+    """A trained float model that pairs are made from."""
+
+    name: str
+    arch: str
+    file: str  # relative to the zoo directory
+    accuracy: float
+    size_bytes: int
+    parameters: int
+
+
+@dataclass(frozen=True)
+class PairEntry:
+    """One original/compressed pair and its measurements on the MNIST test split."""
+
+    id: str
+    original: str  # name of an OriginalEntry
+    compression: str  # recipe kind, see compd_core.compress.RECIPES
+    description: str
+    arch: str  # architecture of the compressed model (students differ from the original)
+    files: dict[str, str]  # role -> file, relative to the zoo directory
+    accuracy_original: float
+    accuracy_compressed: float
+    disagreements: int  # top-1 disagreements on the test split
+    size_bytes: int  # serialized size of the compressed model
+    latency_ms_original: float  # one batch of 256, median of 5, on the build machine
+    latency_ms_compressed: float
+    white_box: bool
+    derived_from: str | None = None  # the pair a repaired pair was made from
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    originals: dict[str, OriginalEntry]
+    pairs: list[PairEntry]
+    dataset: str = "mnist"
+    seed: int = 0
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "originals": {k: asdict(v) for k, v in self.originals.items()},
+            "pairs": [asdict(p) for p in self.pairs],
+        }
+
+
+def read_manifest(directory: Path) -> Manifest:
+    path = directory / MANIFEST_NAME
+    if not path.is_file():
+        raise ModelLoadError(f"no zoo manifest at {path}; rebuild the zoo with `compd zoo build`")
+    try:
+        raw = json.loads(path.read_text())
+        return Manifest(
+            originals={k: OriginalEntry(**v) for k, v in raw["originals"].items()},
+            pairs=[PairEntry(**p) for p in raw["pairs"]],
+            dataset=raw.get("dataset", "mnist"),
+            seed=raw.get("seed", 0),
+            format_version=raw.get("format_version", FORMAT_VERSION),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(f"{path} is not a valid zoo manifest: {exc}") from exc
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    """Write atomically, so a crash mid-write never leaves a half manifest."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{MANIFEST_NAME}.tmp"
+    tmp.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
+    os.replace(tmp, directory / MANIFEST_NAME)

@@ -1,0 +1,84 @@
+"""ModelPair: the one path to the models; validation and exact query counting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from compd_core.errors import (
+    IncompatibleModelsError,
+    InvalidInputError,
+    InvalidOutputError,
+    WhiteBoxRequiredError,
+)
+from compd_core.models.base import ModelInfo
+from compd_core.models.pair import ModelPair
+from compd_core.zoo import load_pair
+
+
+class _Fixed:
+    """A stand-in classifier returning a fixed output row (for output validation only)."""
+
+    def __init__(self, row, num_classes=10, shape=(1, 28, 28)):
+        self.row = torch.tensor(row, dtype=torch.float32)
+        self.info = ModelInfo("fixed", shape, num_classes, tuple(map(str, range(num_classes))), "test")
+
+    def predict_proba(self, x):
+        return self.row.expand(len(x), -1).clone()
+
+
+def test_query_count_is_exact_across_batches(mnist_test):
+    pair = load_pair("lenet5-int8-static", max_batch=64)
+    pair.predict(mnist_test.images[:150])
+    pair.predict(mnist_test.images[:1])
+    assert pair.queries == 151
+    pair.reset_queries()
+    assert pair.queries == 0
+
+
+def test_batched_and_single_predictions_agree(mnist_test):
+    pair = load_pair("lenet5-int8-static", max_batch=7)
+    whole = pair.predict(mnist_test.images[:20])
+    one_by_one = torch.cat([pair.predict(mnist_test.images[i : i + 1]).compressed for i in range(20)])
+    assert torch.allclose(whole.compressed, one_by_one, atol=1e-6)
+
+
+def test_predictions_are_probabilities(mnist_test):
+    prediction = load_pair("lenet5-onnx-int8").predict(mnist_test.images[:32])
+    for probs in (prediction.original, prediction.compressed):
+        assert probs.shape == (32, 10)
+        assert torch.allclose(probs.sum(1), torch.ones(32), atol=1e-4)
+
+
+@pytest.mark.parametrize("batch, message", [
+    (torch.rand(2, 3, 28, 28), "shape"),
+    (torch.zeros(2, 1, 28, 28, dtype=torch.uint8), "divide uint8"),
+    (torch.full((2, 1, 28, 28), 1.5), r"\[0, 1\]"),
+    (torch.full((2, 1, 28, 28), float("nan")), "finite"),
+])
+def test_bad_batches_are_refused(batch, message):
+    with pytest.raises(InvalidInputError, match=message):
+        load_pair("lenet5-int8-static").predict(batch)
+
+
+def test_models_with_different_classes_are_refused():
+    with pytest.raises(IncompatibleModelsError, match="10 classes .* 5"):
+        ModelPair(_Fixed([0.1] * 10), _Fixed([0.2] * 5, num_classes=5))
+
+
+def test_nan_outputs_are_refused(mnist_test):
+    pair = ModelPair(_Fixed([0.1] * 10), _Fixed([float("nan")] * 10))
+    with pytest.raises(InvalidOutputError, match="NaN"):
+        pair.predict(mnist_test.images[:2])
+
+
+def test_gradient_access_is_refused_for_a_black_box_pair():
+    with pytest.raises(WhiteBoxRequiredError, match="black box"):
+        load_pair("lenet5-onnx-int8").white_box()
+
+
+def test_white_box_modules_give_gradients(mnist_test):
+    modules = load_pair("lenet5-int8-qat").white_box()
+    x = mnist_test.images[:4].clone().requires_grad_(True)
+    modules.compressed(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0

@@ -1,0 +1,132 @@
+"""Criterion, fitness and the search plumbing, on the real int8 LeNet-5 pair."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from compd_core.errors import ConfigError
+from compd_core.search.criterion import is_deviation, log_margin, project_linf
+from compd_core.search.events import EventRecorder
+from compd_core.search.fitness import NoveltyArchive, deviation_gap, dflare_difference
+from compd_core.search.results import ExitReason
+from compd_core.search.seeds import select_seeds
+from compd_core.search.settings import SearchSettings
+from compd_core.search.strategies import SearchContext, get_strategy
+
+
+def test_criterion_requires_the_original_to_keep_the_label():
+    p_o = torch.tensor([[0.7, 0.3], [0.3, 0.7], [0.6, 0.4]])
+    p_c = torch.tensor([[0.4, 0.6], [0.6, 0.4], [0.9, 0.1]])
+    labels = torch.tensor([0, 0, 0])
+    assert is_deviation(p_o, p_c, labels, "valid").tolist() == [True, False, False]
+    assert is_deviation(p_o, p_c, labels, "any").tolist() == [True, True, False]
+
+
+def test_margins_and_gap_by_hand():
+    p_o = torch.tensor([[0.6, 0.3, 0.1]])
+    p_c = torch.tensor([[0.3, 0.6, 0.1]])
+    y = torch.tensor([0])
+    assert float(log_margin(p_o, y)) == pytest.approx(np.log(2.0))
+    assert float(log_margin(p_c, y)) == pytest.approx(-np.log(2.0))
+    # a valid deviation: gap = max(m_c, -m_o) = -log 2 < 0
+    assert float(deviation_gap(p_o, p_c, y)) == pytest.approx(-np.log(2.0))
+    assert float(dflare_difference(p_o, p_c)) == pytest.approx(0.0)
+
+
+def test_novelty_threshold_is_dflares():
+    archive = NoveltyArchive()
+    a = torch.tensor([[1.0, 0.0]])
+    archive.add(a, a)
+    # squared L2 of the concatenated states: 4 * 0.2^2 = 0.16 (not new), 4 * 0.5^2 = 1.0 (new)
+    assert not archive.is_novel(torch.tensor([[0.8, 0.2]]), torch.tensor([[0.8, 0.2]]))
+    assert archive.is_novel(torch.tensor([[0.5, 0.5]]), torch.tensor([[0.5, 0.5]]))
+
+
+def test_linf_projection_stays_inside_on_the_grid(mnist_test):
+    seeds = mnist_test.images[:8]
+    far = torch.rand(seeds.shape, generator=torch.Generator().manual_seed(0))
+    projected = project_linf(far, seeds, 10 / 255)
+    assert float((projected - seeds).abs().max()) <= 10 / 255 + 1e-6
+    assert torch.allclose(projected * 255, (projected * 255).round(), atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"max_queries": 0}, "query budget"), ({"time_budget": -1.0}, "time budget"),
+    ({"max_linf": 2.0}, "max-linf"), ({"criterion": "most"}, "criterion"),
+])
+def test_bad_settings_are_refused(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        SearchSettings(**kwargs)
+
+
+def test_unknown_strategy_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="compd, compd-close, dflare"):
+        get_strategy("nope")
+
+
+def _run(pair, seeds, name="compd", **settings):
+    recorder = EventRecorder()
+    context = SearchContext(pair, SearchSettings(**settings), rng_seed=7, emit=recorder)
+    return list(get_strategy(name).run(context, seeds)), recorder
+
+
+@pytest.mark.parametrize("name", ["compd", "dflare"])
+def test_same_seed_same_triggers(name, int8_pair, mnist_test):
+    seeds = select_seeds(int8_pair, mnist_test, 4, seed=3)
+    first, _ = _run(int8_pair, seeds, name, max_queries=600)
+    second, _ = _run(int8_pair, seeds, name, max_queries=600)
+    assert [r.queries for r in first] == [r.queries for r in second]
+    for a, b in zip(first, second):
+        assert (a.trigger is None) == (b.trigger is None)
+        if a.trigger is not None:
+            assert torch.equal(a.trigger.image, b.trigger.image)
+
+
+def test_trigger_survives_a_png_round_trip(int8_pair, mnist_test):
+    seeds = select_seeds(int8_pair, mnist_test, 3, seed=1)
+    results, _ = _run(int8_pair, seeds, max_queries=3000)
+    found = [r for r in results if r.found]
+    assert found
+    for r in found:
+        buffer = io.BytesIO()
+        Image.fromarray((r.trigger.image[0].numpy() * 255).round().astype(np.uint8)).save(buffer, "PNG")
+        reloaded = torch.from_numpy(np.asarray(Image.open(buffer), dtype=np.float32) / 255.0)[None, None]
+        check = int8_pair.predict(reloaded)
+        assert bool(is_deviation(check.original, check.compressed, torch.tensor([r.seed.label]))[0])
+
+
+def test_linf_bound_is_honoured_and_distances_reported(int8_pair, mnist_test):
+    seeds = select_seeds(int8_pair, mnist_test, 4, seed=2)
+    results, _ = _run(int8_pair, seeds, max_queries=3000, max_linf=0.3)
+    for r in results:
+        if r.found:
+            assert r.trigger.linf <= 0.3 + 1e-6
+            delta = (r.trigger.image - r.seed.image).flatten()
+            assert r.trigger.l2 == pytest.approx(float(delta.norm()), abs=1e-5)
+
+
+def test_budget_exhaustion_and_events(int8_pair, mnist_test):
+    seeds = select_seeds(int8_pair, mnist_test, 3, seed=4)
+    results, recorder = _run(int8_pair, seeds, "dflare", max_queries=5)
+    assert all(r.queries <= 5 for r in results)
+    assert {r.exit_reason for r in results if not r.found} <= {ExitReason.QUERY_BUDGET}
+    snapshot = recorder.snapshot()
+    assert snapshot["seeds_finished"] == 3
+    assert snapshot["queries"] == sum(r.queries for r in results)
+    assert sum(s["chosen"] for s in snapshot["operators"].values()) == sum(r.iterations for r in results)
+
+
+@pytest.mark.parametrize("name", ["compd", "dflare"])
+def test_stop_signal_ends_the_search_promptly(name, int8_pair, mnist_test):
+    seeds = select_seeds(int8_pair, mnist_test, 5, seed=5)
+    stop = threading.Event()
+    stop.set()
+    context = SearchContext(int8_pair, SearchSettings(), rng_seed=0, stop=stop)
+    results = list(get_strategy(name).run(context, seeds))
+    assert all(r.exit_reason is ExitReason.STOPPED for r in results)
