@@ -32,7 +32,8 @@ from compd_core.zoo import load_pair
 PAIRS = ["lenet5-int8-static", "lenet5-int8-qat", "lenet5-prune90", "lenet5-distilled",
          "lenet5-onnx-int8"]
 # (label, strategy, criterion): dflare also runs under its own published criterion.
-RUNS = [("compd", "compd", "valid"), ("dflare", "dflare", "valid"),
+RUNS = [("compd", "compd", "valid"), ("compd-close", "compd-close", "valid"),
+        ("dflare", "dflare", "valid"),
         ("dflare (any)", "dflare", "any"), ("diffchaser", "diffchaser", "valid"),
         ("random", "random", "valid"), ("gradient", "gradient", "valid")]
 
@@ -106,8 +107,10 @@ def main() -> None:
     parser.add_argument("--strategies", nargs="+", default=[label for label, _, _ in RUNS])
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--budget", type=int, default=10_000, help="queries per seed")
-    parser.add_argument("--baseline-budget", type=int, default=2_000,
-                        help="queries per seed for the published strategies (they run one image per call)")
+    parser.add_argument("--baseline-budget", type=int, default=1_000,
+                        help="queries per seed for dflare, diffchaser and random (over 10x dflare's median)")
+    parser.add_argument("--gradient-budget", type=int, default=200,
+                        help="queries per seed for gradient (20 starts of CompD's 10 steps; each costs a backward pass)")
     parser.add_argument("--time-budget", type=float, default=None, help="seconds per seed")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     args = parser.parse_args()
@@ -120,7 +123,8 @@ def main() -> None:
         f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}. "
         f"{args.seeds} seeds per pair (the same seeds for every strategy), criterion 'valid' "
         f"(the original keeps the seed's label) unless marked 'any'. Query budget per seed: "
-        f"{args.budget:,} for compd, {args.baseline_budget:,} for the others. "
+        f"{args.budget:,} for compd and compd-close, {args.gradient_budget:,} for gradient, "
+        f"{args.baseline_budget:,} for the others. "
         "Ratios are to dflare (valid): below 1 is better for queries, seconds and L2.",
         "",
     ]
@@ -132,7 +136,8 @@ def main() -> None:
         for label, strategy, criterion in RUNS:
             if label not in args.strategies:
                 continue
-            budget = args.budget if strategy == "compd" else args.baseline_budget
+            budget = (args.budget if strategy.startswith("compd")
+                      else args.gradient_budget if strategy == "gradient" else args.baseline_budget)
             try:
                 summary = run_one(pair_id, strategy, criterion, seeds, budget, args.time_budget)
             except WhiteBoxRequiredError:
