@@ -1,0 +1,174 @@
+"""``compd characterize``: disagreement of a pair, clean and under natural shift (Hu et al.)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from compd_core.cli.common import console, out, parse_csv, parse_csv_ints, print_json
+
+if TYPE_CHECKING:
+    from compd_core.characterize import CharacterizationReport, PairComparison
+
+T = TypeVar("T")
+Work = Callable[[Callable[[int, int, str], None], threading.Event], T]
+
+
+def run_stoppable(work: Work[T], description: str) -> tuple[T, bool]:
+    """Run ``work(on_progress, stop)`` in a worker with a progress bar; Ctrl-C sets ``stop``.
+
+    The worker finishes its current cell and returns a partial result, so an interrupted run
+    still prints (and saves) what it measured. Returns the result and whether it was stopped.
+    """
+    stop = threading.Event()
+    outcome: dict[str, object] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task(description, total=None)
+
+        def on_progress(done: int, total: int, label: str) -> None:
+            progress.update(task, completed=done, total=total, description=label)
+
+        finished = threading.Event()
+
+        def target() -> None:
+            try:
+                outcome["value"] = work(on_progress, stop)
+            except BaseException as exc:  # re-raised on the main thread below
+                outcome["error"] = exc
+            finally:
+                finished.set()
+
+        # Waiting on an event, not Thread.join: an interrupted join can leave the thread
+        # looking finished while it still runs.
+        threading.Thread(target=target, name="characterize", daemon=True).start()
+        try:
+            while not finished.wait(0.2):
+                pass
+        except KeyboardInterrupt:
+            stop.set()
+            console.print("stopping after the current cell (Ctrl-C again to abort)")
+            finished.wait()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"], stop.is_set()  # type: ignore[return-value]
+
+
+def characterize(
+    pair: str = typer.Option(..., "--pair", help="A zoo pair id (see `compd zoo list`)."),
+    corruptions: str = typer.Option(
+        "all", help="Comma-separated corruption names, or 'all'; an unknown name lists the "
+        "valid ones."
+    ),
+    severities: str = typer.Option("1,2,3,4,5", help="Comma-separated severities from 1 to 5."),
+    compare: list[str] = typer.Option(
+        [], "--compare", help="Another pair to put side by side (repeatable), e.g. the QAT "
+        "version of the same original."
+    ),
+    dataset: str = typer.Option("mnist", help="mnist (test split), mnist:train, a folder or .npz."),
+    seed: int = typer.Option(0, help="Seed of the corruptions' random draws."),
+    out_dir: Path = typer.Option(None, "--out", help="Folder for CSV tables and HTML figures."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Where and why a compressed model disagrees: clean, under 5 severities of natural
+    corruptions, and which uncertainty indicator predicts it (AUROC)."""
+    from compd_core.characterize import (
+        characterize as run_characterize,
+        check_severities,
+        compare_pairs,
+        resolve_corruptions,
+    )
+    from compd_core.characterize.export import png_available, write_outputs
+    from compd_core.data.resolve import load_dataset
+    from compd_core.zoo import load_pair
+
+    names = [c.name for c in resolve_corruptions(parse_csv(corruptions) or ["all"])]
+    levels = check_severities(parse_csv_ints(severities, "--severities"))
+    pairs = [load_pair(pair_id) for pair_id in (pair, *compare)]
+    data = load_dataset(dataset, pairs[0].input_shape)
+
+    def work(
+        on_progress: Callable[[int, int, str], None], stop: threading.Event
+    ) -> tuple[CharacterizationReport, PairComparison | None]:
+        if len(pairs) == 1:
+            return run_characterize(pairs[0], data, names, levels, seed, on_progress, stop), None
+        comparison = compare_pairs(pairs, data, names, levels, seed, on_progress, stop)
+        return comparison.reports[0], comparison
+
+    (report, comparison), stopped = run_stoppable(work, f"characterizing {pair}")
+    written = write_outputs(report, out_dir, comparison) if out_dir is not None else []
+    if written and not png_available():
+        console.print("PNG figures skipped: kaleido is not installed; the HTML files hold them")
+
+    if json_output:
+        payload = report.to_dict()
+        if comparison is not None:
+            payload["comparison"] = comparison.to_dict()
+        print_json(payload)
+    else:
+        _print_summary(report, comparison, written)
+    if stopped:
+        raise typer.Exit(130)
+
+
+def _percent(value: float) -> str:
+    return "n/a" if value != value else f"{100 * value:.2f}%"
+
+
+def _print_summary(
+    report: CharacterizationReport, comparison: PairComparison | None, written: list[Path]
+) -> None:
+    head = Table(title=f"{report.pair} on {report.dataset} ({report.clean.n} images)"
+                 + ("" if report.complete else " - stopped early"))
+    head.add_column("data")
+    head.add_column("disagree", justify="right")
+    head.add_column("acc. original", justify="right")
+    head.add_column("acc. compressed", justify="right")
+    head.add_row("clean", _percent(report.clean.rate), _percent(report.clean.accuracy_original),
+                 _percent(report.clean.accuracy_compressed))
+    for name, by_severity in report.by_corruption().items():
+        cells = [c for c in report.cells if c.corruption == name]
+        head.add_row(
+            name,
+            " ".join(_percent(by_severity[str(c.severity)]) for c in cells),
+            _percent(sum(c.accuracy_original for c in cells) / len(cells)),
+            _percent(sum(c.accuracy_compressed for c in cells) / len(cells)),
+        )
+    head.add_row("shifted (mean)", _percent(report.shifted_disagreement_rate),
+                 _percent(report.shifted_accuracy("original")),
+                 _percent(report.shifted_accuracy("compressed")))
+    out.print(head)
+
+    scores = Table(title=f"AUROC for predicting disagreement (best: {report.best_indicator})")
+    scores.add_column("indicator")
+    for condition in ("clean", "shifted"):
+        for model in ("original", "compressed"):
+            scores.add_column(f"{condition} {model}", justify="right")
+    for name in report.ranking("shifted"):
+        row = [report.auroc[c][name][m] for c in ("clean", "shifted")
+               for m in ("original", "compressed")]
+        scores.add_row(name, *("n/a" if v != v else f"{v:.3f}" for v in row))
+    out.print(scores)
+    if comparison is not None:
+        side = Table(title="side by side" + ("" if comparison.shared_original
+                                             else " (different originals)"))
+        for column in ("pair", "clean", "shifted", "shift effect"):
+            side.add_column(column, justify="left" if column == "pair" else "right")
+        for row in comparison.rows():
+            side.add_row(row["pair"], _percent(row["clean_disagreement_rate"]),
+                         _percent(row["shifted_disagreement_rate"]),
+                         _percent(row["shift_effect"]))
+        out.print(side)
+    for note in report.notes:
+        console.print(f"note: {note}")
+    if written:
+        console.print(f"wrote {len(written)} files to {written[0].parent}")
+    else:
+        console.print("use --out DIR to save the tables (CSV) and figures (HTML)")
