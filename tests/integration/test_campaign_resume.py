@@ -76,6 +76,7 @@ def test_bad_search_arguments_exit_2(tmp_path):
     for args, message in [
         (("--strategy", "nope"), "unknown strategy"),
         (("--budget", "0"), "query budget"),
+        (("--strategy", "gradient", "--pair", "lenet5-onnx-int8"), "black box"),
         (("--operators", "fancy"), "unknown operator set"),
     ]:
         argv = ["search", "--seeds", "2", "--db", db, *args]

@@ -8,12 +8,16 @@ from compd_core.errors import ConfigError
 from compd_core.search.strategies.base import SearchContext, SequentialStrategy, Strategy
 from compd_core.search.strategies.compd import CompdCloseStrategy, CompdParameters, CompdStrategy
 from compd_core.search.strategies.dflare import DflareStrategy
+from compd_core.search.strategies.diffchaser import DiffChaserStrategy
+from compd_core.search.strategies.gradient import GradientStrategy
 from compd_core.search.strategies.random_walk import RandomStrategy
 
 STRATEGIES: dict[str, Callable[[], Strategy]] = {
     "compd": CompdStrategy,
     "compd-close": CompdCloseStrategy,
     "dflare": DflareStrategy,
+    "diffchaser": DiffChaserStrategy,
+    "gradient": GradientStrategy,
     "random": RandomStrategy,
 }
 
@@ -30,7 +34,9 @@ __all__ = [
     "CompdCloseStrategy",
     "CompdParameters",
     "CompdStrategy",
+    "DiffChaserStrategy",
     "DflareStrategy",
+    "GradientStrategy",
     "RandomStrategy",
     "SearchContext",
     "SequentialStrategy",
