@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
+import os
 
-from compd_core.data import ImageDataset, load_mnist
+# LeNets on 28x28 digits gain nothing from a second thread, and on a busy machine two threads
+# per process stall each other; subprocesses (CLI tests, the served dashboard) inherit this.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+from compd_core.data import ImageDataset, load_mnist  # noqa: E402
 
 
 @pytest.fixture(scope="session")
