@@ -1,0 +1,264 @@
+"""Searches that run off the script thread, in a registry that outlives pages and reloads.
+
+Streamlit reruns a page's script on every interaction and forgets a browser tab when it is
+reloaded, so a search cannot live in the script thread or in session state. It runs in a worker
+thread registered here, in a module-level dict keyed by job id; a session keeps only the id (and
+the URL carries it), so switching pages or reloading finds the same job again. The worker never
+calls Streamlit: it writes into its ``Job`` (through the thread-safe ``LiveRecorder``), and the
+page's live fragment reads from it. Every seed's result is committed to the store as it ends, so
+closing the browser mid-search loses nothing that was found.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from compd_core.campaign import CampaignSpec, run_campaign
+from compd_core.data.dataset import ImageDataset
+from compd_core.errors import CompdError
+from compd_core.models.pair import ModelPair
+from compd_core.search.events import Event, EventRecorder, SeedFinished, SeedStarted, Step
+from compd_core.search.results import SeedResult
+from compd_core.search.strategies import get_strategy
+from compd_core.store import Store
+
+logger = logging.getLogger(__name__)
+
+JobStatus = Literal["running", "finished", "stopped", "failed"]
+JobKind = Literal["demo", "search"]
+KEEP_FINISHED = 32  # finished jobs kept for sessions that come back to them; older ones go
+
+
+@dataclass
+class LiveRecorder(EventRecorder):
+    """The engine's recorder, plus a clock for queries per second and an optional early stop.
+
+    ``stop_after`` ends the search once that many triggers are found (the one-click demo wants
+    the first one, not all of them).
+    """
+
+    stop_after: int | None = None
+    stop_event: threading.Event | None = None
+    first_event_at: float | None = None
+    last_event_at: float | None = None
+    last_step_at: float | None = None  # wall clock (time.time) of the last model query's event
+
+    def __call__(self, event: Event) -> None:
+        now = time.perf_counter()
+        if self.first_event_at is None and isinstance(event, SeedStarted):
+            self.first_event_at = now
+        self.last_event_at = now
+        if isinstance(event, Step):
+            self.last_step_at = time.time()
+        super().__call__(event)
+        if (
+            isinstance(event, SeedFinished)
+            and self.stop_after is not None
+            and self.stop_event is not None
+            and self.found >= self.stop_after
+        ):
+            self.stop_event.set()
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A consistent, plain copy of a job's state for one redraw of a view."""
+
+    seeds_total: int
+    seeds_started: int
+    seeds_done: int
+    found: int
+    queries: int
+    search_seconds: float  # first seed started -> now, or -> the last event once it has ended
+    operators: dict[str, dict[str, int]]
+    traces: dict[int, list[tuple[int, float]]]
+    results: list[SeedResult]
+
+    @property
+    def queries_per_second(self) -> float:
+        return self.queries / self.search_seconds if self.search_seconds > 0 else 0.0
+
+    @property
+    def latest_found(self) -> SeedResult | None:
+        return next((r for r in reversed(self.results) if r.found), None)
+
+
+@dataclass
+class Job:
+    """One search: its thread, stop signal, live recorder and outcome."""
+
+    id: str
+    kind: JobKind
+    run_id: str
+    spec: CampaignSpec
+    class_names: tuple[str, ...]
+    recorder: LiveRecorder
+    stop_event: threading.Event
+    started: float = field(default_factory=time.time)
+    status: JobStatus = "running"
+    summary: dict | None = None
+    error: str | None = None
+    ended: float | None = None
+    stop_requested: float | None = None  # when Stop was pressed: how fast it stopped is shown
+    thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended or time.time()) - self.started
+
+    @property
+    def stop_seconds(self) -> float | None:
+        """From Stop being pressed to the job having ended, every seed saved (None unless both)."""
+        if self.stop_requested is None or self.ended is None:
+            return None
+        return self.ended - self.stop_requested
+
+    @property
+    def halt_seconds(self) -> float | None:
+        """From Stop being pressed to the last model query (0 when none came after it)."""
+        last = self.recorder.last_step_at
+        if self.stop_requested is None or self.ended is None:
+            return None
+        return max(0.0, (last or 0.0) - self.stop_requested)
+
+    def request_stop(self) -> None:
+        """Ask the search to stop; the engine checks between steps (well under a second)."""
+        if self.stop_requested is None:
+            self.stop_requested = time.time()
+        self.stop_event.set()
+
+    def progress(self) -> Progress:
+        snapshot = self.recorder.snapshot()
+        first = self.recorder.first_event_at
+        last = time.perf_counter() if self.running else self.recorder.last_event_at
+        return Progress(
+            seeds_total=self.spec.seeds,
+            seeds_started=snapshot["seeds_started"],
+            seeds_done=snapshot["seeds_finished"],
+            found=snapshot["found"],
+            queries=snapshot["queries"],
+            search_seconds=0.0 if first is None or last is None else last - first,
+            operators=snapshot["operators"],
+            traces=snapshot["traces"],
+            results=snapshot["results"],
+        )
+
+    def _end(self, status: JobStatus, summary: dict | None = None, error: str | None = None) -> None:
+        with self._lock:
+            self.summary, self.error, self.ended = summary, error, time.time()
+            self.status = status  # last: a reader that sees the status sees the rest
+
+
+_JOBS: dict[str, Job] = {}
+_LOCK = threading.Lock()
+
+
+def start_search(
+    store: Store,
+    spec: CampaignSpec,
+    pair: ModelPair,
+    dataset: ImageDataset,
+    *,
+    kind: JobKind = "search",
+    stop_after: int | None = None,
+    note: str = "",
+) -> Job:
+    """Create the run in the store and start its search in a worker thread.
+
+    Mistakes that can be seen at once (an unknown strategy, a black-box pair for a white-box
+    strategy) raise here, before any thread starts, so the page can show them next to the form.
+    """
+    strategy = get_strategy(spec.strategy)
+    if strategy.needs_white_box:
+        pair.white_box()
+    run_id = store.create_run(spec.pair, spec.strategy, spec.settings, spec.seeds,
+                              spec.rng_seed, spec.dataset, note=note)
+    stop_event = threading.Event()
+    job = Job(
+        id=secrets.token_hex(6),
+        kind=kind,
+        run_id=run_id,
+        spec=spec,
+        class_names=pair.class_names,
+        recorder=LiveRecorder(stop_after=stop_after, stop_event=stop_event),
+        stop_event=stop_event,
+    )
+    job.thread = threading.Thread(
+        target=_work, args=(job, store, pair, dataset), name=f"compd-search-{job.id}", daemon=True
+    )
+    with _LOCK:
+        _forget_old_jobs()
+        _JOBS[job.id] = job
+    job.thread.start()
+    return job
+
+
+def _work(job: Job, store: Store, pair: ModelPair, dataset: ImageDataset) -> None:
+    """The worker: run the campaign into the run created for it; record how it ended."""
+    try:
+        # ``resume`` with the id made by start_search: the run exists (and is linkable) before the
+        # first seed is searched, and run_campaign still does all the storing and bookkeeping.
+        summary = run_campaign(job.spec, store, pair=pair, dataset=dataset, emit=job.recorder,
+                               stop=job.stop_event, resume=job.run_id)
+    except CompdError as exc:
+        _close_failed_run(store, job)
+        job._end("failed", error=str(exc))
+    except Exception as exc:  # a bug: keep the server alive, log it, tell the user plainly
+        logger.exception("search job %s failed", job.id)
+        _close_failed_run(store, job)
+        job._end("failed", error=f"the search failed unexpectedly ({type(exc).__name__}: {exc}); "
+                                 "the server's log has the details")
+    else:
+        job._end("stopped" if summary.stopped else "finished", summary=summary.to_dict())
+
+
+def _close_failed_run(store: Store, job: Job) -> None:
+    """A run that failed before its first seed holds nothing: remove it; otherwise close it."""
+    try:
+        record = store.get_run(job.run_id)
+        if record.seeds_done == 0:
+            store.delete_run(job.run_id)
+        elif record.status == "running":
+            store.finish_run(job.run_id, "stopped", job.seconds)
+    except CompdError:
+        logger.warning("could not close run %s of failed job %s", job.run_id, job.id)
+
+
+def _forget_old_jobs() -> None:
+    done = sorted((j for j in _JOBS.values() if not j.running), key=lambda j: j.started)
+    for job in done[: max(0, len(done) - KEEP_FINISHED)]:
+        del _JOBS[job.id]
+
+
+def get_job(job_id: str | None) -> Job | None:
+    if not job_id:
+        return None
+    with _LOCK:
+        return _JOBS.get(job_id)
+
+
+def job_for_run(run_id: str) -> Job | None:
+    """The job searching a run in this process, if any (a run being written cannot be deleted)."""
+    with _LOCK:
+        return next((j for j in _JOBS.values() if j.run_id == run_id and j.running), None)
+
+
+def stop_all(timeout: float = 5.0) -> None:
+    """Stop every running job and wait for them (tests use it to leave no thread behind)."""
+    with _LOCK:
+        jobs = list(_JOBS.values())
+    for job in jobs:
+        job.request_stop()
+    for job in jobs:
+        if job.thread is not None:
+            job.thread.join(timeout)

@@ -1,0 +1,203 @@
+"""Models: choose the pair to study (a shipped one, or your own two files) and a dataset, and see
+each model's card: accuracy, size, speed, and how often the two disagree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+from streamlit.runtime.uploaded_file_manager import UploadedFile
+
+from compd_core.errors import CompdError, ConfigError
+from dashboard import resources, session
+from dashboard.choices import DatasetChoice, PairChoice
+from dashboard.components.feedback import user_errors
+from dashboard.components.images import THUMB_SIZE, picture
+
+MODEL_TYPES = ["onnx", "pt", "pth", "ts", "torchscript", "jit"]
+MAX_DISAGREEMENTS_SHOWN = 8
+
+st.title("Models")
+st.caption("Pick the two models to compare: a shipped sample pair, or your own original and "
+           "compressed model files. The other pages work on the pair chosen here.")
+
+
+def sample_pair_ui(current: PairChoice) -> PairChoice:
+    entries = resources.zoo_entries()
+    ids = list(entries)
+    index = ids.index(current.zoo_id) if current.zoo_id in entries else 0
+    pair_id = st.selectbox("Sample pair", ids, index=index,
+                           format_func=lambda i: f"{i}: {entries[i].description}")
+    return PairChoice(zoo_id=pair_id)
+
+
+def _class_names(text: str) -> tuple[str, ...] | None:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    return names or None
+
+
+def _model_source(role: str, upload: UploadedFile | None, path: str) -> str:
+    """The path to load a model from: the uploaded file (kept on disk), else the typed path."""
+    if upload is not None:
+        return str(resources.save_upload(upload.name, upload.getvalue()))
+    if path.strip():
+        return path.strip()
+    raise ConfigError(f"give the {role} model: upload its file or type its path")
+
+
+def own_files_ui(current: PairChoice) -> PairChoice | None:
+    """Two model files (uploaded, or paths on this machine) with their input shape and classes."""
+    st.caption("TorchScript (`torch.jit.script(model).save(...)`) or ONNX files that map a float "
+               "batch (N, C, H, W) in [0, 1] to logits or probabilities. Put any normalisation "
+               "inside the model.")
+    with st.form("own-models", border=True):
+        left, right = st.columns(2)
+        original_file = left.file_uploader("Original model", type=MODEL_TYPES)
+        compressed_file = right.file_uploader("Compressed model", type=MODEL_TYPES)
+        original_path = left.text_input("…or its path on this machine",
+                                        value=current.original_path or "", key="original-path")
+        compressed_path = right.text_input("…or its path on this machine",
+                                           value=current.compressed_path or "",
+                                           key="compressed-path")
+        c, h, w, names = st.columns([1, 1, 1, 3])
+        channels = c.number_input("Channels", 1, 4, current.input_shape[0])
+        height = h.number_input("Height", 1, 1024, current.input_shape[1])
+        width = w.number_input("Width", 1, 1024, current.input_shape[2])
+        class_text = names.text_input("Class names, comma-separated (empty: 0, 1, 2, …)",
+                                      value=",".join(current.class_names or ()))
+        submitted = st.form_submit_button("Use these models", type="primary")
+    if not submitted:
+        return None if current.is_zoo else current
+    original = _model_source("original", original_file, original_path)
+    compressed = _model_source("compressed", compressed_file, compressed_path)
+    return PairChoice(zoo_id=None, original_path=original, compressed_path=compressed,
+                      input_shape=(int(channels), int(height), int(width)),
+                      class_names=_class_names(class_text))
+
+
+def dataset_ui(current: DatasetChoice) -> DatasetChoice:
+    options = {
+        "MNIST test split (2,000 digits)": "mnist",
+        "MNIST train split (8,000 digits)": "mnist:train",
+        "Upload an .npz (arrays x and y)": "upload",
+        "A folder or .npz on this machine": "path",
+    }
+    labels = list(options)
+    known = {v: k for k, v in options.items()}
+    index = labels.index(known.get(current.spec, known["upload" if current.uploaded else "path"]))
+    kind = options[st.radio("Dataset", labels, index=index, horizontal=True,
+                            help="Models are measured on it, and seeds are drawn from it.")]
+    if kind in ("mnist", "mnist:train"):
+        return DatasetChoice(kind, known[kind].split(" (")[0])
+    if kind == "upload":
+        file = st.file_uploader("Dataset (.npz with x: images, y: labels)", type=["npz"])
+        if file is None:
+            return current if current.uploaded else DatasetChoice()
+        path = resources.save_upload(file.name, file.getvalue())
+        return DatasetChoice(str(path), file.name, uploaded=True)
+    text = st.text_input("Folder (one sub-folder of PNG/JPG images per class) or .npz file",
+                         value="" if current.spec in options.values() or current.uploaded
+                         else current.spec)
+    return DatasetChoice(text.strip(), text.strip()) if text.strip() else current
+
+
+def readable(message: str, choice: PairChoice) -> str:
+    """Name uploaded files by the name the user gave them, not by where they were saved."""
+    uploads = str(resources.uploads_dir())
+    for path in (choice.original_path, choice.compressed_path):
+        if path and path.startswith(uploads):
+            message = message.replace(path, f"{Path(path).name} (uploaded)")
+    return message
+
+
+def _kib(size: int | None) -> str:
+    return "—" if size is None else f"{size / 1024:,.0f} KiB"
+
+
+def render_cards(choice: PairChoice, data_choice: DatasetChoice) -> None:
+    pair = resources.new_pair(choice)
+    data = resources.dataset(data_choice, pair.input_shape)
+    evaluation = resources.evaluation(choice, data_choice)
+    if choice.is_zoo:
+        entry = resources.zoo_entries()[choice.name]
+        sizes: tuple[int | None, int | None] = (resources.zoo_original_size(choice.name),
+                                                entry.size_bytes)
+        latency = (entry.latency_ms_original, entry.latency_ms_compressed)
+        latency_note = "measured when the zoo was built"
+    else:
+        sizes = (pair.original.info.size_bytes, pair.compressed.info.size_bytes)
+        latency = resources.latencies(choice)
+        latency_note = "measured on this machine"
+    accuracy = (evaluation.accuracy_original, evaluation.accuracy_compressed)
+    st.subheader(f"{pair.name} on {data.name} ({len(data):,} images)")
+    for i, role in enumerate(("Original", "Compressed")):
+        model = pair.original if i == 0 else pair.compressed
+        with st.container(border=True):
+            title, a, b, c, d, e = st.columns([1.6, 1, 1, 1, 1, 1], vertical_alignment="center")
+            title.markdown(f"**{role} model**  \n{model.info.kind}, "
+                           f"{model.info.num_classes} classes, input {model.info.input_shape}")
+            delta = None if i == 0 else f"{(accuracy[1] - accuracy[0]) * 100:+.2f} points"
+            a.metric("Accuracy", f"{accuracy[i]:.2%}", delta, delta_arrow="off")
+            b.metric("Agreement", f"{evaluation.agreement_rate:.2%}",
+                     help="Share of images on which both models give the same top answer")
+            c.metric("Disagreements", f"{evaluation.disagreements:,}",
+                     help=f"Images of {data.name} on which the two top answers differ")
+            size_delta = (f"{sizes[0] / sizes[1]:.1f}× smaller" if i == 1 and sizes[0] and sizes[1]
+                          else None)
+            d.metric("Size", _kib(sizes[i]), size_delta, delta_color="off", delta_arrow="off")
+            speed = None if i == 0 else f"{latency[0] / latency[1]:.1f}× the speed"
+            e.metric("Latency", f"{latency[i]:.1f} ms", speed, delta_color="off", delta_arrow="off",
+                     help=f"One batch of 256 images, median of 5; {latency_note}")
+    st.caption("Accuracy hides where the two differ. The disagreements are what a search looks "
+               "for; it finds many more by changing images slightly.")
+    disagree = evaluation.disagreement_indices[:MAX_DISAGREEMENTS_SHOWN].tolist()
+    if disagree:
+        names = pair.class_names
+        st.markdown(f"**Images of {data.name} on which they already disagree**")
+        columns = st.columns(MAX_DISAGREEMENTS_SHOWN)
+        for column, position in zip(columns, disagree):
+            said_o = names[int(evaluation.pred_original[position])]
+            said_c = names[int(evaluation.pred_compressed[position])]
+            column.image(picture(data.images[position], THUMB_SIZE), width="stretch",
+                         caption=f"true {names[int(data.labels[position])]} · "
+                                 f"original {said_o} · compressed {said_c}")
+
+
+current_pair, current_data = session.pair_choice(), session.dataset_choice()
+source = st.radio("Models", ["A shipped sample pair", "My own model files"], horizontal=True,
+                  index=0 if current_pair.is_zoo else 1)
+chosen: PairChoice | None = None
+with user_errors():
+    if source == "A shipped sample pair":
+        chosen = sample_pair_ui(current_pair)
+    else:
+        chosen = own_files_ui(current_pair)
+data_choice = dataset_ui(current_data)
+
+if chosen is None:
+    st.info("Upload or give the paths of both model files, then press **Use these models**.",
+            icon=":material/upload_file:")
+else:
+    try:
+        render_cards(chosen, data_choice)
+    except CompdError as exc:
+        st.error(readable(str(exc), chosen), icon=":material/error:")
+    else:
+        session.set_pair_and_dataset(chosen, data_choice)
+
+with st.expander("All shipped sample pairs"):
+    import pandas as pd
+
+    rows = [
+        {"pair": e.id, "compression": e.description,
+         "accuracy original": e.accuracy_original, "accuracy compressed": e.accuracy_compressed,
+         "disagreements (test)": e.disagreements, "size KiB": e.size_bytes / 1024,
+         "latency ms (256 images)": e.latency_ms_compressed}
+        for e in resources.zoo_entries().values()
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
+        "accuracy original": st.column_config.NumberColumn(format="percent"),
+        "accuracy compressed": st.column_config.NumberColumn(format="percent"),
+        "size KiB": st.column_config.NumberColumn(format="%.0f"),
+        "latency ms (256 images)": st.column_config.NumberColumn(format="%.1f"),
+    })

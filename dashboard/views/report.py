@@ -1,0 +1,44 @@
+"""Report: one self-contained HTML file for a run, to read here, download and send on."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from compd_core.report import build_report, report_filename
+from dashboard import resources, session
+from dashboard.components.feedback import user_errors
+
+st.title("Report")
+st.caption("One HTML file with everything inside (images, charts and a plain-language summary): "
+           "it opens in any browser, offline, and can be sent by mail.")
+
+
+@st.cache_data(show_spinner="Writing the report…", max_entries=16)
+def report_html(db: str, run_id: str, version: tuple[float, int], names: tuple[str, ...]) -> str:
+    """Cached per database and run; ``version`` (last write, seeds done) makes a run that is
+    still growing get a new report."""
+    return build_report(resources.get_store(), run_id, class_names=names)
+
+
+store = resources.get_store()
+with user_errors():
+    runs = {r.id: r for r in store.list_runs()}
+    if not runs:
+        st.info("No runs yet. Start one with **Find a deviation now** or on the Search page.",
+                icon=":material/info:")
+        st.stop()
+    ids = list(runs)
+    current = session.current_run()
+    chosen = st.selectbox("Run", ids, index=ids.index(current) if current in runs else 0,
+                          format_func=lambda i: f"{i} · {runs[i].pair} · {runs[i].strategy} · "
+                                                f"{runs[i].found} of {runs[i].seeds_done} found")
+    run = runs[chosen]
+    choice = resources.choice_for_run(run.pair, session.pair_choice())
+    trigger = next((r.trigger for r in store.load_results(chosen, details=False) if r.trigger), None)
+    names = resources.class_names_for(choice, 10 if trigger is None else trigger.probs_original.numel())
+    html = report_html(str(resources.db_path()), chosen, (run.updated, run.seeds_done), names)
+    st.download_button("Download the report (HTML)", html, file_name=report_filename(chosen),
+                       mime="text/html", type="primary", icon=":material/download:",
+                       on_click="ignore")
+    st.caption(f"{len(html.encode()) / 1024:,.0f} KiB · preview:")
+    st.iframe(html, height=900)

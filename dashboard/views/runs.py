@@ -1,0 +1,65 @@
+"""Runs: every search stored in the results database; reopen one, or delete it."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import jobs, resources, session
+from dashboard.components.feedback import user_errors
+
+st.title("Runs")
+st.caption(f"Every search stored in `{resources.db_path()}`, newest first. A run's results are "
+           "saved seed by seed, so a stopped or interrupted run keeps what it found.")
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+store = resources.get_store()
+with user_errors():
+    runs = store.list_runs()
+    if not runs:
+        st.info("No runs yet. Start one with **Find a deviation now** or on the Search page.",
+                icon=":material/info:")
+        st.stop()
+    table = pd.DataFrame([
+        {"run": r.id, "started": _when(r.created), "pair": r.pair, "strategy": r.strategy,
+         "status": "searching now" if jobs.job_for_run(r.id) else r.status,
+         "seeds": f"{r.seeds_done} / {r.seed_count}", "found": r.found, "found rate": r.found_rate,
+         "queries": r.queries, "seconds": r.wall_seconds, "note": r.note}
+        for r in runs
+    ])
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "found rate": st.column_config.ProgressColumn(format="percent", min_value=0, max_value=1),
+        "seconds": st.column_config.NumberColumn(format="%.1f"),
+        "queries": st.column_config.NumberColumn(format="localized"),
+    })
+
+    by_id = {r.id: r for r in runs}
+    ids = list(by_id)
+    current = session.current_run()
+    chosen = st.selectbox("Run", ids, index=ids.index(current) if current in by_id else 0,
+                          format_func=lambda i: f"{i} · {by_id[i].pair} · {by_id[i].strategy}")
+    open_col, report_col, delete_col = st.columns(3, vertical_alignment="bottom")
+    if open_col.button("Open its triggers", icon=":material/compare:", width="stretch"):
+        session.set_current_run(chosen)
+        st.switch_page("views/triggers.py")
+    if report_col.button("Make its report", icon=":material/description:", width="stretch"):
+        session.set_current_run(chosen)
+        st.switch_page("views/report.py")
+    with delete_col.popover("Delete…", icon=":material/delete:", width="stretch"):
+        if jobs.job_for_run(chosen) is not None:
+            st.warning("This run is still searching; stop it on the Search page first.")
+        else:
+            st.markdown(f"Delete run `{chosen}` with all its triggers, selections and repairs? "
+                        "This cannot be undone.")
+            if st.button("Delete for good", type="primary", key="delete-run"):
+                store.delete_run(chosen)
+                if current == chosen:
+                    session.set_current_run(None)
+                st.toast(f"Deleted run {chosen}.")
+                st.rerun()

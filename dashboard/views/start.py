@@ -1,0 +1,112 @@
+"""Start: what a compression deviation is, and one click that finds one live.
+
+This page must be usable within seconds of `compd dashboard`: until the button is pressed (or a
+demo is running) it imports nothing heavy, and it warms the models up once it has drawn.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard import warmup
+from dashboard.choices import DEFAULT_PAIR
+
+DEMO_SEEDS = 8  # the digits the compressed model is least sure about: one flips within seconds
+DEMO_BUDGET = 2_000  # queries per seed; the demo stops at its first deviation long before that
+DEMO_NOTE = "one-click demo: stops at the first deviation"
+
+st.title("Where does the compressed model stop agreeing with its original?")
+st.markdown(
+    "A **compression deviation** is an input on which a compressed model (quantized, pruned or "
+    "distilled to run on a small device) answers differently from the original model it was "
+    "made from, while the original still answers correctly. Such inputs often look unchanged "
+    "to a person, and they are exactly where the compressed copy can no longer be trusted."
+)
+
+
+def _start_demo() -> None:
+    from compd_core.campaign import CampaignSpec
+    from compd_core.search.settings import SearchSettings
+    from dashboard import jobs, resources, session
+    from dashboard.choices import DatasetChoice, PairChoice
+
+    running = session.current_job()
+    if running is not None and running.running:
+        st.warning("One of your searches is still running (see the Search page); stop it before "
+                   "starting the demo.", icon=":material/hourglass_top:")
+        return
+    choice, data_choice = PairChoice(zoo_id=DEFAULT_PAIR), DatasetChoice()
+    pair = resources.new_pair(choice)
+    data = resources.dataset(data_choice, pair.input_shape)
+    spec = CampaignSpec(pair=choice.name, strategy="compd", seeds=DEMO_SEEDS,
+                        settings=SearchSettings(max_queries=DEMO_BUDGET), rng_seed=0,
+                        dataset=data_choice.spec, seed_order="margin")
+    job = jobs.start_search(resources.get_store(), spec, pair, data, kind="demo", stop_after=1,
+                            note=DEMO_NOTE)
+    session.set_current_job(job)
+
+
+def _show_demo() -> None:
+    from dashboard import resources, session
+    from dashboard.components.live import live_panel
+    from dashboard.components.trigger_view import render_trigger
+
+    job = session.current_job()
+    if job is None or job.kind != "demo":
+        return
+    if job.running:
+        live_panel(job.id, compact=True)
+        return
+    if job.status == "failed":
+        st.error(job.error or "the search failed", icon=":material/error:")
+        return
+    results = resources.get_store().load_results(job.run_id, details=True)
+    found = [r for r in results if r.found]
+    if not found:
+        st.info(f"No deviation among the {len(results)} seeds searched within "
+                f"{DEMO_BUDGET:,} queries each. Try a larger budget on the Search page.")
+        return
+    result = found[0]
+    queries = sum(r.queries for r in results)
+    st.success(f"Found a deviation in {job.seconds:.1f} s, searching {len(results)} digits at once "
+               f"({queries:,} queries of both models in all).", icon=":material/check_circle:")
+    render_trigger(result, job.class_names, key=f"demo-{job.run_id}")
+    st.page_link("views/triggers.py", label="Inspect this trigger and how it was made",
+                 icon=":material/compare:")
+
+
+def _has_job() -> bool:
+    return bool(st.session_state.get("job_id") or st.query_params.get("job"))
+
+
+clicked = False
+with st.container(border=True):
+    text, action = st.columns([3, 1], vertical_alignment="center")
+    text.markdown(
+        f"**Try it now.** Search the shipped pair `{DEFAULT_PAIR}` (LeNet-5 on "
+        f"handwritten digits against its int8-quantized copy), starting from the {DEMO_SEEDS} "
+        "digits the compressed model is least sure about; the search stops at its first "
+        "deviation, usually within seconds."
+    )
+    clicked = action.button("Find a deviation now", type="primary", icon=":material/bolt:",
+                            width="stretch")
+
+if clicked or _has_job():
+    from compd_core.errors import CompdError
+
+    try:
+        if clicked:
+            _start_demo()
+        _show_demo()
+    except CompdError as exc:
+        st.error(str(exc), icon=":material/error:")
+
+st.divider()
+steps = st.columns(3)
+steps[0].page_link("views/models.py", label="Compare models, or load your own",
+                   icon=":material/memory:")
+steps[1].page_link("views/seeds.py", label="Choose or upload seed images",
+                   icon=":material/grid_view:")
+steps[2].page_link("views/search.py", label="Run a full search, live",
+                   icon=":material/travel_explore:")
+warmup.start()

@@ -1,0 +1,33 @@
+"""Helpers shared by the dashboard's tests (imported by name: pytest puts this folder on the path)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+PAIR = "lenet5-int8-static"
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    db: Path
+    run_id: str
+
+
+def finish_jobs(timeout: float = 180.0) -> None:
+    """Wait for every search the app started (searches run in worker threads)."""
+    from dashboard import jobs
+
+    for job in list(jobs._JOBS.values()):
+        if job.thread is not None:
+            job.thread.join(timeout)
+
+
+def open_page(at: AppTest, name: str) -> AppTest:
+    """Run the app once (st.navigation registers its pages), then open one page."""
+    at.run()
+    at.switch_page(f"views/{name}.py")
+    return at.run()

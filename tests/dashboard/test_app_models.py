@@ -1,0 +1,99 @@
+"""Models page: the shipped pairs' cards, the user's own files, and what bad files say."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from compd_core.data import load_mnist
+from compd_core.models.evaluate import evaluate_pair
+from compd_core.models.loading import load_classifier
+from compd_core.models.pair import ModelPair
+from compd_core.paths import sample_models_dir
+from compd_core.zoo import load_pair
+from dashboard_support import PAIR, open_page
+
+ONNX_ORIGINAL = sample_models_dir() / "lenet5" / "onnx-int8.float.onnx"
+ONNX_COMPRESSED = sample_models_dir() / "lenet5" / "onnx-int8.onnx"
+
+
+def _metrics(at: AppTest) -> list[tuple[str, str]]:
+    return [(m.label, m.value) for m in at.metric]
+
+
+def test_default_pair_cards_show_its_measured_numbers(app: AppTest) -> None:
+    open_page(app, "models")
+    assert not app.exception and not app.error
+    evaluation = evaluate_pair(load_pair(PAIR), load_mnist("test"))
+    metrics = _metrics(app)
+    accuracies = [v for k, v in metrics if k == "Accuracy"]
+    assert accuracies == [f"{evaluation.accuracy_original:.2%}",
+                          f"{evaluation.accuracy_compressed:.2%}"]
+    assert ("Disagreements", f"{evaluation.disagreements:,}") in metrics
+    assert ("Agreement", f"{evaluation.agreement_rate:.2%}") in metrics
+    assert len([k for k, _ in metrics if k == "Latency"]) == 2
+    # the test images on which the two models already disagree, one picture each (up to 8)
+    assert len(app.image) == min(evaluation.disagreements, 8)
+
+
+def test_choosing_another_sample_pair_changes_the_cards(app: AppTest) -> None:
+    open_page(app, "models")
+    app.selectbox[0].select("lenet1-prune90").run()
+    evaluation = evaluate_pair(load_pair("lenet1-prune90"), load_mnist("test"))
+    assert ("Disagreements", f"{evaluation.disagreements:,}") in _metrics(app)
+    assert evaluation.disagreements > 100  # 90% pruning of LeNet-1 is far from its original
+    assert app.session_state["pair_choice"].zoo_id == "lenet1-prune90"
+
+
+def _own_files(app: AppTest) -> AppTest:
+    open_page(app, "models")
+    return app.radio[0].set_value("My own model files").run()
+
+
+def test_own_onnx_files_by_path_are_measured(app: AppTest) -> None:
+    _own_files(app)
+    app.text_input(key="original-path").input(str(ONNX_ORIGINAL))
+    app.text_input(key="compressed-path").input(str(ONNX_COMPRESSED))
+    app.button[0].click().run()  # "Use these models"
+    assert not app.exception and not app.error
+    pair = ModelPair(load_classifier(ONNX_ORIGINAL, (1, 28, 28)),
+                     load_classifier(ONNX_COMPRESSED, (1, 28, 28)))
+    evaluation = evaluate_pair(pair, load_mnist("test"))
+    accuracies = [v for k, v in _metrics(app) if k == "Accuracy"]
+    assert accuracies == [f"{evaluation.accuracy_original:.2%}",
+                          f"{evaluation.accuracy_compressed:.2%}"]
+    assert app.session_state["pair_choice"].name == "onnx-int8.float.onnx vs onnx-int8.onnx"
+
+
+@pytest.mark.parametrize(("name", "content", "expected"), [
+    ("broken.onnx", b"this is not a model", "broken.onnx (uploaded) is not a loadable ONNX model"),
+    ("weights.pt", None, "holds weights without code"),
+])
+def test_bad_uploaded_model_files_say_what_is_wrong(app: AppTest, tmp_path: Path, name: str,
+                                                    content: bytes | None, expected: str) -> None:
+    if content is None:  # a plain state dict: weights without the code that uses them
+        path = tmp_path / name
+        torch.save({"weight": torch.zeros(3)}, path)
+        content = path.read_bytes()
+    _own_files(app)
+    app.file_uploader[0].set_value((name, content, "application/octet-stream"))
+    app.file_uploader[1].set_value(("good.onnx", ONNX_COMPRESSED.read_bytes(),
+                                    "application/octet-stream"))
+    app.button[0].click().run()
+    assert not app.exception
+    assert len(app.error) == 1 and expected in app.error[0].value
+    assert app.session_state["pair_choice"].zoo_id == PAIR  # the working pair is kept
+
+
+def test_missing_path_and_missing_model_are_explained(app: AppTest) -> None:
+    _own_files(app)
+    app.text_input(key="original-path").input("/no/such/original.onnx")
+    app.text_input(key="compressed-path").input(str(ONNX_COMPRESSED))
+    app.button[0].click().run()
+    assert "/no/such/original.onnx does not exist" in app.error[0].value
+    app.text_input(key="original-path").input("")
+    app.button[0].click().run()
+    assert "give the original model: upload its file or type its path" in app.error[0].value

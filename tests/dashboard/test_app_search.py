@@ -1,0 +1,110 @@
+"""Search page: a background search with live progress, hand-picked seeds, Stop, and two
+sessions searching at the same time."""
+
+from __future__ import annotations
+
+from streamlit.testing.v1 import AppTest
+
+from compd_core.data import load_mnist
+from compd_core.models.evaluate import evaluate_pair
+from compd_core.store import Store
+from compd_core.zoo import load_pair
+from dashboard import jobs
+from dashboard_support import APP, PAIR, finish_jobs, open_page
+
+
+def _set(at: AppTest, label: str, value) -> None:
+    next(w for w in at.number_input if w.label == label).set_value(value)
+
+
+def _start(at: AppTest, seeds: int, budget: int) -> AppTest:
+    _set(at, "Number of seeds", seeds)
+    _set(at, "Query budget per seed", budget)
+    return next(b for b in at.button if b.label == "Start search").click().run()
+
+
+def test_search_runs_in_the_background_and_shows_its_outcome(app: AppTest, db) -> None:
+    open_page(app, "search")
+    assert not app.exception
+    _start(app, seeds=3, budget=120)
+    job = jobs.get_job(app.session_state["job_id"])
+    assert job is not None and job.spec.seeds == 3 and job.spec.settings.max_queries == 120
+    finish_jobs()
+    app.run()
+    assert not app.exception and not app.error
+    assert app.subheader[0].value == "The last search finished"
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    assert run.id == job.run_id and run.status == "finished" and run.seeds_done == 3
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Seeds searched"] == "3 / 3"
+    assert metrics["Deviations found"] == str(run.found)
+    assert metrics["Queries"] == f"{run.queries:,}"
+    assert len(app.get("plotly_chart")) == 2  # fitness curves and operator use
+    # the form remembers what was asked for
+    assert next(w for w in app.number_input if w.label == "Number of seeds").value == 3
+
+
+def test_stop_ends_the_search_and_keeps_what_it_found(app: AppTest, db) -> None:
+    open_page(app, "search")
+    _start(app, seeds=60, budget=50_000)
+    assert any(b.label == "Stop" for b in app.button)  # the live panel is up
+    next(b for b in app.button if b.label == "Stop").click().run()
+    finish_jobs()
+    job = jobs.get_job(app.session_state["job_id"])
+    assert job is not None and job.status == "stopped" and job.stop_seconds is not None
+    app.run()
+    assert app.subheader[0].value == "The last search was stopped"
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    assert run.status == "stopped" and run.seeds_done == job.progress().seeds_done
+
+
+def test_hand_picked_seeds_are_searched_and_unsearchable_ones_left_out(app: AppTest, db) -> None:
+    evaluation = evaluate_pair(load_pair(PAIR), load_mnist("test"))
+    disagreeing = int(evaluation.disagreement_indices[0])
+    agreeing = [i for i in range(20) if bool(evaluation.pred_original[i] == evaluation.labels[i])
+                and bool(evaluation.pred_original[i] == evaluation.pred_compressed[i])][:3]
+    app.session_state["picked_positions"] = {disagreeing, *agreeing}
+    open_page(app, "search")
+    app.radio[0].set_value("My 4 picked or uploaded seeds").run()
+    _set(app, "Query budget per seed", 200)
+    next(b for b in app.button if b.label == "Start search").click().run()
+    assert any(f"image #{disagreeing}: the models already disagree" in w.value
+               for w in app.warning)
+    finish_jobs()
+    with Store(db) as store:
+        (run,) = store.list_runs()
+        results = store.load_results(run.id, details=False)
+    assert run.seed_count == 3 and run.dataset == "MNIST test split: 3 hand-picked"
+    assert sorted(r.seed.index for r in results) == sorted(agreeing)
+
+
+def test_no_searchable_pick_is_a_message_not_a_traceback(app: AppTest) -> None:
+    evaluation = evaluate_pair(load_pair(PAIR), load_mnist("test"))
+    app.session_state["picked_positions"] = {int(evaluation.disagreement_indices[0])}
+    open_page(app, "search")
+    app.radio[0].set_value("My 1 picked or uploaded seeds").run()
+    next(b for b in app.button if b.label == "Start search").click().run()
+    assert not app.exception
+    assert "none of your seeds can be searched" in app.error[0].value
+
+
+def test_two_sessions_search_independently(db) -> None:
+    first = AppTest.from_file(str(APP), default_timeout=120)
+    second = AppTest.from_file(str(APP), default_timeout=120)
+    try:
+        for at, seeds in ((first, 2), (second, 3)):
+            open_page(at, "search")
+            _start(at, seeds=seeds, budget=300)
+        one, two = (jobs.get_job(at.session_state["job_id"]) for at in (first, second))
+        assert one is not None and two is not None and one.run_id != two.run_id
+        finish_jobs()
+        with Store(db) as store:
+            done = {r.id: r.seeds_done for r in store.list_runs()}
+        assert done == {one.run_id: 2, two.run_id: 3}
+        for at, job in ((first, one), (second, two)):
+            at.run()
+            assert job.run_id in at.caption[1].value  # each session shows its own run
+    finally:
+        jobs.stop_all()

@@ -1,0 +1,224 @@
+"""The served dashboard in a real Chromium: the one-click demo and a live search with Stop.
+
+Serves the app with `compd dashboard` on a free port and a temporary database, drives Debian's
+Chromium through Playwright (no browser download), and saves screenshots and the measured
+timings (never asserted) under tests/dashboard/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import ViewportSize
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+VIEWPORT: ViewportSize = {"width": 1400, "height": 2000}  # Streamlit scrolls inside: shoot tall
+
+
+@dataclass
+class Server:
+    url: str
+    db: Path
+    launched: float  # perf_counter when `compd dashboard` was started
+    answered: float  # perf_counter when its health endpoint first answered
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _dashboard_command() -> list[str]:
+    """`compd dashboard` once the CLI registers it; the command module itself until then."""
+    from compd_core.cli import _register, app
+
+    _register()
+    if any(command.name == "dashboard" for command in app.registered_commands):
+        return [sys.executable, "-m", "compd_core", "dashboard"]
+    return [sys.executable, "-m", "compd_core.cli.dashboard"]
+
+
+def _record(name: str, value: float) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / "timings.json"
+    timings = json.loads(path.read_text()) if path.is_file() else {}
+    timings[name] = round(value, 3)
+    path.write_text(json.dumps(timings, indent=2) + "\n")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    if not CHROMIUM.is_file():
+        pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium "
+                    "(apt-get install -y chromium; .ci/run installs it)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    db = tmp_path_factory.mktemp("browser") / "results.sqlite"
+    log = (ARTIFACTS / "server.log").open("w")
+    paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    launched = time.perf_counter()
+    process = subprocess.Popen(
+        [*_dashboard_command(), "--port", str(port), "--db", str(db)],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        answered = _wait_for_health(url, process)
+        yield Server(url, db, launched, answered)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+        log.close()
+
+
+def _wait_for_health(url: str, process: subprocess.Popen, timeout: float = 90.0) -> float:
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"`compd dashboard` exited with {process.returncode}; "
+                        f"see {ARTIFACTS}/server.log")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return time.perf_counter()
+        except OSError:
+            time.sleep(0.2)
+    pytest.fail(f"the dashboard did not answer within {timeout:.0f} s; see {ARTIFACTS}/server.log")
+
+
+@pytest.fixture
+def page(server: Server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_page(viewport=VIEWPORT)
+        finally:
+            browser.close()
+
+
+def _loaded_images(page) -> int:
+    """Streamlit images that the browser has actually decoded (not just placed)."""
+    return page.locator('[data-testid="stImage"] img').evaluate_all(
+        "images => images.filter(i => i.complete && i.naturalWidth > 0).length"
+    )
+
+
+def test_one_click_demo_ends_on_a_trigger(server: Server, page) -> None:
+    opened = time.perf_counter()
+    page.goto(server.url)
+    button = page.get_by_role("button", name="Find a deviation now")
+    button.wait_for(timeout=60_000)
+    # A user's browser is already running: count the server's start plus the page's load.
+    server_s, page_s = server.answered - server.launched, time.perf_counter() - opened
+    _record("server_answers_s", server_s)
+    _record("page_load_s", page_s)
+    _record("start_page_usable_s", server_s + page_s)
+    page.screenshot(path=str(ARTIFACTS / "01-start.png"))
+
+    button.click()
+    clicked = time.perf_counter()
+    page.get_by_text("Found a deviation").first.wait_for(timeout=180_000)
+    _record("demo_click_to_trigger_s", time.perf_counter() - clicked)
+    chart = page.locator('[data-testid="stPlotlyChart"]').first
+    chart.wait_for(timeout=30_000)
+    chart.locator(".bars path").first.wait_for(state="attached", timeout=30_000)  # bars drawn
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
+        ".filter(i => i.complete && i.naturalWidth > 0).length >= 3", timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "02-demo-trigger.png"))
+
+    assert page.get_by_text("The original model still reads").count() == 1
+    assert "original model" in chart.inner_text() and "compressed model" in chart.inner_text()
+    assert _loaded_images(page) >= 3  # seed, trigger and their difference
+
+
+def test_search_runs_live_and_stops(server: Server, page) -> None:
+    page.goto(f"{server.url}/search")
+    start = page.get_by_role("button", name="Start search")
+    start.wait_for(timeout=60_000)
+    # Large enough that it is still searching when Stop is pressed, on any machine.
+    page.locator('input[aria-label="Number of seeds"]').fill("1000")
+    budget = page.locator('input[aria-label="Query budget per seed"]')
+    budget.fill("100000")
+    budget.press("Tab")
+    page.wait_for_timeout(500)
+    start.click()
+
+    # `.first`: while a fragment redraws, Streamlit briefly keeps the stale copy of an element
+    stamp = page.get_by_text("Live · updated").first
+    stamp.wait_for(timeout=60_000)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=60_000)
+    page.reload()  # a reload is a new session: the URL brings it back to the running search
+    stamp.wait_for(timeout=60_000)
+    page.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=60_000)
+    stamps, began = set(), time.perf_counter()
+    while time.perf_counter() - began < 6.0:
+        stamps.add(stamp.inner_text())
+        page.wait_for_timeout(100)
+    _record("live_panel_refreshes_per_s", (len(stamps) - 1) / (time.perf_counter() - began))
+    page.screenshot(path=str(ARTIFACTS / "03-search-live.png"))
+
+    page.get_by_role("button", name="Stop").first.click()
+    asked = time.perf_counter()
+    outcome = page.get_by_text("The last search was stopped").first
+    outcome.wait_for(timeout=60_000)
+    _record("stop_to_stopped_view_s", time.perf_counter() - asked)
+    caption = page.get_by_text("stopped querying").first.inner_text()
+    halted, saved = (float(v) for v in re.findall(r"([0-9.]+) s after", caption))
+    _record("stop_to_last_query_s", halted)
+    _record("stop_to_all_saved_s", saved)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "04-search-stopped.png"))
+
+    from compd_core.store import Store
+
+    with Store(server.db, create=False) as store:
+        run = next(r for r in store.list_runs() if r.seed_count == 1000)
+    assert run.status == "stopped"
+    assert run.seeds_done >= 1  # what was searched before Stop is in the store
+    if run.wall_seconds > 0:
+        _record("dashboard_queries_per_s", run.queries / run.wall_seconds)
+
+    page.get_by_role("link", name="Triggers").first.click()
+    page.get_by_text("selected for repair").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "05-triggers.png"))
+
+
+def test_models_and_report_pages_render(server: Server, page) -> None:
+    page.goto(f"{server.url}/models")  # a deep link, as after a reload
+    page.get_by_text("Compressed model").first.wait_for(timeout=120_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "06-models.png"))
+    page.goto(f"{server.url}/report")
+    page.get_by_role("button", name="Download the report (HTML)").wait_for(timeout=120_000)
+    page.wait_for_timeout(2500)
+    page.screenshot(path=str(ARTIFACTS / "07-report.png"))
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    assert "Triggers" in nav and "app" not in nav.split()  # st.navigation, not a pages/ folder

@@ -1,0 +1,74 @@
+"""The background job registry: searches off the script thread, stopped on request, failures
+reported as messages, and nothing found ever lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from compd_core.campaign import CampaignSpec
+from compd_core.data import load_mnist
+from compd_core.errors import ConfigError
+from compd_core.search.settings import SearchSettings
+from compd_core.store import Store
+from compd_core.zoo import load_pair
+from dashboard import jobs
+from dashboard_support import PAIR
+
+
+def _spec(seeds: int, budget: int) -> CampaignSpec:
+    return CampaignSpec(pair=PAIR, strategy="compd", seeds=seeds,
+                        settings=SearchSettings(max_queries=budget), rng_seed=0,
+                        seed_order="margin")
+
+
+def test_a_job_stores_every_result_and_its_live_counts_match(tmp_path: Path) -> None:
+    with Store(tmp_path / "r.sqlite") as store:
+        job = jobs.start_search(store, _spec(3, 200), load_pair(PAIR), load_mnist("test"))
+        assert jobs.get_job(job.id) is job and jobs.job_for_run(job.run_id) in (job, None)
+        job.thread.join(120)
+        assert job.status == "finished" and job.error is None
+        run = store.get_run(job.run_id)
+        progress = job.progress()
+        assert run.status == "finished" and run.seeds_done == progress.seeds_done == 3
+        assert run.found == progress.found == job.summary["found"]
+        assert run.queries == progress.queries == job.summary["total_queries"]
+        assert jobs.job_for_run(job.run_id) is None  # ended: the run may be deleted now
+
+
+def test_stop_ends_a_long_search_and_keeps_its_results(tmp_path: Path) -> None:
+    with Store(tmp_path / "r.sqlite") as store:
+        job = jobs.start_search(store, _spec(200, 100_000), load_pair(PAIR), load_mnist("test"))
+        job.request_stop()
+        job.thread.join(120)
+        assert job.status == "stopped" and job.stop_seconds is not None
+        run = store.get_run(job.run_id)
+        assert run.status == "stopped" and run.seeds_done == job.progress().seeds_done
+
+
+def test_demo_rule_stops_at_the_first_trigger(tmp_path: Path) -> None:
+    with Store(tmp_path / "r.sqlite") as store:
+        job = jobs.start_search(store, _spec(8, 2_000), load_pair(PAIR), load_mnist("test"),
+                                kind="demo", stop_after=1, note="demo")
+        job.thread.join(120)
+        run = store.get_run(job.run_id)
+    # seeds advance together, so the step that finds the first trigger may find a few at once
+    assert job.status == "stopped" and 1 <= run.found < 8 and run.note == "demo"
+
+
+def test_a_failing_search_reports_the_message_and_leaves_no_empty_run(tmp_path: Path) -> None:
+    with Store(tmp_path / "r.sqlite") as store:
+        job = jobs.start_search(store, _spec(5_000, 100), load_pair(PAIR), load_mnist("test"))
+        job.thread.join(120)
+        assert job.status == "failed"
+        assert "eligible seeds" in job.error  # more seeds asked for than the test split has
+        assert store.list_runs() == []
+
+
+def test_mistakes_seen_at_once_raise_before_any_thread(tmp_path: Path) -> None:
+    spec = CampaignSpec(pair=PAIR, strategy="no-such-strategy", seeds=1)
+    with Store(tmp_path / "r.sqlite") as store:
+        with pytest.raises(ConfigError, match="unknown strategy"):
+            jobs.start_search(store, spec, load_pair(PAIR), load_mnist("test"))
+        assert store.list_runs() == []
