@@ -127,6 +127,13 @@ def main() -> None:
         f"{args.baseline_budget:,} for the others. "
         "Ratios are to dflare (valid): below 1 is better for queries, seconds and L2.",
         "",
+        "How to read it: medians of queries, L2 and seconds are over the seeds a strategy solved, "
+        "so a strategy that solves only the easy seeds looks cheaper than it is; compare them "
+        "together with the success rate. 's / trigger' is the run's wall-clock divided by the "
+        "triggers found, the number that counts when seeds run side by side. All strategies of "
+        "one pair run in one process, one after the other, on the same machine; timings on a "
+        "busy machine move by tens of percent between runs, ratios much less.",
+        "",
     ]
     for pair_id in args.pairs:
         pair = load_pair(pair_id)
