@@ -29,7 +29,8 @@ def read_image(source: Path | bytes, channels: int, size: tuple[int, int]) -> np
                 img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError) as exc:
-        raise DatasetError(f"{name} is not a readable image (PNG or JPG expected): {exc}") from exc
+        # Pillow's message names the file object (a BytesIO repr for uploads): say it plainly.
+        raise DatasetError(f"{name} is not a readable image (PNG or JPG expected)") from exc
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
 
