@@ -20,8 +20,10 @@ PAGES = [
     st.Page("views/start.py", title="Start", icon=":material/rocket_launch:", default=True),
     st.Page("views/models.py", title="Models", icon=":material/memory:"),
     st.Page("views/seeds.py", title="Seeds", icon=":material/grid_view:"),
+    st.Page("views/characterize.py", title="Characterize", icon=":material/insights:"),
     st.Page("views/search.py", title="Search", icon=":material/travel_explore:"),
     st.Page("views/triggers.py", title="Triggers", icon=":material/compare:"),
+    st.Page("views/repair.py", title="Repair", icon=":material/healing:"),
     st.Page("views/runs.py", title="Runs", icon=":material/history:"),
     st.Page("views/report.py", title="Report", icon=":material/description:"),
 ]

@@ -25,6 +25,18 @@ def prunable(model: nn.Module) -> list[tuple[nn.Module, str]]:
     return [(m, "weight") for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
+def detach_derived_weights(model: nn.Module) -> None:
+    """Recompute each pruned layer's ``weight = weight_orig * weight_mask`` without autograd.
+
+    The pruning hook leaves ``weight`` as a non-leaf tensor after a forward pass with
+    gradients, which ``copy.deepcopy`` refuses; the values do not change.
+    """
+    with torch.no_grad():
+        for module, name in prunable(model):
+            if hasattr(module, f"{name}_mask"):
+                setattr(module, name, getattr(module, f"{name}_orig") * getattr(module, f"{name}_mask"))
+
+
 def sparsity(model: nn.Module) -> float:
     """Fraction of zero weights over the prunable layers."""
     weights = [getattr(m, name) for m, name in prunable(model)]
@@ -71,4 +83,10 @@ class GlobalL1Pruning(Recipe):
         return Compressed(served=model, standin=model)
 
     def trainable(self, compressed):  # noqa: D102
+        if isinstance(compressed.standin, nn.Module):
+            detach_derived_weights(compressed.standin)
         return super().trainable(compressed).train()
+
+    def finalize(self, trained, calibration):  # noqa: D102
+        detach_derived_weights(trained)
+        return super().finalize(trained, calibration)

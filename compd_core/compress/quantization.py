@@ -104,6 +104,49 @@ def _copy_qparams(twin: nn.Module, quantized: nn.Module) -> None:
     twin.apply(tq.disable_observer)
 
 
+_NUDGES = 8  # float32 round-off needs at most a step or two; more means something else is wrong
+
+
+def _observed(observer: nn.Module) -> bool:
+    min_val = getattr(observer, "min_val", None)
+    return min_val is not None and min_val.numel() > 0 and bool(torch.isfinite(min_val).all())
+
+
+def _pin(fake: tq.FakeQuantize) -> None:
+    """Set the observer's range so that its qparams are exactly the module's scale and zero point."""
+    observer = fake.activation_post_process
+    scale, zero = fake.scale.detach().double(), fake.zero_point.double()
+    symmetric = fake.qscheme in (torch.per_channel_symmetric, torch.per_tensor_symmetric)
+    if symmetric:
+        half = (observer.quant_max - observer.quant_min) / 2
+        low, high = -scale * half, scale * half
+    else:
+        low, high = (observer.quant_min - zero) * scale, (observer.quant_max - zero) * scale
+    observer.min_val, observer.max_val = low.float(), high.float()
+    for _ in range(_NUDGES):
+        got, _ = observer.calculate_qparams()
+        off = got != fake.scale
+        if not bool(off.any()):
+            return
+        direction = torch.where(got < fake.scale, torch.inf, -torch.inf)
+        nudged = torch.nextafter(observer.max_val, torch.full_like(observer.max_val, 0) + direction)
+        observer.max_val = torch.where(off, nudged, observer.max_val)
+        if symmetric:
+            observer.min_val = -observer.max_val
+
+
+def pin_unobserved(model: nn.Module) -> None:
+    """Pin every fake-quant module whose observer holds no statistics to its own scale.
+
+    A static model's twin is given its scales directly (``_copy_qparams``), so its observers
+    never saw data; ``convert`` reads the observers and would fail or invent new scales.
+    Pinned, the converted model computes exactly what the twin computed.
+    """
+    for module in model.modules():
+        if isinstance(module, tq.FakeQuantize) and not _observed(module.activation_post_process):
+            _pin(module)
+
+
 def _save_pair(compressed: Compressed, directory: Path, stem: str) -> dict[str, str]:
     files = {"model": f"{stem}.pt", "standin": f"{stem}.standin.pt"}
     torch.save(compressed.served.state_dict(), directory / files["model"])  # type: ignore[union-attr]
@@ -149,7 +192,9 @@ class StaticInt8(Recipe):
     def finalize(self, trained, calibration):  # noqa: D102
         with quiet_quantization():
             trained.eval()
-            served = tq.convert(copy.deepcopy(trained))
+            twin = copy.deepcopy(trained)
+            pin_unobserved(twin)
+            served = tq.convert(twin)
         return Compressed(served=served, standin=trained)
 
 

@@ -1,0 +1,116 @@
+"""``compd repair``: fine-tune a run's compressed model on its triggers, report before/after."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from compd_core.cli.common import console, out, print_json
+from compd_core.paths import default_db_path
+from compd_core.repair.events import EpochFinished, RepairEvent, ResearchProgress, StageStarted
+from compd_core.repair.settings import RepairSettings
+
+DEFAULTS = RepairSettings()
+
+
+class _ProgressSink:
+    """Repair events -> one Rich progress bar per stage (epochs, then re-search seeds)."""
+
+    def __init__(self, progress: Progress, epochs: int) -> None:
+        self.progress = progress
+        self.epochs = epochs
+        self.task: int | None = None
+
+    def _new_task(self, description: str, total: int | None) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, visible=False)
+        self.task = self.progress.add_task(description, total=total)
+
+    def __call__(self, event: RepairEvent) -> None:
+        if isinstance(event, StageStarted):
+            totals = {"training": self.epochs}
+            self._new_task(f"{event.stage}: {event.detail}", totals.get(event.stage))
+        elif isinstance(event, EpochFinished) and self.task is not None:
+            self.progress.update(
+                self.task, completed=event.epoch,
+                description=(f"training: loss {event.loss:.3f}, repaired train "
+                             f"{event.train_repaired_rate:.0%} / held-out {event.heldout_repaired_rate:.0%}"),
+            )
+        elif isinstance(event, ResearchProgress) and self.task is not None:
+            self.progress.update(
+                self.task, completed=event.seeds_done, total=event.seeds_total,
+                description=f"re-search {event.phase}: {event.found} deviations",
+            )
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _number(value: float | None, fmt: str = ".0f") -> str:
+    return "—" if value is None else format(value, fmt)
+
+
+def repair(
+    run: str = typer.Option(..., "--run", help="The run whose triggers to repair on (`compd runs list`)."),
+    db: Path = typer.Option(None, "--db", help="Results database (default ./compd.sqlite or $COMPD_DB)."),
+    selection: str = typer.Option(
+        None, "--selection",
+        help="A hand-picked selection of the run; default: its default selection, else every trigger.",
+    ),
+    epochs: int = typer.Option(DEFAULTS.epochs, help="Passes over the trigger set."),
+    lr: float = typer.Option(DEFAULTS.lr, help="Adam learning rate."),
+    batch_size: int = typer.Option(DEFAULTS.batch_size, help="Images per step, triggers and clean together."),
+    mix_ratio: float = typer.Option(DEFAULTS.mix_ratio, help="Clean share of each batch, in [0, 1)."),
+    variants: int = typer.Option(DEFAULTS.variants_per_trigger,
+                                 help="Label-preserving variants made around each training trigger."),
+    heldout_fraction: float = typer.Option(DEFAULTS.heldout_fraction,
+                                           help="Share of the triggers held out to judge the repair."),
+    ce_weight: float = typer.Option(DEFAULTS.ce_weight, help="Weight of cross-entropy on the original's labels."),
+    kl_weight: float = typer.Option(DEFAULTS.kl_weight, help="Weight of KL to the original's probabilities."),
+    seed: int = typer.Option(DEFAULTS.seed, "--seed", help="Random seed of the split, variants and batches."),
+    research_budget: int = typer.Option(None, help="Query budget per seed of the re-search (default: the run's)."),
+    no_research: bool = typer.Option(False, "--no-research", help="Skip re-searching the repaired pair."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Fine-tune the compressed model of a run's pair on its triggers; judged on held-out ones.
+
+    The repaired model becomes a new pair (see `compd zoo list`); the report is stored with the run.
+    """
+    from compd_core.repair import repair_run
+    from compd_core.store import Store
+
+    settings = RepairSettings(
+        lr=lr, epochs=epochs, batch_size=batch_size, mix_ratio=mix_ratio,
+        variants_per_trigger=variants, ce_weight=ce_weight, kl_weight=kl_weight,
+        heldout_fraction=heldout_fraction, seed=seed, research=not no_research,
+        research_max_queries=research_budget,
+    )
+    with Store(db or default_db_path(), create=False) as store:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, transient=json_output) as progress:
+            report = repair_run(store, run, settings, selection,
+                                emit=_ProgressSink(progress, settings.epochs),
+                                stop=threading.Event())
+    if json_output:
+        print_json(report.to_dict())
+        return
+    held, train = len(report.heldout_positions), len(report.train_positions)
+    out.print(f"repaired {report.pair_before} on {train} of {report.triggers} triggers "
+              f"({report.selection}); {held} held out")
+    out.print(f"held-out triggers repaired: {_rate(report.heldout_repaired_rate)} "
+              f"(training triggers: {_rate(report.train_repaired_rate)})")
+    out.print(f"test accuracy: {_rate(report.accuracy_before)} -> {_rate(report.accuracy_after)}; "
+              f"disagreements: {report.disagreements_before} -> {report.disagreements_after} "
+              f"on {report.test_images} test images")
+    if report.research_seeds is not None:
+        out.print(f"re-search ({report.research_strategy}, {report.research_seeds} seeds, "
+                  f"{report.research_max_queries} queries each): success "
+                  f"{_rate(report.research_success_before)} -> {_rate(report.research_success_after)}, "
+                  f"median queries {_number(report.research_median_queries_before)} -> "
+                  f"{_number(report.research_median_queries_after)}")
+    out.print(f"new pair: {report.repaired_pair} (search it with `compd search --pair "
+              f"{report.repaired_pair}`)")

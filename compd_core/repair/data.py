@@ -1,0 +1,98 @@
+"""The fine-tuning data: the chosen triggers, label-preserving variants around them, and the
+clean training split, all labelled by the original model.
+
+Variants are made with the search's own operators, so the repair sees the kind of change the
+search exploits, not only the few inputs it happened to stop at. A variant is kept only when
+the original still gives the seed's label: otherwise the mutation changed what the digit is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from compd_core.models.base import Classifier
+from compd_core.mutations.base import MutationOperator
+
+PREDICT_BATCH = 1024  # bounds memory when labelling thousands of variants at once
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """Images with the original's probabilities (soft targets) and top-1 labels (hard targets)."""
+
+    images: torch.Tensor  # (N, C, H, W) in [0, 1]
+    probs: torch.Tensor  # (N, K) the original's probabilities
+    labels: torch.Tensor  # (N,) the original's top-1
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+@dataclass(frozen=True)
+class TriggerSet:
+    """The trigger part of the training data and how it was made."""
+
+    data: LabelledImages
+    triggers: int
+    variants_made: int
+    variants_kept: int
+
+
+def probabilities(model: Classifier, images: torch.Tensor) -> torch.Tensor:
+    """A classifier's probabilities in chunks of ``PREDICT_BATCH``."""
+    if len(images) == 0:
+        return torch.empty((0, model.info.num_classes))
+    return torch.cat([
+        model.predict_proba(images[start : start + PREDICT_BATCH]).to(torch.float32)
+        for start in range(0, len(images), PREDICT_BATCH)
+    ])
+
+
+def labelled(model: Classifier, images: torch.Tensor) -> LabelledImages:
+    """Label images with ``model``'s own predictions."""
+    probs = probabilities(model, images)
+    return LabelledImages(images, probs, probs.argmax(1))
+
+
+def make_variants(
+    images: torch.Tensor,
+    count: int,
+    max_steps: int,
+    operators: Sequence[MutationOperator],
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """``count`` mutants of each image (grouped by image), each stacking 1..``max_steps``
+    randomly chosen operators, like a short search chain."""
+    if count == 0 or len(images) == 0:
+        return images[:0].clone()
+    batch = images.repeat_interleave(count, 0)
+    steps = torch.randint(1, max_steps + 1, (len(batch),), generator=generator)
+    for step in range(max_steps):
+        active = torch.nonzero(steps > step).flatten()
+        choices = torch.randint(0, len(operators), (len(active),), generator=generator)
+        for index in torch.unique(choices).tolist():
+            rows = active[choices == index]
+            batch[rows] = operators[index](batch[rows], generator).images
+    return batch
+
+
+def trigger_set(
+    original: Classifier,
+    triggers: torch.Tensor,
+    reference_labels: torch.Tensor,
+    variants_per_trigger: int,
+    variant_steps: int,
+    operators: Sequence[MutationOperator],
+    generator: torch.Generator,
+) -> TriggerSet:
+    """The triggers plus their kept variants, labelled by the original."""
+    variants = make_variants(triggers, variants_per_trigger, variant_steps, operators, generator)
+    variant_probs = probabilities(original, variants)
+    keep = variant_probs.argmax(1) == reference_labels.repeat_interleave(variants_per_trigger)
+    trigger_probs = probabilities(original, triggers)
+    probs = torch.cat([trigger_probs, variant_probs[keep]])
+    data = LabelledImages(torch.cat([triggers, variants[keep]]), probs, probs.argmax(1))
+    return TriggerSet(data, len(triggers), len(variants), int(keep.sum()))

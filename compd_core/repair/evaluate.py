@@ -1,0 +1,90 @@
+"""The before/after numbers of a repair, each measured the same way on both pairs."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from compd_core.data.dataset import ImageDataset
+from compd_core.models.pair import ModelPair
+from compd_core.search.results import Seed, SeedResult
+from compd_core.search.settings import SearchSettings
+from compd_core.search.strategies import SearchContext, get_strategy
+
+
+def agreement_rate(pair: ModelPair, images: torch.Tensor) -> float:
+    """Fraction of images on which the compressed model now gives the original's label.
+
+    On a trigger the original's label is the seed's (the deviation criterion required it),
+    and the original is never changed, so agreeing is what "repaired" means.
+    """
+    if len(images) == 0:
+        return 0.0
+    return float((~pair.predict(images).disagree).float().mean())
+
+
+@dataclass(frozen=True)
+class TestNumbers:
+    accuracy_original: float
+    accuracy_compressed: float
+    disagreements: int
+    images: int
+
+
+def test_numbers(pair: ModelPair, dataset: ImageDataset) -> TestNumbers:
+    prediction = pair.predict(dataset.images)
+    right_o = prediction.labels_original == dataset.labels
+    right_c = prediction.labels_compressed == dataset.labels
+    return TestNumbers(float(right_o.float().mean()), float(right_c.float().mean()),
+                       int(prediction.disagree.sum()), len(dataset))
+
+
+@dataclass(frozen=True)
+class ResearchNumbers:
+    """How hard the search found it to deviate a pair from the same seeds."""
+
+    seeds: int
+    found: int
+    success_rate: float
+    median_queries: float | None  # over the seeds that deviated, as the campaign reports it
+    queries_per_trigger: float | None  # all queries spent / deviations found: counts the misses
+    stopped: bool
+
+
+def research(
+    pair: ModelPair,
+    strategy: str,
+    seeds: Sequence[Seed],
+    settings: SearchSettings,
+    rng_seed: int,
+    stop: threading.Event,
+    on_seed: Callable[[int, int], None] | None = None,
+) -> ResearchNumbers:
+    """Search ``seeds`` of ``pair`` with a fresh strategy, nothing stored.
+
+    Giving both pairs the very same Seed objects (not a new seed selection, which depends on
+    where the pair agrees) keeps the comparison about the model and nothing else.
+    """
+    searcher = get_strategy(strategy)
+    if searcher.needs_white_box:
+        pair.white_box()
+    context = SearchContext(pair, settings, rng_seed, stop=stop)
+    results: list[SeedResult] = []
+    for result in searcher.run(context, seeds):
+        results.append(result)
+        if on_seed is not None:
+            on_seed(len(results), sum(r.found for r in results))
+    hits = [r for r in results if r.found]
+    queries = sum(r.queries for r in results)
+    return ResearchNumbers(
+        seeds=len(results),
+        found=len(hits),
+        success_rate=len(hits) / len(results) if results else 0.0,
+        median_queries=float(statistics.median(r.queries for r in hits)) if hits else None,
+        queries_per_trigger=queries / len(hits) if hits else None,
+        stopped=stop.is_set(),
+    )

@@ -1,0 +1,56 @@
+"""The honest before/after account of one repair (see bench/REPAIR.md for what each number means)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    """Every number is measured on the served models (int8 as converted, not the fake-quant twin).
+
+    "Repaired" means the compressed model now gives the original's label on the trigger. The
+    held-out triggers never touched training, and the test numbers leave out the seed images of
+    the training triggers, so nothing the repair was shown is counted in its favour. Fields are
+    None when a stop ended the repair before they were measured.
+    """
+
+    run_id: str
+    selection: str  # the selection's name, or "all" when every trigger of the run was used
+    pair_before: str
+    repaired_pair: str | None  # the new pair's id; None when the repair was stopped
+    stopped: bool
+    triggers: int  # triggers chosen for the repair (both parts)
+    train_positions: list[int]  # seed positions of the triggers trained on
+    heldout_positions: list[int]  # seed positions of the held-out triggers
+    variants_made: int | None = None
+    variants_kept: int | None = None  # the original still gave the seed's label on these
+    trigger_set_images: int | None = None  # training triggers plus kept variants
+    clean_images: int | None = None
+    epochs_run: int = 0
+    final_loss: float | None = None
+    heldout_repaired_before: float | None = None  # 0 unless a trigger no longer deviates
+    heldout_repaired_rate: float | None = None
+    train_repaired_before: float | None = None
+    train_repaired_rate: float | None = None
+    test_images: int | None = None  # the test split minus the training triggers' seeds
+    accuracy_original: float | None = None
+    accuracy_before: float | None = None
+    accuracy_after: float | None = None
+    disagreements_before: int | None = None
+    disagreements_after: int | None = None
+    research_strategy: str | None = None
+    research_seeds: int | None = None  # the run's seeds minus the training triggers' seeds
+    research_max_queries: int | None = None
+    research_success_before: float | None = None
+    research_success_after: float | None = None
+    research_median_queries_before: float | None = None
+    research_median_queries_after: float | None = None
+    research_queries_per_trigger_before: float | None = None
+    research_queries_per_trigger_after: float | None = None
+    seconds: float | None = None
+    repair_id: int | None = None  # the store's id for this repair
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

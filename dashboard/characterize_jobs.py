@@ -1,0 +1,123 @@
+"""Characterizations that run off the script thread, in a registry that outlives pages and reloads.
+
+A full characterization (18 corruptions x 5 severities, several pairs) takes tens of seconds:
+too long for a script run, which Streamlit repeats on every click. It runs in a worker thread
+registered here by job id, like searches in ``jobs``; the session keeps only the id. The worker
+never calls Streamlit: it writes its progress into the ``CharacterizeJob`` and the page's live
+fragment reads it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from compd_core.characterize import PairComparison, compare_pairs
+from compd_core.data.dataset import ImageDataset
+from compd_core.errors import CompdError
+from compd_core.models.pair import ModelPair
+
+logger = logging.getLogger(__name__)
+
+KEEP_FINISHED = 8  # finished characterizations kept for sessions that come back to them
+
+
+@dataclass
+class CharacterizeJob:
+    """One characterization of one or more pairs: its thread, stop signal, progress and outcome."""
+
+    id: str
+    pairs: tuple[str, ...]  # the first is the session's pair; the rest are compared with it
+    corruptions: tuple[str, ...]
+    severities: tuple[int, ...]
+    seed: int
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    started: float = field(default_factory=time.time)
+    done: int = 0
+    total: int = 1
+    label: str = "starting"
+    status: str = "running"  # running, finished, stopped, failed
+    comparison: PairComparison | None = None
+    error: str | None = None
+    ended: float | None = None
+    thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended or time.time()) - self.started
+
+    def request_stop(self) -> None:
+        """The engine checks between cells (a fraction of a second each)."""
+        self.stop_event.set()
+
+    def _progress(self, done: int, total: int, label: str) -> None:
+        self.done, self.total, self.label = done, total, label
+
+
+_JOBS: dict[str, CharacterizeJob] = {}
+_LOCK = threading.Lock()
+
+
+def start_characterize(
+    pairs: Sequence[ModelPair],
+    dataset: ImageDataset,
+    corruptions: Sequence[str],
+    severities: Sequence[int],
+    seed: int = 0,
+) -> CharacterizeJob:
+    """Start characterizing ``pairs`` (the first is the one studied) in a worker thread."""
+    job = CharacterizeJob(id=secrets.token_hex(6), pairs=tuple(p.name for p in pairs),
+                          corruptions=tuple(corruptions), severities=tuple(severities), seed=seed)
+    job.thread = threading.Thread(target=_work, args=(job, list(pairs), dataset),
+                                  name=f"compd-characterize-{job.id}", daemon=True)
+    with _LOCK:
+        done = sorted((j for j in _JOBS.values() if not j.running), key=lambda j: j.started)
+        for old in done[: max(0, len(done) - KEEP_FINISHED)]:
+            del _JOBS[old.id]
+        _JOBS[job.id] = job
+    job.thread.start()
+    return job
+
+
+def _work(job: CharacterizeJob, pairs: list[ModelPair], dataset: ImageDataset) -> None:
+    try:
+        comparison = compare_pairs(pairs, dataset, job.corruptions, job.severities, job.seed,
+                                   on_progress=job._progress, stop=job.stop_event)
+    except CompdError as exc:
+        job.error, job.ended, job.status = str(exc), time.time(), "failed"
+    except Exception as exc:  # a bug: keep the server alive, log it, tell the user plainly
+        logger.exception("characterize job %s failed", job.id)
+        job.error = (f"the characterization failed unexpectedly ({type(exc).__name__}: {exc}); "
+                     "the server's log has the details")
+        job.ended, job.status = time.time(), "failed"
+    else:
+        reports = comparison.reports
+        complete = len(reports) == len(pairs) and all(r.complete for r in reports)
+        job.comparison, job.ended = comparison, time.time()
+        job.status = "finished" if complete else "stopped"  # last: readers see the rest first
+
+
+def get_job(job_id: str | None) -> CharacterizeJob | None:
+    if not job_id:
+        return None
+    with _LOCK:
+        return _JOBS.get(job_id)
+
+
+def stop_all(timeout: float = 10.0) -> None:
+    """Stop every running characterization and wait for it (tests leave no thread behind)."""
+    with _LOCK:
+        running = list(_JOBS.values())
+    for job in running:
+        job.request_stop()
+    for job in running:
+        if job.thread is not None:
+            job.thread.join(timeout)

@@ -1,0 +1,156 @@
+"""Repairs that run off the script thread, in a registry that outlives pages and reloads.
+
+A repair fine-tunes a model and re-runs a search: minutes, not a script run. It runs in a
+worker thread registered here by job id, like searches in ``jobs``; the session keeps only the
+id. The worker never calls Streamlit: the engine's events are copied into the ``RepairJob``
+under a lock, and the page's live fragment reads a consistent snapshot of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+
+from compd_core.errors import CompdError
+from compd_core.repair import (
+    EpochFinished,
+    RepairEvent,
+    RepairReport,
+    RepairSettings,
+    ResearchProgress,
+    StageStarted,
+    fine_tunable_source,
+    repair_run,
+)
+from compd_core.store import Store
+
+logger = logging.getLogger(__name__)
+
+KEEP_FINISHED = 8
+
+
+@dataclass(frozen=True)
+class RepairProgress:
+    """A plain copy of a repair's state for one redraw."""
+
+    stage: str
+    detail: str
+    epochs: list[EpochFinished]
+    research: dict[str, ResearchProgress]  # "before" / "after" -> latest progress
+
+
+@dataclass
+class RepairJob:
+    """One repair of one run's chosen triggers: thread, stop signal, events and outcome."""
+
+    id: str
+    run_id: str
+    pair: str
+    settings: RepairSettings
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    started: float = field(default_factory=time.time)
+    status: str = "running"  # running, finished, stopped, failed
+    report: RepairReport | None = None
+    error: str | None = None
+    ended: float | None = None
+    thread: threading.Thread | None = None
+    _stage: tuple[str, str] = ("starting", "loading the models and the run's triggers")
+    _epochs: list[EpochFinished] = field(default_factory=list)
+    _research: dict[str, ResearchProgress] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended or time.time()) - self.started
+
+    def request_stop(self) -> None:
+        """The engine checks between training steps and re-searched seeds; nothing is saved."""
+        self.stop_event.set()
+
+    def record(self, event: RepairEvent) -> None:
+        """The engine's event sink (called on the worker thread)."""
+        with self._lock:
+            if isinstance(event, StageStarted):
+                self._stage = (event.stage, event.detail)
+            elif isinstance(event, EpochFinished):
+                self._epochs.append(event)
+            elif isinstance(event, ResearchProgress):
+                self._research[event.phase] = event
+
+    def progress(self) -> RepairProgress:
+        with self._lock:
+            return RepairProgress(self._stage[0], self._stage[1], list(self._epochs),
+                                  dict(self._research))
+
+    def _end(self, status: str, report: RepairReport | None = None,
+             error: str | None = None) -> None:
+        with self._lock:
+            self.report, self.error, self.ended = report, error, time.time()
+            self.status = status  # last: a reader that sees the status sees the rest
+
+
+_JOBS: dict[str, RepairJob] = {}
+_LOCK = threading.Lock()
+
+
+def start_repair(store: Store, run_id: str, settings: RepairSettings) -> RepairJob:
+    """Start repairing a run's pair on its hand-picked triggers (all, when none are picked).
+
+    A pair that cannot be fine-tuned (black box, not in the zoo) raises here, before any thread.
+    """
+    run = store.get_run(run_id)
+    fine_tunable_source(run.pair)
+    job = RepairJob(id=secrets.token_hex(6), run_id=run_id, pair=run.pair, settings=settings)
+    job.thread = threading.Thread(target=_work, args=(job, store), name=f"compd-repair-{job.id}",
+                                  daemon=True)
+    with _LOCK:
+        done = sorted((j for j in _JOBS.values() if not j.running), key=lambda j: j.started)
+        for old in done[: max(0, len(done) - KEEP_FINISHED)]:
+            del _JOBS[old.id]
+        _JOBS[job.id] = job
+    job.thread.start()
+    return job
+
+
+def _work(job: RepairJob, store: Store) -> None:
+    try:
+        report = repair_run(store, job.run_id, job.settings, emit=job.record, stop=job.stop_event)
+    except CompdError as exc:
+        job._end("failed", error=str(exc))
+    except Exception as exc:  # a bug: keep the server alive, log it, tell the user plainly
+        logger.exception("repair job %s failed", job.id)
+        job._end("failed", error=f"the repair failed unexpectedly ({type(exc).__name__}: {exc}); "
+                                 "the server's log has the details")
+    else:
+        job._end("stopped" if report.stopped else "finished", report=report)
+
+
+def get_job(job_id: str | None) -> RepairJob | None:
+    if not job_id:
+        return None
+    with _LOCK:
+        return _JOBS.get(job_id)
+
+
+def job_for_run(run_id: str) -> RepairJob | None:
+    """The repair running on a run in this process, if any."""
+    with _LOCK:
+        return next((j for j in _JOBS.values() if j.run_id == run_id and j.running), None)
+
+
+def stop_all(timeout: float = 30.0) -> None:
+    """Stop every running repair and wait for it (tests leave no thread behind)."""
+    with _LOCK:
+        running = list(_JOBS.values())
+    for job in running:
+        job.request_stop()
+    for job in running:
+        if job.thread is not None:
+            job.thread.join(timeout)

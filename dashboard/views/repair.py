@@ -1,0 +1,201 @@
+"""Repair: fine-tune the compressed model on a run's hand-picked triggers, watch it learn, judge it
+on triggers it never saw, and search the repaired pair."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from compd_core.errors import CompdError
+from compd_core.repair import RepairReport, RepairSettings, fine_tunable_source
+from compd_core.store import RunRecord, Store
+from dashboard import repair_jobs, resources, session
+from dashboard.choices import PairChoice
+from dashboard.components.feedback import show_pending, user_errors
+from dashboard.components.images import image_strip
+from dashboard.components.repair_charts import (
+    before_after_figure,
+    before_after_table,
+    training_figure,
+)
+from dashboard.components.trigger_view import PLOTLY_CONFIG
+
+JOB_KEY = "repair_job_id"
+REFRESH_SECONDS = 0.5
+SHOWN_TRIGGERS = 16
+DEMO_RESEARCH_QUERIES = 1_000  # a re-search at the run's own budget can take minutes
+
+st.title("Repair")
+st.caption("Fine-tune the compressed model on the triggers you picked, so that it answers like "
+           "the original again. Half of them are held out: only triggers the repair never saw "
+           "show whether it generalises.")
+
+
+def choose_run(store: Store) -> RunRecord | None:
+    runs = {r.id: r for r in store.list_runs()}
+    if not runs:
+        st.info("No runs yet: search for triggers first, then pick some on the Triggers page.",
+                icon=":material/info:")
+        return None
+    ids = list(runs)
+    current = session.current_run()
+    chosen = st.selectbox("Run", ids, index=ids.index(current) if current in runs else 0,
+                          format_func=lambda i: f"{i} · {runs[i].pair} · {runs[i].strategy} · "
+                                                f"{runs[i].found} triggers")
+    if chosen != current:
+        session.set_current_run(chosen)
+    return runs[chosen]
+
+
+def selection_ui(store: Store, run: RunRecord) -> bool:
+    """The triggers the repair will use; False when there are none."""
+    picked = store.get_selection(run.id)
+    found = [r for r in store.load_results(run.id, picked or None, details=False) if r.found]
+    if not found:
+        st.info("This run has found no trigger: there is nothing to repair.",
+                icon=":material/search_off:")
+        return False
+    if picked:
+        st.markdown(f"**{len(found)} hand-picked trigger{'s' * (len(found) != 1)}** (picked on "
+                    "the Triggers page)")
+    else:
+        st.markdown(f"**No hand-picked selection: all {len(found)} triggers of the run** will be "
+                    "used (pick some on the Triggers page)")
+    shown = found[:SHOWN_TRIGGERS]
+    image_strip([r.trigger.image for r in shown if r.trigger is not None],
+                [f"{r.trigger.label_original} → {r.trigger.label_compressed} · #{r.seed.index}"
+                 for r in shown if r.trigger is not None], per_row=SHOWN_TRIGGERS // 2, size=56)
+    if len(found) > len(shown):
+        st.caption(f"…and {len(found) - len(shown)} more.")
+    return True
+
+
+def settings_ui(run: RunRecord) -> tuple[RepairSettings, bool]:
+    """The settings (small enough for a demo) and whether Start was pressed; raises ConfigError."""
+    a, b, c, d = st.columns(4)
+    epochs = a.number_input("Epochs", 1, 200, 8, help="Passes over the trigger set")
+    variants = b.number_input("Variants per trigger", 0, 256, 8,
+                              help="Label-preserving mutants made around each training trigger")
+    lr = c.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.0e")
+    mix = d.number_input("Clean share of each batch", 0.0, 0.99, 0.75, step=0.05,
+                         help="Clean training images keep the model's accuracy")
+    e, f, g, h = st.columns(4, vertical_alignment="bottom")
+    heldout = e.number_input("Held-out share", 0.05, 0.95, 0.5, step=0.05,
+                             help="Triggers kept out of training to judge the repair")
+    seed = f.number_input("Random seed", 0, 2**31 - 1, 0)
+    research = g.checkbox("Re-search both pairs", value=True,
+                          help="Run the run's search again on the seeds not trained on")
+    budget = h.number_input("Re-search queries per seed", 1, 1_000_000,
+                            min(run.settings.max_queries, DEMO_RESEARCH_QUERIES),
+                            disabled=not research)
+    clicked = st.button("Start repair", type="primary", icon=":material/play_arrow:")
+    settings = RepairSettings(lr=float(lr), epochs=int(epochs), mix_ratio=float(mix),
+                              variants_per_trigger=int(variants), heldout_fraction=float(heldout),
+                              seed=int(seed), research=research, research_max_queries=int(budget))
+    return settings, clicked
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def live_panel(job_id: str) -> None:
+    """Stage, loss and repair curves while the job runs; reruns the page when it has ended."""
+    job = repair_jobs.get_job(job_id)
+    if job is None:
+        return
+    if not job.running:
+        st.rerun(scope="app")
+    head, button = st.columns([5, 1], vertical_alignment="center")
+    stopping = job.stop_event.is_set()
+    if button.button("Stop", key=f"stop-repair-{job_id}", icon=":material/stop_circle:",
+                     width="stretch", disabled=stopping):
+        job.request_stop()
+    progress = job.progress()
+    head.markdown("**Stopping:** nothing of this repair will be saved…" if stopping else
+                  f"**Repairing** `{job.pair}` (run `{job.run_id}`) · {progress.stage}: "
+                  f"{progress.detail}")
+    done = len(progress.epochs)
+    st.progress(min(done / job.settings.epochs, 1.0),
+                text=f"{done} of {job.settings.epochs} epochs · {job.seconds:.1f} s")
+    if progress.epochs:
+        last = progress.epochs[-1]
+        a, b, c = st.columns(3)
+        a.metric("Loss", f"{last.loss:.4f}")
+        b.metric("Held-out triggers repaired", f"{last.heldout_repaired_rate:.0%}")
+        c.metric("Trained-on triggers repaired", f"{last.train_repaired_rate:.0%}")
+        st.plotly_chart(training_figure(progress.epochs), key=f"repair-live-{job_id}",
+                        config=PLOTLY_CONFIG)
+    for phase, item in progress.research.items():
+        st.caption(f"Re-search {phase} the repair: {item.seeds_done} of {item.seeds_total} seeds, "
+                   f"{item.found} deviated")
+
+
+def _search_repaired(pair_id: str) -> None:
+    # The repaired pair is new in the user zoo: forget the cached list so every page sees it.
+    resources.zoo_entries.clear()
+    session.set_pair_and_dataset(PairChoice(zoo_id=pair_id), session.dataset_choice())
+    st.switch_page("views/search.py")
+
+
+def render_outcome(job: repair_jobs.RepairJob) -> None:
+    if job.status == "failed" or job.report is None:
+        st.error(job.error or "the repair failed", icon=":material/error:")
+        return
+    report: RepairReport = job.report
+    if report.stopped:
+        st.warning(f"The repair of `{report.pair_before}` was stopped after {report.epochs_run} "
+                   "epoch(s); no repaired pair was saved.", icon=":material/stop_circle:")
+        return
+    st.subheader("The last repair finished")
+    st.caption(f"Run `{report.run_id}` · selection `{report.selection}` · {report.triggers} "
+               f"triggers: {len(report.train_positions)} trained on, "
+               f"{len(report.heldout_positions)} held out · {report.epochs_run} epochs · "
+               f"{report.seconds or 0:.1f} s")
+    a, b, c = st.columns(3)
+    a.metric("Held-out triggers repaired", "—" if report.heldout_repaired_rate is None
+             else f"{report.heldout_repaired_rate:.1%}")
+    b.metric("Test accuracy after", "—" if report.accuracy_after is None
+             else f"{report.accuracy_after:.2%}")
+    c.metric("Test disagreements after", "—" if report.disagreements_after is None
+             else f"{report.disagreements_after:,}")
+    if report.repaired_pair is not None:
+        st.markdown(f"The repaired pair is saved as **`{report.repaired_pair}`**: every page can "
+                    "select it on the Models page.")
+    left, right = st.columns(2, gap="medium")
+    with left:
+        st.markdown("**Before and after**")
+        st.dataframe(before_after_table(report), hide_index=True, width="stretch")
+    with right:
+        st.plotly_chart(before_after_figure(report), key=f"repair-bars-{job.id}",
+                        config=PLOTLY_CONFIG)
+    epochs = job.progress().epochs
+    if epochs:
+        st.plotly_chart(training_figure(epochs), key=f"repair-curves-{job.id}",
+                        config=PLOTLY_CONFIG)
+    if report.repaired_pair is not None:
+        if st.button("Search the repaired pair", type="primary", icon=":material/travel_explore:"):
+            _search_repaired(report.repaired_pair)
+
+
+store = resources.get_store()
+show_pending()
+job = repair_jobs.get_job(st.session_state.get(JOB_KEY))
+if job is not None and job.running:
+    live_panel(job.id)
+    st.stop()
+
+with user_errors():
+    run = choose_run(store)
+    if run is not None:
+        try:
+            fine_tunable_source(run.pair)
+        except CompdError as exc:
+            st.error(str(exc), icon=":material/block:")
+        else:
+            if selection_ui(store, run):
+                settings, clicked = settings_ui(run)
+                if clicked:
+                    job = repair_jobs.start_repair(store, run.id, settings)
+                    st.session_state[JOB_KEY] = job.id
+                    st.rerun()
+
+if job is not None:
+    st.divider()
+    render_outcome(job)

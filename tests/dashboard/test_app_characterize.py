@@ -1,0 +1,109 @@
+"""Characterize page: a background characterization with its heatmap, ROC curves, pair comparison
+and disagreeing examples, Stop, and the lowest-margin inputs handed to the Search page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from compd_core.characterize import CORRUPTIONS as CORRUPTIONS_ALL
+from compd_core.characterize import characterize, lowest_margin_indices
+from compd_core.data import load_mnist
+from compd_core.models.evaluate import evaluate_pair
+from compd_core.zoo import load_pair
+from dashboard import characterize_jobs
+from dashboard_support import PAIR, open_page
+
+CORRUPTIONS = ["gaussian_noise", "rotate"]
+SEVERITIES = [1, 5]
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left() -> Iterator[None]:
+    yield
+    characterize_jobs.stop_all()
+
+
+def _finish() -> None:
+    for job in list(characterize_jobs._JOBS.values()):
+        if job.thread is not None:
+            job.thread.join(120)
+
+
+def _start(at: AppTest, corruptions: list[str], severities: list[int],
+           compare: list[str] = ()) -> AppTest:
+    boxes = {m.label: m for m in at.multiselect}
+    boxes["Corruptions"].set_value(corruptions)
+    boxes["Severities"].set_value(severities)
+    boxes["Compare with these pairs"].set_value(list(compare))
+    return next(b for b in at.button if b.label == "Characterize").click().run()
+
+
+def test_characterization_shows_heatmap_roc_comparison_and_examples(app: AppTest) -> None:
+    open_page(app, "characterize")
+    assert not app.exception and not app.error
+    _start(app, CORRUPTIONS, SEVERITIES, compare=["lenet5-prune90"])
+    _finish()
+    app.run()
+    assert not app.exception and not app.error
+    expected = characterize(load_pair(PAIR), load_mnist("test"), CORRUPTIONS, SEVERITIES, 0)
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Images"] == f"{expected.clean.n:,}"
+    assert metrics["Clean disagreement rate"] == f"{expected.clean_disagreement_rate:.2%}"
+    assert metrics["Shifted disagreement rate"] == f"{expected.shifted_disagreement_rate:.2%}"
+    assert metrics["Best indicator"] == expected.best_indicator
+    assert expected.shifted_disagreement_rate > expected.clean_disagreement_rate
+    charts = app.get("plotly_chart")
+    assert len(charts) == 3  # heatmap, ROC curves, the pairs side by side
+    heatmap, roc, comparison = (chart.proto.spec for chart in charts)
+    assert '"type":"heatmap"' in heatmap.replace(" ", "")
+    assert "AUROC" in roc and "lenet5-prune90" in comparison
+    table = app.dataframe[0].value
+    assert list(table["pair"]) == [PAIR, "lenet5-prune90"]
+    # the worst cell is chosen first, and every example shown really disagrees once corrupted
+    worst = max(expected.cells, key=lambda c: c.rate)
+    assert app.selectbox[0].value == 0
+    assert app.selectbox[0].format_func(0).startswith(f"{worst.corruption}, severity {worst.severity}")
+    corrupted = [c for image in app.image for c in image.captions if c.startswith("corrupted: ")]
+    assert len(corrupted) == 8
+    assert all(c.split(": ")[1].split(" vs ")[0] != c.split(" vs ")[1] for c in corrupted)
+
+
+def test_stop_ends_a_full_characterization_early(app: AppTest) -> None:
+    open_page(app, "characterize")
+    _start(app, list(CORRUPTIONS_ALL), [1, 2, 3, 4, 5])  # the full 18 x 5 grid
+    assert any(b.label == "Stop" for b in app.button)  # the live panel is up
+    next(b for b in app.button if b.label == "Stop").click().run()
+    _finish()
+    job = characterize_jobs.get_job(app.session_state["characterize_job_id"])
+    assert job is not None and job.status == "stopped"
+    report = job.comparison.reports[0]
+    assert not report.complete and len(report.cells) < 90
+    app.run()
+    assert not app.exception
+    assert "Stopped early" in app.warning[0].value
+
+
+def test_no_severity_is_a_message_not_a_traceback(app: AppTest) -> None:
+    open_page(app, "characterize")
+    _start(app, CORRUPTIONS, [])
+    _finish()
+    app.run()
+    assert not app.exception
+    assert "severities must be whole numbers from 1 to 5" in app.error[0].value
+
+
+def test_lowest_margin_inputs_become_the_search_pages_seeds(app: AppTest) -> None:
+    open_page(app, "characterize")
+    next(n for n in app.number_input if n.label == "How many seeds").set_value(5).run()
+    next(b for b in app.button if b.label == "Use the 5 lowest-margin inputs as seeds").click().run()
+    assert not app.exception
+    pair, test = load_pair(PAIR), load_mnist("test")
+    evaluation = evaluate_pair(pair, test)
+    ordered = lowest_margin_indices(pair, test, len(test)).tolist()
+    eligible = [p for p in ordered if int(evaluation.pred_original[p]) == int(test.labels[p])]
+    assert app.session_state["picked_positions"] == set(eligible[:5])
+    assert app.title[0].value == "Search"  # handed to the Search page
+    assert "My 5 picked or uploaded seeds" in app.radio[0].options

@@ -1,0 +1,135 @@
+"""Repair page: the hand-picked selection, a repair in the background with its before/after
+account, Stop, the refusal of a black-box pair, and the repaired pair handed to the Search page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from compd_core.campaign import CampaignSpec, run_campaign
+from compd_core.search.settings import SearchSettings
+from compd_core.store import Store
+from compd_core.zoo import load_pair
+from dashboard import repair_jobs, resources
+from dashboard_support import PAIR, open_page
+
+
+@pytest.fixture
+def user_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Repairs register their pairs here, never in the home directory."""
+    path = tmp_path / "zoo"
+    monkeypatch.setenv("COMPD_USER_ZOO", str(path))
+    yield path
+    repair_jobs.stop_all()
+    resources.zoo_entries.clear()  # forget pairs of this temporary zoo
+
+
+@pytest.fixture
+def run_id(db: Path, user_zoo: Path) -> str:
+    """A small real search on the int8 LeNet-5 pair, with four of its triggers hand-picked."""
+    spec = CampaignSpec(pair=PAIR, strategy="compd", seeds=8,
+                        settings=SearchSettings(max_queries=3000))
+    with Store(db) as store:
+        summary = run_campaign(spec, store)
+        found = [r.seed.position for r in store.load_results(summary.run_id or "", details=False)
+                 if r.found]
+        assert len(found) >= 6, "the test needs a run with at least six triggers"
+        store.set_selection(summary.run_id or "", found[:4])
+    return summary.run_id or ""
+
+
+def _set(at: AppTest, label: str, value) -> None:
+    next(w for w in at.number_input if w.label == label).set_value(value)
+
+
+def _finish() -> None:
+    for job in list(repair_jobs._JOBS.values()):
+        if job.thread is not None:
+            job.thread.join(180)
+
+
+def test_repair_shows_live_curves_and_the_before_after_account(
+    app: AppTest, db: Path, run_id: str, user_zoo: Path
+) -> None:
+    open_page(app, "repair")
+    assert not app.exception and not app.error
+    assert any(m.value.startswith("**4 hand-picked triggers**") for m in app.markdown)
+    assert sum(len(i.captions) for i in app.image) == 4
+    _set(app, "Epochs", 2)
+    _set(app, "Variants per trigger", 2)
+    _set(app, "Re-search queries per seed", 200)
+    next(b for b in app.button if b.label == "Start repair").click().run()
+    assert not app.exception
+    job = repair_jobs.get_job(app.session_state["repair_job_id"])
+    assert job is not None and job.settings.epochs == 2 and job.settings.research_max_queries == 200
+    _finish()
+    app.run()
+    assert not app.exception and not app.error
+    report = job.report
+    assert job.status == "finished" and report is not None and report.triggers == 4
+    assert [e.epoch for e in job.progress().epochs] == [1, 2]
+    assert app.subheader[0].value == "The last repair finished"
+    table = app.dataframe[0].value.set_index("measure")
+    assert table.loc["Held-out triggers repaired", "after"] == f"{report.heldout_repaired_rate:.1%}"
+    assert table.loc["Held-out triggers repaired", "before"] == f"{report.heldout_repaired_before:.1%}"
+    assert table.loc["Test images the models disagree on", "before"] == f"{report.disagreements_before:,}"
+    assert table.loc["Test images the models disagree on", "after"] == f"{report.disagreements_after:,}"
+    assert table.loc["Compressed model's test accuracy", "after"] == f"{report.accuracy_after:.1%}"
+    assert table.loc["Re-search: seeds that deviate", "before"] == f"{report.research_success_before:.1%}"
+    assert any(f"`{report.repaired_pair}`" in m.value for m in app.markdown)
+    assert len(app.get("plotly_chart")) == 2  # before/after bars, loss and repair curves
+    with Store(db) as store:
+        (saved,) = store.list_repairs(run_id)
+    assert saved.pair_after == report.repaired_pair and saved.selection == "default"
+    assert (user_zoo / "manifest.json").is_file()
+
+    next(b for b in app.button if b.label == "Search the repaired pair").click().run()
+    assert not app.exception
+    assert app.session_state["pair_choice"].zoo_id == report.repaired_pair
+    assert app.title[0].value == "Search"
+    assert report.repaired_pair in app.caption[0].value
+    assert load_pair(report.repaired_pair or "").name == report.repaired_pair
+
+
+def test_stop_ends_the_repair_and_saves_nothing(app: AppTest, db: Path, run_id: str,
+                                                user_zoo: Path) -> None:
+    open_page(app, "repair")
+    _set(app, "Epochs", 200)
+    next(b for b in app.button if b.label == "Start repair").click().run()
+    assert any(b.label == "Stop" for b in app.button)  # the live panel is up
+    next(b for b in app.button if b.label == "Stop").click().run()
+    _finish()
+    job = repair_jobs.get_job(app.session_state["repair_job_id"])
+    assert job is not None and job.status == "stopped" and job.report is not None
+    assert job.report.repaired_pair is None and job.report.epochs_run < 200
+    app.run()
+    assert "no repaired pair was saved" in app.warning[0].value
+    with Store(db) as store:
+        assert store.list_repairs(run_id) == []
+    assert not (user_zoo / "manifest.json").exists()
+
+
+def test_black_box_pair_is_refused_before_anything_runs(app: AppTest, db: Path,
+                                                        user_zoo: Path) -> None:
+    with Store(db) as store:
+        store.create_run("lenet5-onnx-int8", "dflare", SearchSettings(), 4, 0, "mnist")
+    open_page(app, "repair")
+    assert not app.exception
+    assert "lenet5-onnx-int8 cannot be repaired" in app.error[0].value
+    assert "black box" in app.error[0].value
+    assert not any(b.label == "Start repair" for b in app.button)
+
+
+def test_a_failed_repair_is_a_message_not_a_traceback(app: AppTest, db: Path, run_id: str) -> None:
+    with Store(db) as store:
+        store.set_selection(run_id, store.get_selection(run_id)[:1])  # one trigger: cannot split
+    open_page(app, "repair")
+    assert any(m.value.startswith("**1 hand-picked trigger**") for m in app.markdown)
+    next(b for b in app.button if b.label == "Start repair").click().run()
+    _finish()
+    app.run()
+    assert not app.exception
+    assert "a repair needs at least 2 triggers" in app.error[0].value

@@ -1,0 +1,205 @@
+"""Repair on real zoo pairs and real triggers: it generalises, keeps what the compression is,
+refuses black boxes, and a stop leaves everything as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+import typer
+
+from compd_core.campaign import CampaignSpec, run_campaign
+from compd_core.compress import get_recipe
+from compd_core.errors import ConfigError, WhiteBoxRequiredError
+from compd_core.repair import EpochFinished, RepairSettings, repair_run
+from compd_core.repair.registry import source_pair
+from compd_core.compress.pruning import detach_derived_weights
+from compd_core.repair.serving import served_form
+from compd_core.search.settings import SearchSettings
+from compd_core.store import Store
+from compd_core.zoo import load_pair
+from compd_core.zoo.loading import USER_ZOO_ENV
+
+SEEDS = 40
+PRUNED_LAYERS = ("conv1", "conv2", "fcs.0", "fcs.1", "head")
+# Small on purpose (the test must stay fast); bench/repair.py measures the real defaults.
+QUICK = RepairSettings(epochs=6, batch_size=32, mix_ratio=0.5, variants_per_trigger=4, lr=1e-3,
+                       research=False)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """One small compd run per pair, in one database."""
+    path = tmp_path_factory.mktemp("repair") / "runs.sqlite"
+    ids = {}
+    with Store(path) as store:
+        for pair in ("lenet5-int8-static", "lenet5-prune90"):
+            spec = CampaignSpec(pair=pair, strategy="compd", seeds=SEEDS,
+                                settings=SearchSettings(max_queries=1000), rng_seed=3)
+            summary = run_campaign(spec, store)
+            assert summary.found >= 10, f"{pair}: too few triggers to test a repair on"
+            ids[pair] = summary.run_id
+    return path, ids
+
+
+@pytest.fixture()
+def user_zoo(tmp_path, monkeypatch) -> Path:
+    directory = tmp_path / "user-zoo"
+    monkeypatch.setenv(USER_ZOO_ENV, str(directory))
+    return directory
+
+
+def _held_out_images(store: Store, run_id: str, positions: list[int]) -> torch.Tensor:
+    return torch.stack([r.trigger.image for r in store.load_results(run_id, positions, details=False)])
+
+
+def test_converting_an_untrained_twin_gives_back_the_served_int8_model(mnist_test):
+    source = source_pair("lenet5-int8-static")
+    recipe = get_recipe("int8-static")
+    loaded = recipe.load(source.entry.arch, source.files)
+    again = served_form(recipe, recipe.trainable(loaded), mnist_test.images[:8])
+    with torch.no_grad():
+        assert torch.equal(again.served(mnist_test.images), loaded.served(mnist_test.images))
+
+
+def test_repair_fixes_held_out_triggers_and_registers_an_int8_pair(runs, user_zoo, mnist_test):
+    path, ids = runs
+    with Store(path) as store:
+        report = repair_run(store, ids["lenet5-int8-static"], QUICK)
+        held = _held_out_images(store, report.run_id, report.heldout_positions)
+        assert [r.pair_after for r in store.list_repairs(report.run_id)] == [report.repaired_pair]
+    assert report.heldout_repaired_before == 0.0  # every held-out trigger deviated before
+    assert report.heldout_repaired_rate >= 0.3
+    assert report.train_repaired_rate >= report.heldout_repaired_rate - 0.2
+    assert set(report.train_positions).isdisjoint(report.heldout_positions)
+    assert abs(report.accuracy_after - report.accuracy_before) < 0.01
+    repaired = load_pair(report.repaired_pair)  # loads from the files, like every command does
+    assert float((~repaired.predict(held).disagree).float().mean()) == pytest.approx(
+        report.heldout_repaired_rate)
+    kinds = {type(m).__module__ for m in repaired.compressed.module.modules()}
+    assert any(k.startswith("torch.ao.nn.quantized") for k in kinds)
+    assert repaired.compressed.module.conv1.weight().dtype == torch.qint8
+    manifest = json.loads((user_zoo / "manifest.json").read_text())
+    entry = next(p for p in manifest["pairs"] if p["id"] == report.repaired_pair)
+    assert entry["derived_from"] == "lenet5-int8-static" and entry["compression"] == "int8-static"
+    assert all(not f.endswith((".pkl", ".pickle")) for f in entry["files"].values())
+
+
+def test_a_repaired_pruned_model_keeps_its_masks(runs, user_zoo, mnist_test):
+    path, ids = runs
+    before = load_pair("lenet5-prune90").compressed.module
+    with Store(path) as store:
+        report = repair_run(store, ids["lenet5-prune90"], QUICK)
+    after = load_pair(report.repaired_pair).compressed.module
+    detach_derived_weights(after)  # pruned weights are derived in forward
+    zeros = total = 0
+    for name in PRUNED_LAYERS:
+        mask = before.get_submodule(name).weight_mask
+        layer = after.get_submodule(name)
+        assert torch.equal(layer.weight_mask, mask)
+        assert torch.all(layer.weight[mask == 0] == 0)
+        assert torch.equal(layer.weight, layer.weight_orig * mask)
+        zeros, total = zeros + int((layer.weight == 0).sum()), total + layer.weight.numel()
+    assert zeros / total >= 0.9
+    assert not torch.equal(after.head.weight_orig, before.head.weight_orig), "nothing was trained"
+    assert report.heldout_repaired_rate > report.heldout_repaired_before
+
+
+def test_a_black_box_compressed_model_is_refused_before_anything_runs(tmp_path, user_zoo):
+    with Store(tmp_path / "onnx.sqlite") as store:
+        run_id = store.create_run("lenet5-onnx-int8", "compd", SearchSettings(), 10, 0, "mnist")
+        with pytest.raises(WhiteBoxRequiredError, match="cannot be repaired.*black box.*not fine-tuned"):
+            repair_run(store, run_id, QUICK)
+        assert store.list_repairs(run_id) == []
+    assert not user_zoo.exists()
+
+
+def test_cli_refuses_a_black_box_in_one_line(tmp_path):
+    db = tmp_path / "onnx.sqlite"
+    with Store(db) as store:
+        run_id = store.create_run("lenet5-onnx-int8", "compd", SearchSettings(), 10, 0, "mnist")
+    result = subprocess.run(
+        [sys.executable, "-c", "from compd_core.cli import app, main\n"
+         "from compd_core.cli.repair import repair\napp.command('repair')(repair)\n"
+         f"main(['repair', '--run', '{run_id}', '--db', r'{db}'])"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, USER_ZOO_ENV: str(tmp_path / "z")},
+    )
+    assert result.returncode == 2
+    assert "cannot be repaired" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_stopping_a_repair_leaves_the_original_pair_untouched(runs, user_zoo, mnist_test):
+    path, ids = runs
+    pair = load_pair("lenet5-int8-static")
+    state_before = {k: v.clone() for k, v in pair.compressed.module.state_dict().items()
+                    if isinstance(v, torch.Tensor)}
+    probs_before = pair.predict(mnist_test.images[:500]).compressed
+    stop = threading.Event()
+    epochs_seen = []
+
+    def emit(event) -> None:
+        if isinstance(event, EpochFinished):
+            epochs_seen.append(event.epoch)
+            stop.set()
+
+    with Store(path) as store:
+        repairs_before = store.list_repairs(ids["lenet5-int8-static"])
+        report = repair_run(store, ids["lenet5-int8-static"], QUICK, emit=emit, stop=stop)
+        assert store.list_repairs(ids["lenet5-int8-static"]) == repairs_before
+    assert report.stopped and report.repaired_pair is None
+    assert epochs_seen == [1] and report.epochs_run == 1
+    assert not (user_zoo / "manifest.json").exists()
+    again = load_pair("lenet5-int8-static")
+    assert torch.equal(again.predict(mnist_test.images[:500]).compressed, probs_before)
+    for key, value in pair.compressed.module.state_dict().items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, state_before[key])
+
+
+def test_a_missing_selection_name_is_an_error_not_all_triggers(runs, user_zoo):
+    path, ids = runs
+    with Store(path) as store:
+        with pytest.raises(ConfigError, match="no selection named 'typo'"):
+            repair_run(store, ids["lenet5-int8-static"], QUICK, selection="typo")
+
+
+def test_a_hand_picked_selection_is_what_gets_split(runs, user_zoo):
+    path, ids = runs
+    run_id = ids["lenet5-int8-static"]
+    with Store(path) as store:
+        found = [r.seed.position for r in store.load_results(run_id, details=False) if r.found]
+        store.set_selection(run_id, found[:6], name="picked")
+        report = repair_run(store, run_id, QUICK, selection="picked")
+    assert report.selection == "picked" and report.triggers == 6
+    assert sorted(report.train_positions + report.heldout_positions) == sorted(found[:6])
+
+
+def test_cli_json_reports_every_number_the_issue_asks_for(runs, user_zoo):
+    from typer.testing import CliRunner
+
+    from compd_core.cli.repair import repair
+
+    app = typer.Typer()
+    app.command()(repair)
+    path, ids = runs
+    result = CliRunner().invoke(app, [
+        "--run", ids["lenet5-int8-static"], "--db", str(path), "--epochs", "2", "--variants", "2",
+        "--batch-size", "32", "--research-budget", "200", "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    for key in ("repaired_pair", "heldout_repaired_rate", "train_repaired_rate", "accuracy_before",
+                "accuracy_after", "disagreements_before", "disagreements_after",
+                "research_success_before", "research_success_after",
+                "research_median_queries_before", "research_median_queries_after"):
+        assert report[key] is not None, key
+    assert 0 < report["research_success_before"] <= 1
+    assert report["research_seeds"] == SEEDS - len(report["train_positions"])
+    assert load_pair(report["repaired_pair"]).name == report["repaired_pair"]

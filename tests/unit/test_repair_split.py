@@ -1,0 +1,48 @@
+"""The trigger split: disjoint, complete, seeded, and refusing what cannot be split."""
+
+from __future__ import annotations
+
+import pytest
+
+from compd_core.errors import ConfigError
+from compd_core.repair import split_triggers
+
+POSITIONS = [3, 8, 11, 19, 20, 27, 31, 40, 42, 57, 63, 70, 88, 91, 99]
+
+
+def test_parts_are_disjoint_and_cover_every_trigger():
+    split = split_triggers(POSITIONS, 0.5, seed=0)
+    assert set(split.train).isdisjoint(split.heldout)
+    assert sorted(split.train + split.heldout) == POSITIONS
+    assert list(split.train) == sorted(split.train) and list(split.heldout) == sorted(split.heldout)
+
+
+def test_the_same_seed_gives_the_same_split_and_another_seed_another():
+    first = split_triggers(POSITIONS, 0.5, seed=7)
+    assert split_triggers(list(reversed(POSITIONS)), 0.5, seed=7) == first
+    others = {split_triggers(POSITIONS, 0.5, seed=s).heldout for s in range(8)}
+    assert len(others) > 1
+
+
+@pytest.mark.parametrize("fraction, heldout", [(0.5, 8), (0.2, 3), (0.01, 1), (0.99, 14)])
+def test_heldout_size_follows_the_fraction_but_both_parts_keep_one(fraction, heldout):
+    split = split_triggers(POSITIONS, fraction, seed=1)
+    assert len(split.heldout) == heldout
+    assert len(split.train) == len(POSITIONS) - heldout
+
+
+def test_two_triggers_split_one_and_one():
+    split = split_triggers([5, 9], 0.5, seed=0)
+    assert len(split.train) == 1 and len(split.heldout) == 1
+
+
+@pytest.mark.parametrize("positions, fraction, message", [
+    ([4], 0.5, "at least 2 triggers"),
+    ([], 0.5, "at least 2 triggers"),
+    ([1, 1, 2], 0.5, "distinct"),
+    ([1, 2, 3], 0.0, "strictly between 0 and 1"),
+    ([1, 2, 3], 1.0, "strictly between 0 and 1"),
+])
+def test_refuses_what_cannot_be_split(positions, fraction, message):
+    with pytest.raises(ConfigError, match=message):
+        split_triggers(positions, fraction, seed=0)
