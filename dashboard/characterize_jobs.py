@@ -20,6 +20,7 @@ from compd_core.characterize import PairComparison, compare_pairs
 from compd_core.data.dataset import ImageDataset
 from compd_core.errors import CompdError
 from compd_core.models.pair import ModelPair
+from dashboard.job_registry import JobRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +63,7 @@ class CharacterizeJob:
         self.done, self.total, self.label = done, total, label
 
 
-_JOBS: dict[str, CharacterizeJob] = {}
-_LOCK = threading.Lock()
+_REGISTRY: JobRegistry[CharacterizeJob] = JobRegistry(KEEP_FINISHED)
 
 
 def start_characterize(
@@ -78,11 +78,7 @@ def start_characterize(
                           corruptions=tuple(corruptions), severities=tuple(severities), seed=seed)
     job.thread = threading.Thread(target=_work, args=(job, list(pairs), dataset),
                                   name=f"compd-characterize-{job.id}", daemon=True)
-    with _LOCK:
-        done = sorted((j for j in _JOBS.values() if not j.running), key=lambda j: j.started)
-        for old in done[: max(0, len(done) - KEEP_FINISHED)]:
-            del _JOBS[old.id]
-        _JOBS[job.id] = job
+    _REGISTRY.add(job)
     job.thread.start()
     return job
 
@@ -106,18 +102,13 @@ def _work(job: CharacterizeJob, pairs: list[ModelPair], dataset: ImageDataset) -
 
 
 def get_job(job_id: str | None) -> CharacterizeJob | None:
-    if not job_id:
-        return None
-    with _LOCK:
-        return _JOBS.get(job_id)
+    return _REGISTRY.get(job_id)
+
+
+def join_all(timeout: float = 180.0) -> None:
+    _REGISTRY.join_all(timeout)
 
 
 def stop_all(timeout: float = 10.0) -> None:
-    """Stop every running characterization and wait for it (tests leave no thread behind)."""
-    with _LOCK:
-        running = list(_JOBS.values())
-    for job in running:
-        job.request_stop()
-    for job in running:
-        if job.thread is not None:
-            job.thread.join(timeout)
+    """Stop every running job and wait for it (tests leave no thread behind)."""
+    _REGISTRY.stop_all(timeout)

@@ -26,6 +26,7 @@ from compd_core.search.events import Event, EventRecorder, SeedFinished, SeedSta
 from compd_core.search.results import SeedResult
 from compd_core.search.strategies import get_strategy
 from compd_core.store import Store
+from dashboard.job_registry import JobRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +160,7 @@ class Job:
             self.status = status  # last: a reader that sees the status sees the rest
 
 
-_JOBS: dict[str, Job] = {}
-_LOCK = threading.Lock()
+_REGISTRY: JobRegistry[Job] = JobRegistry(KEEP_FINISHED)
 
 
 def start_search(
@@ -196,9 +196,7 @@ def start_search(
     job.thread = threading.Thread(
         target=_work, args=(job, store, pair, dataset), name=f"compd-search-{job.id}", daemon=True
     )
-    with _LOCK:
-        _forget_old_jobs()
-        _JOBS[job.id] = job
+    _REGISTRY.add(job)
     job.thread.start()
     return job
 
@@ -234,31 +232,19 @@ def _close_failed_run(store: Store, job: Job) -> None:
         logger.warning("could not close run %s of failed job %s", job.run_id, job.id)
 
 
-def _forget_old_jobs() -> None:
-    done = sorted((j for j in _JOBS.values() if not j.running), key=lambda j: j.started)
-    for job in done[: max(0, len(done) - KEEP_FINISHED)]:
-        del _JOBS[job.id]
-
-
 def get_job(job_id: str | None) -> Job | None:
-    if not job_id:
-        return None
-    with _LOCK:
-        return _JOBS.get(job_id)
+    return _REGISTRY.get(job_id)
 
 
 def job_for_run(run_id: str) -> Job | None:
     """The job searching a run in this process, if any (a run being written cannot be deleted)."""
-    with _LOCK:
-        return next((j for j in _JOBS.values() if j.run_id == run_id and j.running), None)
+    return _REGISTRY.running_for_run(run_id)
+
+
+def join_all(timeout: float = 180.0) -> None:
+    _REGISTRY.join_all(timeout)
 
 
 def stop_all(timeout: float = 5.0) -> None:
     """Stop every running job and wait for them (tests use it to leave no thread behind)."""
-    with _LOCK:
-        jobs = list(_JOBS.values())
-    for job in jobs:
-        job.request_stop()
-    for job in jobs:
-        if job.thread is not None:
-            job.thread.join(timeout)
+    _REGISTRY.stop_all(timeout)

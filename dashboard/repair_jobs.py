@@ -26,6 +26,7 @@ from compd_core.repair import (
     repair_run,
 )
 from compd_core.store import Store
+from dashboard.job_registry import JobRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -96,8 +97,7 @@ class RepairJob:
             self.status = status  # last: a reader that sees the status sees the rest
 
 
-_JOBS: dict[str, RepairJob] = {}
-_LOCK = threading.Lock()
+_REGISTRY: JobRegistry[RepairJob] = JobRegistry(KEEP_FINISHED)
 
 
 def start_repair(store: Store, run_id: str, settings: RepairSettings) -> RepairJob:
@@ -110,11 +110,7 @@ def start_repair(store: Store, run_id: str, settings: RepairSettings) -> RepairJ
     job = RepairJob(id=secrets.token_hex(6), run_id=run_id, pair=run.pair, settings=settings)
     job.thread = threading.Thread(target=_work, args=(job, store), name=f"compd-repair-{job.id}",
                                   daemon=True)
-    with _LOCK:
-        done = sorted((j for j in _JOBS.values() if not j.running), key=lambda j: j.started)
-        for old in done[: max(0, len(done) - KEEP_FINISHED)]:
-            del _JOBS[old.id]
-        _JOBS[job.id] = job
+    _REGISTRY.add(job)
     job.thread.start()
     return job
 
@@ -133,24 +129,18 @@ def _work(job: RepairJob, store: Store) -> None:
 
 
 def get_job(job_id: str | None) -> RepairJob | None:
-    if not job_id:
-        return None
-    with _LOCK:
-        return _JOBS.get(job_id)
+    return _REGISTRY.get(job_id)
 
 
 def job_for_run(run_id: str) -> RepairJob | None:
     """The repair running on a run in this process, if any."""
-    with _LOCK:
-        return next((j for j in _JOBS.values() if j.run_id == run_id and j.running), None)
+    return _REGISTRY.running_for_run(run_id)
+
+
+def join_all(timeout: float = 180.0) -> None:
+    _REGISTRY.join_all(timeout)
 
 
 def stop_all(timeout: float = 30.0) -> None:
-    """Stop every running repair and wait for it (tests leave no thread behind)."""
-    with _LOCK:
-        running = list(_JOBS.values())
-    for job in running:
-        job.request_stop()
-    for job in running:
-        if job.thread is not None:
-            job.thread.join(timeout)
+    """Stop every running job and wait for it (tests leave no thread behind)."""
+    _REGISTRY.stop_all(timeout)

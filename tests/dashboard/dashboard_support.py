@@ -21,9 +21,7 @@ def finish_jobs(timeout: float = 180.0) -> None:
     """Wait for every search the app started (searches run in worker threads)."""
     from dashboard import jobs
 
-    for job in list(jobs._JOBS.values()):
-        if job.thread is not None:
-            job.thread.join(timeout)
+    jobs.join_all(timeout)
 
 
 def open_page(at: AppTest, name: str) -> AppTest:

@@ -27,9 +27,7 @@ def no_threads_left() -> Iterator[None]:
 
 
 def _finish() -> None:
-    for job in list(characterize_jobs._JOBS.values()):
-        if job.thread is not None:
-            job.thread.join(120)
+    characterize_jobs.join_all(120)
 
 
 def _start(at: AppTest, corruptions: list[str], severities: list[int],

@@ -46,9 +46,7 @@ def _set(at: AppTest, label: str, value) -> None:
 
 
 def _finish() -> None:
-    for job in list(repair_jobs._JOBS.values()):
-        if job.thread is not None:
-            job.thread.join(180)
+    repair_jobs.join_all(180)
 
 
 def test_repair_shows_live_curves_and_the_before_after_account(
