@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import ViewportSize
 
 pytestmark = pytest.mark.browser
@@ -184,10 +185,18 @@ def test_search_runs_live_and_stops(server: Server, page) -> None:
     _record("live_panel_refreshes_per_s", (len(stamps) - 1) / (time.perf_counter() - began))
     page.screenshot(path=str(ARTIFACTS / "03-search-live.png"))
 
-    page.get_by_role("button", name="Stop").first.click()
-    asked = time.perf_counter()
+    # Stop sits in a panel that redraws every second; on a loaded machine a click can land
+    # while its button is being replaced, so (like a user) click again if nothing happened.
     outcome = page.get_by_text("The last search was stopped").first
-    outcome.wait_for(timeout=60_000)
+    asked = time.perf_counter()
+    for attempt in range(4):
+        page.get_by_role("button", name="Stop").first.click()
+        try:
+            outcome.wait_for(timeout=20_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 3:
+                raise
     _record("stop_to_stopped_view_s", time.perf_counter() - asked)
     caption = page.get_by_text("stopped querying").first.inner_text()
     halted, saved = (float(v) for v in re.findall(r"([0-9.]+) s after", caption))
