@@ -66,11 +66,7 @@ def dashboard(
         raise ConfigError(f"the dashboard is not installed next to compd_core (no {APP}); "
                           "reinstall compd with `pip install -e .` from its checkout")
     _check_port(host, port)
-    env = dict(os.environ)
-    # The search thread shares the CPU with Streamlit's own threads (and, locally, the browser):
-    # OpenMP threads that spin while waiting then steal each other's time slices, and every small
-    # torch call can cost a scheduler tick. Waiting passively keeps searches fast under load.
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    env = dict(os.environ)  # carries OMP_WAIT_POLICY=PASSIVE, set when compd_core was imported
     if db is not None:
         env[DB_ENV] = str(db.expanduser().resolve())
     # The dashboard package sits beside compd_core; make it importable from any directory.
@@ -84,10 +80,3 @@ def dashboard(
     # Become the server (no wrapper process left behind): Ctrl-C and SIGTERM reach Streamlit.
     os.execve(command[0], command, env)
 
-
-if __name__ == "__main__":  # `python -m compd_core.cli.dashboard`, the same as `compd dashboard`
-    try:
-        typer.run(dashboard)
-    except ConfigError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.exit(2)
