@@ -20,7 +20,7 @@ from compd_core.data import load_mnist
 from compd_core.errors import UnknownPairError
 from compd_core.zoo import load_pair
 
-# Ten kinds covering every family the issue names: noise, blur, affine, brightness and
+# Ten kinds covering every family MNIST-C and CIFAR-10-C use: noise, blur, affine, brightness and
 # contrast, fog, zigzag. The costliest corruptions (glass blur, zigzag) are in on purpose.
 TEN = ("shot_noise", "impulse_noise", "glass_blur", "motion_blur", "shear", "rotate",
        "brightness", "contrast", "fog", "zigzag")

@@ -24,7 +24,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent
 PAIRS = ("lenet5-int8-static", "lenet5-int8-qat", "lenet5-prune90", "lenet5-distilled")
-HELDOUT_TARGET = 0.80  # the issue's targets
+HELDOUT_TARGET = 0.80  # the project's repair targets
 ACCURACY_DROP_LIMIT = 0.005
 RESEARCH_FACTOR = 2.0
 
@@ -42,7 +42,7 @@ def _ratio(after: float | None, before: float | None) -> str:
 
 
 def _verdicts(r) -> dict[str, bool]:
-    """The issue's four targets for one report."""
+    """The four repair targets, judged for one report."""
     return {
         "held-out >= 80%": r.heldout_repaired_rate >= HELDOUT_TARGET,
         "accuracy drop <= 0.5 pt": r.accuracy_before - r.accuracy_after <= ACCURACY_DROP_LIMIT,
@@ -105,7 +105,7 @@ def _markdown(rows: list[tuple[str, object, float, float]], args: argparse.Names
             f"({_ratio(r.research_queries_per_trigger_after, r.research_queries_per_trigger_before)}) "
             f"| {search_s:.0f} | {repair_s:.0f} |"
         )
-    lines += ["", "## Targets (from the issue)", "",
+    lines += ["", "## Targets", "",
               "| pair | " + " | ".join(_verdicts(rows[0][1])) + " |",
               "|---|" + "---|" * len(_verdicts(rows[0][1]))]
     for pair_id, r, _, _ in rows:

@@ -106,7 +106,7 @@ def run_campaign(
     """Run (or resume, by run id) a campaign; with a store, each result is committed at once.
 
     ``pair`` and ``dataset`` may be given to skip loading them (the dashboard caches both).
-    The summary counts only this session's seeds when resuming; the store holds them all.
+    The summary counts only the seeds this call searched when resuming; the store holds them all.
     """
     if resume is not None and store is None:
         raise ConfigError("resuming needs the results database the run was stored in (--db)")

@@ -1,6 +1,6 @@
 """Where and why a compressed model disagrees with its original, clean and under shift.
 
-The method of Hu et al. (CAIN 2023; /work/shared/ALGORITHMS.md section 4): count top-1
+The method of Hu et al. (CAIN 2023; arXiv 2204.04220): count top-1
 disagreements on the clean test split and on naturally corrupted copies of it, and measure how
 well per-input uncertainty indicators (margin, entropy, Gini, least confidence) of each model
 predict those disagreements (AUROC).

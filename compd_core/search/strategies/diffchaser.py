@@ -1,6 +1,6 @@
 """DiffChaser (Xie et al., IJCAI 2019): a black-box genetic algorithm, one seed at a time.
 
-The paper publishes no code, so every detail below is this project's choice (ALGORITHMS.md §2):
+The paper publishes no code, so every detail below is this project's choice:
 
 - Population: ``m = 20`` members. Generation 0 is ``m`` mutants of the seed, each made by one
   operator drawn uniformly from the operator set. Every later generation breeds ``m`` children

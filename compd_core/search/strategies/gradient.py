@@ -1,6 +1,6 @@
 """CompD's gradient-guided generation (Li et al., ACML 2024), white-box, one seed at a time.
 
-As published (ALGORITHMS.md §3): y is the original's top-1 on the seed (the seed's reference
+As published: y is the original's top-1 on the seed (the seed's reference
 label); the loss is ``-(z_orig[y] - z_comp[y])`` on raw logits, the compressed side being its
 differentiable stand-in (fake-quant twin, masked float model, student); each step is plain SGD on
 the input, ``x <- x - lr * grad``, then a projection to [0, 1] and to an L-inf ball around the
