@@ -20,7 +20,7 @@ from compd_core.characterize import PairComparison, compare_pairs
 from compd_core.data.dataset import ImageDataset
 from compd_core.errors import CompdError
 from compd_core.models.pair import ModelPair
-from dashboard.job_registry import JobRegistry
+from dashboard.job_registry import JobLifecycle, JobRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ KEEP_FINISHED = 8  # finished characterizations kept for sessions that come back
 
 
 @dataclass
-class CharacterizeJob:
+class CharacterizeJob(JobLifecycle):
     """One characterization of one or more pairs: its thread, stop signal, progress and outcome."""
 
     id: str
@@ -46,18 +46,6 @@ class CharacterizeJob:
     error: str | None = None
     ended: float | None = None
     thread: threading.Thread | None = None
-
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
-
-    @property
-    def seconds(self) -> float:
-        return (self.ended or time.time()) - self.started
-
-    def request_stop(self) -> None:
-        """The engine checks between cells (a fraction of a second each)."""
-        self.stop_event.set()
 
     def _progress(self, done: int, total: int, label: str) -> None:
         self.done, self.total, self.label = done, total, label

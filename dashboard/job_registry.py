@@ -8,6 +8,7 @@ a returning session can still show their results.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Generic, Protocol, TypeVar
 
 
@@ -20,6 +21,27 @@ class BackgroundJob(Protocol):
     def running(self) -> bool: ...
 
     def request_stop(self) -> None: ...
+
+
+class JobLifecycle:
+    """What every job class shares; it keeps ``started``, ``ended``, ``status`` and ``stop_event``."""
+
+    started: float
+    ended: float | None
+    status: str
+    stop_event: threading.Event
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended or time.time()) - self.started
+
+    def request_stop(self) -> None:
+        """The engines check the event between steps (well under a second)."""
+        self.stop_event.set()
 
 
 J = TypeVar("J", bound=BackgroundJob)

@@ -26,7 +26,7 @@ from compd_core.search.events import Event, EventRecorder, SeedFinished, SeedSta
 from compd_core.search.results import SeedResult
 from compd_core.search.strategies import get_strategy
 from compd_core.store import Store
-from dashboard.job_registry import JobRegistry
+from dashboard.job_registry import JobLifecycle, JobRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class Progress:
 
 
 @dataclass
-class Job:
+class Job(JobLifecycle):
     """One search: its thread, stop signal, live recorder and outcome."""
 
     id: str
@@ -108,14 +108,6 @@ class Job:
     stop_requested: float | None = None  # when Stop was pressed: how fast it stopped is shown
     thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
-
-    @property
-    def seconds(self) -> float:
-        return (self.ended or time.time()) - self.started
 
     @property
     def stop_seconds(self) -> float | None:

@@ -26,7 +26,7 @@ from compd_core.repair import (
     repair_run,
 )
 from compd_core.store import Store
-from dashboard.job_registry import JobRegistry
+from dashboard.job_registry import JobLifecycle, JobRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class RepairProgress:
 
 
 @dataclass
-class RepairJob:
+class RepairJob(JobLifecycle):
     """One repair of one run's chosen triggers: thread, stop signal, events and outcome."""
 
     id: str
@@ -62,18 +62,6 @@ class RepairJob:
     _epochs: list[EpochFinished] = field(default_factory=list)
     _research: dict[str, ResearchProgress] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def running(self) -> bool:
-        return self.status == "running"
-
-    @property
-    def seconds(self) -> float:
-        return (self.ended or time.time()) - self.started
-
-    def request_stop(self) -> None:
-        """The engine checks between training steps and re-searched seeds; nothing is saved."""
-        self.stop_event.set()
 
     def record(self, event: RepairEvent) -> None:
         """The engine's event sink (called on the worker thread)."""
