@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import sys
 import time
 from dataclasses import dataclass
@@ -42,6 +43,19 @@ RUNS = [("compd", "compd", "valid"), ("compd-close", "compd-close", "valid"),
 class Row:
     label: str
     summary: CampaignSummary
+    queries_by_seed: dict[int, int]  # queries to the trigger, for the seeds this strategy solved
+
+
+def paired_ratio(row: Row, reference: Row | None) -> str:
+    """Median-queries ratio over the seeds both strategies solved: no survivor bias."""
+    if reference is None:
+        return "–"
+    both = sorted(set(row.queries_by_seed) & set(reference.queries_by_seed))
+    if not both:
+        return "–"
+    mine = statistics.median(row.queries_by_seed[s] for s in both)
+    theirs = statistics.median(reference.queries_by_seed[s] for s in both)
+    return f"{mine / theirs:.2f} (n={len(both)})"
 
 
 def raw_throughput(pair: ModelPair, images: torch.Tensor, seconds: float = 2.0) -> float:
@@ -65,7 +79,8 @@ def run_one(pair_id: str, strategy: str, criterion: str, seeds, budget: int, tim
     start = time.perf_counter()
     results = list(strategy_object.run(context, seeds))
     wall = time.perf_counter() - start
-    return summarize(results, wall, run_id=None, pair=pair_id, strategy=strategy)
+    solved = {r.seed.position: r.queries for r in results if r.found}
+    return summarize(results, wall, run_id=None, pair=pair_id, strategy=strategy), solved
 
 
 def fmt(value, digits=2, suffix=""):
@@ -81,12 +96,13 @@ def ratio(value, reference):
 
 
 def table(pair_id: str, rows: list[Row], ceiling: float) -> list[str]:
-    reference = next((r.summary for r in rows if r.label == "dflare"), None)
+    reference_row = next((r for r in rows if r.label == "dflare"), None)
+    reference = reference_row.summary if reference_row else None
     lines = [
         f"### {pair_id}  (raw batched throughput: {ceiling:,.0f} queries/s at batch 256)",
         "",
-        "| strategy | success | median q | mean q | median L2 | median L-inf | s / trigger | median s / seed | queries/s | q ratio | s/trigger ratio | L2 ratio |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| strategy | success | median q | mean q | median L2 | median L-inf | s / trigger | median s / seed | queries/s | q ratio | paired q ratio | s/trigger ratio | L2 ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         s = row.summary
@@ -95,6 +111,7 @@ def table(pair_id: str, rows: list[Row], ceiling: float) -> list[str]:
             f"{fmt(s.mean_queries, 0)} | {fmt(s.median_l2)} | {fmt(s.median_linf)} | "
             f"{fmt(s.seconds_per_trigger, 3)} | {fmt(s.median_seconds, 3)} | {fmt(s.queries_per_second, 0)} | "
             f"{ratio(s.median_queries, reference and reference.median_queries)} | "
+            f"{paired_ratio(row, reference_row)} | "
             f"{ratio(s.seconds_per_trigger, reference and reference.seconds_per_trigger)} | "
             f"{ratio(s.median_l2, reference and reference.median_l2)} |"
         )
@@ -130,7 +147,9 @@ def main() -> None:
         "How to read it: medians of queries, L2 and seconds are over the seeds a strategy solved, "
         "so a strategy that solves only the easy seeds looks cheaper than it is; compare them "
         "together with the success rate. 's / trigger' is the run's wall-clock divided by the "
-        "triggers found, the number that counts when seeds run side by side. All strategies of "
+        "triggers found, the number that counts when seeds run side by side. 'paired q ratio' "
+        "compares median queries on the seeds both this strategy and dflare solved (n of them), "
+        "which removes that bias. All strategies of "
         "one pair run in one process, one after the other, on the same machine; timings on a "
         "busy machine move by tens of percent between runs, ratios much less.",
         "",
@@ -146,10 +165,10 @@ def main() -> None:
             budget = (args.budget if strategy.startswith("compd")
                       else args.gradient_budget if strategy == "gradient" else args.baseline_budget)
             try:
-                summary = run_one(pair_id, strategy, criterion, seeds, budget, args.time_budget)
+                summary, solved = run_one(pair_id, strategy, criterion, seeds, budget, args.time_budget)
             except WhiteBoxRequiredError:
                 continue
-            rows.append(Row(label, summary))
+            rows.append(Row(label, summary, solved))
             print(f"{pair_id} {label}: {summary.found}/{summary.seeds} in {summary.wall_seconds:.1f} s",
                   file=sys.stderr, flush=True)
         lines += table(pair_id, rows, ceiling)
