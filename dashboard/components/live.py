@@ -12,6 +12,7 @@ from dashboard import jobs
 from dashboard.components.charts import fitness_figure, operator_figure
 from dashboard.components.images import image_strip
 from dashboard.components.trigger_view import PLOTLY_CONFIG, source_name
+from dashboard.components.job_header import job_header
 
 REFRESH_SECONDS = 0.5  # the panel must refresh at least once a second; half leaves headroom
 MAX_STRIP = 10  # images in the chain strip (long chains are thinned evenly)
@@ -78,15 +79,10 @@ def live_panel(job_id: str, compact: bool = False) -> None:
         return
     if not job.running:
         st.rerun(scope="app")
-    head, button = st.columns([5, 1], vertical_alignment="center")
-    if button.button("Stop", key=f"stop-{job_id}", icon=":material/stop_circle:",
-                     width="stretch", disabled=job.stop_requested is not None):
-        job.request_stop()
-    if job.stop_requested is not None:
-        head.markdown("**Stopping:** no more queries; saving the seeds that were in progress…")
-    else:
-        head.markdown(f"**Searching** with `{job.spec.strategy}` on `{job.spec.pair}` "
-                      f"(run `{job.run_id}`)")
+    job_header(job, f"stop-{job_id}",
+               f"**Searching** with `{job.spec.strategy}` on `{job.spec.pair}` "
+               f"(run `{job.run_id}`)",
+               "**Stopping:** no more queries; saving the seeds that were in progress…")
     render_progress(job, job.progress(), compact=compact)
     now = time.time()
     stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now * 10) % 10}"

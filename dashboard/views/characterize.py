@@ -18,6 +18,7 @@ from dashboard.choices import PairChoice
 from dashboard.components.feedback import user_errors
 from dashboard.components.shift_examples import disagreeing_examples, render_examples
 from dashboard.components.trigger_view import PLOTLY_CONFIG
+from dashboard.components.job_header import job_header
 
 # A first look in a few seconds: one corruption of each family, every severity.
 DEFAULT_CORRUPTIONS = ("gaussian_noise", "gaussian_blur", "rotate", "brightness", "stripe")
@@ -54,13 +55,9 @@ def live_panel(job_id: str) -> None:
         return
     if not job.running:
         st.rerun(scope="app")
-    head, button = st.columns([5, 1], vertical_alignment="center")
-    stopping = job.stop_event.is_set()
-    if button.button("Stop", key=f"stop-{job_id}", icon=":material/stop_circle:", width="stretch",
-                     disabled=stopping):
-        job.request_stop()
-    head.markdown("**Stopping** after the current cell…" if stopping else
-                  f"**Characterizing** {', '.join(f'`{p}`' for p in job.pairs)}")
+    pairs = ", ".join(f"`{p}`" for p in job.pairs)
+    job_header(job, f"stop-{job_id}", f"**Characterizing** {pairs}",
+               "**Stopping** after the current cell…")
     st.progress(min(job.done / job.total, 1.0),
                 text=f"{job.done} of {job.total} cells · {job.label} · {job.seconds:.1f} s")
 

@@ -18,6 +18,7 @@ from dashboard.components.repair_charts import (
     training_figure,
 )
 from dashboard.components.trigger_view import PLOTLY_CONFIG
+from dashboard.components.job_header import job_header
 
 JOB_KEY = "repair_job_id"
 REFRESH_SECONDS = 0.5
@@ -102,15 +103,11 @@ def live_panel(job_id: str) -> None:
         return
     if not job.running:
         st.rerun(scope="app")
-    head, button = st.columns([5, 1], vertical_alignment="center")
-    stopping = job.stop_event.is_set()
-    if button.button("Stop", key=f"stop-repair-{job_id}", icon=":material/stop_circle:",
-                     width="stretch", disabled=stopping):
-        job.request_stop()
     progress = job.progress()
-    head.markdown("**Stopping:** nothing of this repair will be saved…" if stopping else
-                  f"**Repairing** `{job.pair}` (run `{job.run_id}`) · {progress.stage}: "
-                  f"{progress.detail}")
+    job_header(job, f"stop-repair-{job_id}",
+               f"**Repairing** `{job.pair}` (run `{job.run_id}`) · "
+               f"{progress.stage}: {progress.detail}",
+               "**Stopping:** nothing of this repair will be saved…")
     done = len(progress.epochs)
     st.progress(min(done / job.settings.epochs, 1.0),
                 text=f"{done} of {job.settings.epochs} epochs · {job.seconds:.1f} s")

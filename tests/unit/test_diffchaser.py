@@ -22,16 +22,6 @@ from compd_core.zoo import load_pair
 PAIR = "lenet5-int8-static"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These searches evaluate one to twenty images per call: on a busy two-core machine a
-    second intra-op thread only contends (measured 10x slower), so use one, then restore."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def seeds(mnist_test):
     return select_seeds(load_pair(PAIR), mnist_test, 10, seed=0)

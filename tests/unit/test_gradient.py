@@ -21,16 +21,6 @@ from compd_core.search.strategies.gradient import (
 from compd_core.zoo import load_pair
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These searches evaluate one to twenty images per call: on a busy two-core machine a
-    second intra-op thread only contends (measured 10x slower), so use one, then restore."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def seeds_of(pair_id, mnist_test, count=10):
     return select_seeds(load_pair(pair_id), mnist_test, count, seed=0)
 
