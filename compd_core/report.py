@@ -287,7 +287,7 @@ def _settings_section(run: RunRecord) -> str:
         ("Time budget per image", "none" if s.time_budget is None else f"{s.time_budget:g} s"),
         ("Largest pixel change allowed",
          "no limit" if s.max_linf is None else f"{s.max_linf * 255:.0f}/255"),
-        ("Counts as a deviation", "the original keeps its answer" if s.criterion == "valid"
+        ("Counts as a deviation", "the original keeps its answer" if s.criterion.kind == "valid"
          else "any disagreement"),
         ("Kinds of change", s.operators),
         ("Random seed", str(run.rng_seed)),

@@ -42,6 +42,7 @@ from PIL import Image
 
 from compd_core.errors import StoreError
 from compd_core.search.results import ChainStep, ExitReason, Seed, SeedResult, Trigger
+from compd_core.search.criterion import Criterion
 from compd_core.search.settings import SearchSettings
 
 logger = logging.getLogger(__name__)
@@ -716,7 +717,7 @@ _RUN_SUMMARY = (
 
 
 def _run_record(row: sqlite3.Row) -> RunRecord:
-    stored = json.loads(row["settings"])
+    stored = _upgrade_settings(json.loads(row["settings"]))
     known = {f.name for f in fields(SearchSettings)}
     dropped = sorted(set(stored) - known)
     if dropped:
@@ -731,6 +732,16 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
         finished=row["finished"], wall_seconds=row["wall_seconds"], note=row["note"],
         seeds_done=row["seeds_done"], found=row["found_count"], queries=row["queries_total"],
     )
+
+
+def _upgrade_settings(stored: dict[str, Any]) -> dict[str, Any]:
+    """Settings as this version reads them: older runs stored the criterion as its kind name and
+    the L-inf bound beside it; they keep exactly the bound they ran with (none if none)."""
+    criterion = stored.get("criterion", "valid")
+    if isinstance(criterion, str):
+        criterion = {"kind": criterion, "max_linf": stored.pop("max_linf", None)}
+    stored["criterion"] = Criterion.from_dict(criterion)
+    return stored
 
 
 def _trigger(row: sqlite3.Row) -> Trigger:

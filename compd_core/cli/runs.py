@@ -90,7 +90,7 @@ def show_command(
         f"dataset {run.dataset}, rng seed {run.rng_seed}, created {_when(run.created)}, "
         f"wall {run.wall_seconds:.1f} s",
         f"budget {settings.max_queries} queries{time_budget} per seed, criterion "
-        f"{settings.criterion}, max L-inf {max_linf}",
+        f"{settings.criterion.kind}, max L-inf {max_linf}",
         f"found {summary['found']} of {summary['seeds_done']} seeds "
         f"({summary['found_rate']:.0%}; {run.seed_count} planned)",
         f"median over found seeds: {_number(summary['median_queries_found'], '.0f')} queries, "

@@ -50,11 +50,13 @@ def search(
 ) -> None:
     """Search seeds of a pair for deviation-triggering inputs; every trigger is stored at once."""
     from compd_core.campaign import CampaignSpec, run_campaign
+    from compd_core.search.criterion import Criterion
     from compd_core.search.settings import SearchSettings
     from compd_core.store import Store
 
-    settings = SearchSettings(max_queries=budget, time_budget=time_budget, max_linf=max_linf,
-                              criterion=criterion, operators=operators)  # type: ignore[arg-type]
+    settings = SearchSettings(max_queries=budget, time_budget=time_budget,
+                              criterion=Criterion(kind=criterion, max_linf=max_linf),  # type: ignore[arg-type]
+                              operators=operators)
     spec = CampaignSpec(pair=pair, strategy=strategy, seeds=seeds, settings=settings,
                         rng_seed=seed, seed_order=seed_order)  # type: ignore[arg-type]
     store = Store(db or default_db_path())

@@ -2,29 +2,127 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
 import torch
 
-from compd_core.search.settings import Criterion
+from compd_core.errors import ConfigError
 
 _LOG_FLOOR = 1e-30  # probabilities that underflow to 0 still get a finite log
+_GRID_SLACK = 1e-6  # snapping to the 8-bit grid may land a hair outside an L-inf budget
+
+
+# Distance budget of the default criterion, in [0, 1] pixel units; None = unbounded.
+DEFAULT_MAX_LINF: float | None = None
+
+CriterionKind = Literal["valid", "any"]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """What counts as a deviation: strict by construction, so an argmax tie never counts.
+
+    Margins are in probability units and measured against a reference label ``y``:
+    ``margin_original = p_o[y] - max_{j != y} p_o[j]`` (the original still clearly says ``y``)
+    and ``margin_compressed = max_{j != y} p_c[j] - p_c[y]`` (the compressed model really says
+    something else). A deviation needs both strictly above their minimums and, when images are
+    given, the input within the distance budget of its seed. For ``kind='valid'`` ``y`` is the
+    original's label on the seed; for ``'any'`` (DFLARE's own definition) it is the original's
+    label on the input itself, so only the compressed model's answer must change.
+    """
+
+    kind: CriterionKind = "valid"
+    min_margin_original: float = 0.0  # 0 = strict only; 0.2 asks for a clearly sure original
+    min_margin_compressed: float = 0.0  # 0 = strict only; 0.2 asks for a clearly different answer
+    max_linf: float | None = DEFAULT_MAX_LINF  # largest pixel change allowed, in [0, 1]
+    max_l2: float | None = None  # L2 budget on [0, 1] pixels; None = unbounded
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("valid", "any"):
+            raise ConfigError(f"criterion must be 'valid' or 'any', got {self.kind!r}")
+        for name in ("min_margin_original", "min_margin_compressed"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ConfigError(f"{name.replace('_', ' ')} must lie in [0, 1), got {value!r}")
+        if self.max_linf is not None and not (
+            isinstance(self.max_linf, (int, float)) and 0 < self.max_linf <= 1
+        ):
+            raise ConfigError(
+                f"--max-linf must lie in (0, 1] (pixel scale), got {self.max_linf}; "
+                "e.g. 0.1 allows about 25 grey levels"
+            )
+        if self.max_l2 is not None and not (
+            isinstance(self.max_l2, (int, float)) and math.isfinite(self.max_l2) and self.max_l2 > 0
+        ):
+            raise ConfigError(f"--max-l2 must be a finite number > 0, got {self.max_l2}")
+
+    def reference(self, probs_original: torch.Tensor, seed_labels: torch.Tensor) -> torch.Tensor:
+        """The label each margin is measured against (see the class docstring)."""
+        return probs_original.argmax(1) if self.kind == "any" else seed_labels
+
+    def strength(
+        self, probs_original: torch.Tensor, probs_compressed: torch.Tensor, seed_labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(margin_original, margin_compressed) per row, in probability units."""
+        return trigger_margins(probs_original, probs_compressed,
+                               self.reference(probs_original, seed_labels))
+
+    def met(
+        self,
+        probs_original: torch.Tensor,
+        probs_compressed: torch.Tensor,
+        seed_labels: torch.Tensor,
+        images: torch.Tensor | None = None,
+        seeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Boolean (N,): which inputs are deviations under this criterion."""
+        m_o, m_c = self.strength(probs_original, probs_compressed, seed_labels)
+        ok = (m_o > self.min_margin_original) & (m_c > self.min_margin_compressed)
+        if images is not None and seeds is not None and (self.max_linf or self.max_l2):
+            l2, linf = distances(images, seeds)
+            if self.max_linf is not None:
+                ok &= linf <= self.max_linf + _GRID_SLACK
+            if self.max_l2 is not None:
+                ok &= l2 <= self.max_l2
+        return ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Criterion:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def trigger_margins(
+    probs_original: torch.Tensor, probs_compressed: torch.Tensor, reference: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """margin_original = p_o[y] - max_{j!=y} p_o[j]; margin_compressed = max_{j!=y} p_c[j] - p_c[y]."""
+    index = reference.long()[:, None]
+    own_o = probs_original.gather(1, index).squeeze(1)
+    other_o = probs_original.scatter(1, index, float("-inf")).max(1).values
+    own_c = probs_compressed.gather(1, index).squeeze(1)
+    other_c = probs_compressed.scatter(1, index, float("-inf")).max(1).values
+    return own_o - other_o, other_c - own_c
 
 
 def is_deviation(
     probs_original: torch.Tensor,
     probs_compressed: torch.Tensor,
     reference_labels: torch.Tensor,
-    criterion: Criterion = "valid",
+    criterion: Criterion | CriterionKind = "valid",
 ) -> torch.Tensor:
-    """Boolean (N,): the top-1 labels differ (and, for 'valid', the original keeps its label).
+    """Boolean (N,): ``criterion.met`` on probabilities alone (no distance check).
 
     ``reference_labels`` are the original's labels on the seeds: a mutant on which the original
     changed its mind changed the input's meaning, not the compressed model's behaviour.
     """
-    label_o = probs_original.argmax(1)
-    differ = label_o != probs_compressed.argmax(1)
-    if criterion == "any":
-        return differ
-    return differ & (label_o == reference_labels)
+    if isinstance(criterion, str):
+        criterion = Criterion(kind=criterion, max_linf=None)
+    return criterion.met(probs_original, probs_compressed, reference_labels)
 
 
 def log_margin(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,8 @@ from compd_core.campaign import CampaignSpec
 from compd_core.errors import CompdError, ConfigError
 from compd_core.mutations import OPERATOR_SETS
 from compd_core.search.results import ExitReason
-from compd_core.search.settings import Criterion, SearchSettings
+from compd_core.search.criterion import Criterion, CriterionKind
+from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import STRATEGIES, get_strategy
 from dashboard import jobs, resources, seeding, session
 from dashboard.components.live import live_panel, render_progress
@@ -37,7 +38,7 @@ class SearchForm:
     max_queries: int
     time_budget: float | None
     max_linf: float | None
-    criterion: Criterion
+    criterion: CriterionKind
     rng_seed: int
 
 
@@ -79,7 +80,7 @@ def search_form_ui(picked: int, last: SearchForm | None) -> tuple[SearchForm, bo
                                      last.time_budget or 0.0)
         max_linf = h.slider("Largest pixel change allowed (grey levels, 0 = no limit)", 0, 255,
                             round((last.max_linf or 0.0) * 255))
-        criteria: list[Criterion] = ["valid", "any"]
+        criteria: list[CriterionKind] = ["valid", "any"]
         criterion = i.radio("Counts as a deviation", criteria,
                             index=_index(list(criteria), last.criterion),
                             format_func={"valid": "the original keeps its answer",
@@ -98,7 +99,7 @@ def start(form: SearchForm) -> list[str]:
     pair = resources.new_pair(choice)
     data = resources.dataset(data_choice, pair.input_shape)
     settings = SearchSettings(max_queries=form.max_queries, time_budget=form.time_budget,
-                              max_linf=form.max_linf, criterion=form.criterion,
+                              criterion=Criterion(kind=form.criterion, max_linf=form.max_linf),
                               operators=form.operators)
     dataset_name, seeds, dropped = data_choice.spec, form.seeds, []
     if form.use_picks:

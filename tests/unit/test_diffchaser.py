@@ -11,6 +11,7 @@ from compd_core.search.events import OperatorUsage, Step
 from compd_core.search.results import ExitReason
 from compd_core.search.seeds import select_seeds
 from compd_core.search.settings import SearchSettings
+from search_support import search_settings
 from compd_core.search.strategies import SearchContext, get_strategy
 from compd_core.search.strategies.diffchaser import (
     DiffChaserParameters,
@@ -28,7 +29,7 @@ def seeds(mnist_test):
 
 
 def run(pair, seeds, rng_seed=0, emit=None, **settings):
-    context = SearchContext(pair, SearchSettings(**settings), rng_seed=rng_seed)
+    context = SearchContext(pair, search_settings(**settings), rng_seed=rng_seed)
     if emit is not None:
         context.emit = emit
     return list(DiffChaserStrategy().run(context, seeds))
@@ -58,8 +59,9 @@ def test_finds_valid_deviations_on_the_int8_pair(seeds):
     pair = load_pair(PAIR)
     results = run(pair, seeds[:6], max_queries=400)
     found = [r for r in results if r.found]
-    # Measured: 5 of these 6 seeds within 400 queries (20/20 seeds within 2,000).
-    assert len(found) >= 4
+    # Measured under the strict criterion (an argmax tie is no deviation): 3 of these 6 seeds
+    # within 400 queries, and still 3 within 1,000.
+    assert len(found) >= 3
     assert all(r.exit_reason is ExitReason.FOUND for r in found)
     assert all(r.exit_reason is ExitReason.QUERY_BUDGET for r in results if not r.found)
     assert_valid_triggers(pair, results)

@@ -11,6 +11,7 @@ from compd_core.search.events import Step
 from compd_core.search.results import ExitReason
 from compd_core.search.seeds import select_seeds
 from compd_core.search.settings import SearchSettings
+from search_support import search_settings
 from compd_core.search.strategies import SearchContext, get_strategy
 from compd_core.search.strategies.gradient import (
     DEFAULT_EPSILON,
@@ -26,7 +27,7 @@ def seeds_of(pair_id, mnist_test, count=10):
 
 
 def run(pair, seeds, rng_seed=0, parameters=None, emit=None, **settings):
-    context = SearchContext(pair, SearchSettings(**settings), rng_seed=rng_seed)
+    context = SearchContext(pair, search_settings(**settings), rng_seed=rng_seed)
     if emit is not None:
         context.emit = emit
     return list(GradientStrategy(parameters).run(context, seeds))
@@ -64,9 +65,10 @@ def test_finds_deviations_on_the_int8_static_pair(mnist_test):
     seeds = seeds_of("lenet5-int8-static", mnist_test)
     pair.reset_queries()
     results = run(pair, seeds, max_queries=60)
-    # Measured: 4 of these 10 seeds within 60 queries (15 of 20 seeds within 2,000).
+    # Measured under the strict criterion (an argmax tie of the int8 model is no deviation):
+    # 1 of these 10 seeds within 60 queries, and still 1 within 300; counting ties it was 4.
     assert sum(r.queries for r in results) == pair.queries
-    assert sum(r.found for r in results) >= 3
+    assert sum(r.found for r in results) >= 1
     assert_valid_triggers(pair, results, DEFAULT_EPSILON)
     assert all(r.exit_reason is ExitReason.QUERY_BUDGET and r.queries == 60
                for r in results if not r.found)

@@ -11,12 +11,13 @@ import torch
 from PIL import Image
 
 from compd_core.errors import ConfigError
-from compd_core.search.criterion import is_deviation, log_margin, project_linf
+from compd_core.search.criterion import Criterion, is_deviation, log_margin, project_linf
 from compd_core.search.events import EventRecorder
 from compd_core.search.fitness import NoveltyArchive, deviation_gap, dflare_difference
 from compd_core.search.results import ExitReason
 from compd_core.search.seeds import select_seeds
 from compd_core.search.settings import SearchSettings
+from search_support import search_settings
 from compd_core.search.strategies import SearchContext, get_strategy
 
 
@@ -59,10 +60,44 @@ def test_linf_projection_stays_inside_on_the_grid(mnist_test):
 @pytest.mark.parametrize("kwargs, message", [
     ({"max_queries": 0}, "query budget"), ({"time_budget": -1.0}, "time budget"),
     ({"max_linf": 2.0}, "max-linf"), ({"criterion": "most"}, "criterion"),
+    ({"time_budget": float("inf")}, "time budget"), ({"max_l2": float("nan")}, "max-l2"),
+    ({"min_margin_original": 1.5}, "margin original"),
 ])
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        SearchSettings(**kwargs)
+        search_settings(**kwargs)
+
+
+def test_a_tie_is_never_a_deviation():
+    """An int8 model often gives two classes the same probability; argmax then picks the lower
+    index, which is tie-breaking, not an answer."""
+    probs_o = torch.tensor([[0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.45, 0.45, 0.1]])
+    probs_c = torch.tensor([[0.45, 0.45, 0.1], [0.5, 0.4, 0.1], [0.9, 0.05, 0.05]])
+    seed_labels = torch.tensor([1, 1, 1])
+    strict = Criterion(max_linf=None)
+    assert strict.met(probs_o, probs_c, seed_labels).tolist() == [False, True, False]
+    m_o, m_c = strict.strength(probs_o, probs_c, seed_labels)
+    assert torch.allclose(m_o, torch.tensor([0.7, 0.7, 0.0]))
+    assert torch.allclose(m_c, torch.tensor([0.0, 0.1, 0.85]))
+    # 'any' measures against the original's own label: a tie in the original is no answer either.
+    assert Criterion(kind="any", max_linf=None).met(probs_o, probs_c, seed_labels).tolist() == [
+        False, True, False]
+    assert not Criterion(min_margin_compressed=0.2, max_linf=None).met(
+        probs_o, probs_c, seed_labels).any()
+
+
+def test_the_distance_budget_is_part_of_the_criterion():
+    seeds = torch.zeros(2, 1, 4, 4)
+    images = seeds.clone()
+    images[0, 0, 0, 0] = 8 / 255
+    images[1, 0, 0, 0] = 9 / 255
+    probs_o = torch.tensor([[0.9, 0.1], [0.9, 0.1]])
+    probs_c = torch.tensor([[0.4, 0.6], [0.4, 0.6]])
+    labels = torch.tensor([0, 0])
+    budget = Criterion(max_linf=8 / 255)
+    assert budget.met(probs_o, probs_c, labels, images, seeds).tolist() == [True, False]
+    assert budget.met(probs_o, probs_c, labels).tolist() == [True, True]  # no images: margins only
+    assert Criterion.from_dict(budget.to_dict()) == budget
 
 
 def test_unknown_strategy_lists_the_valid_ones():
@@ -72,7 +107,7 @@ def test_unknown_strategy_lists_the_valid_ones():
 
 def _run(pair, seeds, name="compd", **settings):
     recorder = EventRecorder()
-    context = SearchContext(pair, SearchSettings(**settings), rng_seed=7, emit=recorder)
+    context = SearchContext(pair, search_settings(**settings), rng_seed=7, emit=recorder)
     return list(get_strategy(name).run(context, seeds)), recorder
 
 

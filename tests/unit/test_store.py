@@ -17,10 +17,11 @@ import torch
 
 from compd_core.errors import CompdError, StoreError
 from compd_core.search.results import ChainStep, ExitReason, Seed, SeedResult, Trigger
+from compd_core.search.criterion import Criterion
 from compd_core.search.settings import SearchSettings
 from compd_core.store import Store, decode_image, encode_image
 
-SETTINGS = SearchSettings(max_queries=500, max_linf=0.2)
+SETTINGS = SearchSettings(max_queries=500, criterion=Criterion(max_linf=0.2))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,6 +293,7 @@ _KILLED_WRITER = """
 import sys, torch
 from compd_core.data import load_mnist
 from compd_core.search.results import ExitReason, Seed, SeedResult, Trigger
+from compd_core.search.criterion import Criterion
 from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
 

@@ -33,7 +33,7 @@ import torch
 from compd_core.mutations import MetropolisHastingsPolicy, get_operators
 from compd_core.mutations.nudge import PatchNudge
 from compd_core.mutations.policies import NO_PREVIOUS
-from compd_core.search.criterion import distances, is_deviation, project_linf
+from compd_core.search.criterion import distances, project_linf
 from compd_core.search.events import OperatorUsage, SeedFinished, SeedStarted, Step
 from compd_core.search.fitness import any_disagreement_gap, deviation_gap
 from compd_core.search.results import ChainStep, ExitReason, Seed, SeedResult
@@ -125,7 +125,7 @@ class CompdStrategy(Strategy):
         return max(1, min(wanted, room))
 
     def _gap(self, context: SearchContext, probs_o, probs_c, labels) -> torch.Tensor:
-        if context.settings.criterion == "any":
+        if context.settings.criterion.kind == "any":
             return any_disagreement_gap(probs_o, probs_c, labels)
         return deviation_gap(probs_o, probs_c, labels)
 
@@ -162,7 +162,7 @@ class CompdStrategy(Strategy):
         gap = self._gap(context, pred.original, pred.compressed, labels)
         l2, _ = distances(mutants, seeds)
         fitness = gap + self.parameters.distance_weight * l2
-        deviates = is_deviation(pred.original, pred.compressed, labels, settings.criterion)
+        deviates = settings.criterion.met(pred.original, pred.compressed, labels, mutants, seeds)
         parent_fitness = torch.tensor([c.fitness for c in chains]).repeat_interleave(k)
         success = deviates | (fitness < parent_fitness)
         policy.update_many(choices, success)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from compd_core.mutations import MetropolisHastingsPolicy, get_operators
-from compd_core.search.criterion import is_deviation, project_linf
+from compd_core.search.criterion import project_linf
 from compd_core.search.events import OperatorUsage, Step
 from compd_core.search.fitness import NoveltyArchive, dflare_difference
 from compd_core.search.results import ExitReason, Seed, SeedResult
@@ -62,7 +62,7 @@ class DflareStrategy(SequentialStrategy):
             pred = pair.predict(mutant)
             budget.queries += 1
             label_o, label_c = int(pred.labels_original[0]), int(pred.labels_compressed[0])
-            found = bool(is_deviation(pred.original, pred.compressed, reference, settings.criterion)[0])
+            found = bool(settings.criterion.met(pred.original, pred.compressed, reference, mutant, seed_batch)[0])
             diff = float(dflare_difference(pred.original, pred.compressed).abs()[0])
             novel = archive.is_novel(pred.original, pred.compressed)
             accepted = found or self.accepts(diff - current_diff, novel)

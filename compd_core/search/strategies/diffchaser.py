@@ -44,7 +44,7 @@ import torch
 
 from compd_core.errors import ConfigError
 from compd_core.mutations import MutationOperator, get_operators
-from compd_core.search.criterion import distances, is_deviation, project_linf, snap
+from compd_core.search.criterion import distances, project_linf, snap
 from compd_core.search.events import OperatorUsage, Step
 from compd_core.search.results import ExitReason, Seed, SeedResult
 from compd_core.search.strategies.base import (
@@ -227,7 +227,8 @@ class DiffChaserStrategy(SequentialStrategy):
         budget.queries += len(images)
         labels = torch.full((len(images),), seed.label)
         fitness = k_uncertainty_fitness(pred.original, pred.compressed, labels, self.parameters.k)
-        deviates = is_deviation(pred.original, pred.compressed, labels, settings.criterion)
+        deviates = settings.criterion.met(pred.original, pred.compressed, labels, images,
+                                          seed.image[None].expand_as(images))
         return _Population(ids, images, pred.original, pred.compressed, fitness, deviates,
                            batch.origins, batch.params)
 

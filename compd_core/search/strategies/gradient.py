@@ -50,7 +50,7 @@ from torch import nn
 
 from compd_core.errors import ConfigError
 from compd_core.models.pair import WhiteBoxPair
-from compd_core.search.criterion import is_deviation, project_linf
+from compd_core.search.criterion import project_linf
 from compd_core.search.events import Step
 from compd_core.search.results import ExitReason, Seed, SeedResult
 from compd_core.search.strategies.base import (
@@ -209,7 +209,8 @@ class GradientStrategy(SequentialStrategy):
             step_in_start += 1
             best_loss = min(best_loss, loss)
             label_o, label_c = int(pred.labels_original[0]), int(pred.labels_compressed[0])
-            found = bool(is_deviation(pred.original, pred.compressed, reference, settings.criterion)[0])
+            found = bool(settings.criterion.met(pred.original, pred.compressed, reference, candidate,
+                                                origin)[0])
             log.accept(iteration, SGD_STEP, {"lr": p.lr, "start_step": step_in_start}, loss,
                        label_o, label_c, candidate[0])
             log.trace.append(best_loss)
