@@ -8,6 +8,8 @@ from typing import Any
 
 import torch
 
+from compd_core.search.criterion import trigger_margins
+
 
 class ExitReason(str, Enum):
     """Why a seed's search ended; the values read as sentences in reports."""
@@ -48,6 +50,34 @@ class Trigger:
     @property
     def label_compressed(self) -> int:
         return int(self.probs_compressed.argmax())
+
+    @property
+    def margins(self) -> tuple[float, float]:
+        """(margin_original, margin_compressed) in probability units, against the original's label.
+
+        The original's label on a trigger is the seed's (the criterion demands it), so these are
+        the ``Criterion.strength`` of the trigger. Triggers that older, non-strict searches stored
+        show their ties here: a compressed margin of 0.0 is argmax tie-breaking, not an answer.
+        """
+        m_o, m_c = trigger_margins(self.probs_original[None], self.probs_compressed[None],
+                                   self.probs_original.argmax()[None])
+        return float(m_o[0]), float(m_c[0])
+
+    @property
+    def margin_original(self) -> float:
+        """How much more likely the original finds its label than any other class."""
+        return self.margins[0]
+
+    @property
+    def margin_compressed(self) -> float:
+        """How much more likely the compressed model finds some other class than that label."""
+        return self.margins[1]
+
+    @property
+    def is_strict(self) -> bool:
+        """Both models really answer: no tie decides either label."""
+        m_o, m_c = self.margins
+        return m_o > 0 and m_c > 0
 
 
 @dataclass(frozen=True)

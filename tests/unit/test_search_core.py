@@ -165,3 +165,15 @@ def test_stop_signal_ends_the_search_promptly(name, int8_pair, mnist_test):
     context = SearchContext(int8_pair, SearchSettings(), rng_seed=0, stop=stop)
     results = list(get_strategy(name).run(context, seeds))
     assert all(r.exit_reason is ExitReason.STOPPED for r in results)
+
+
+def test_a_stored_tie_shows_as_a_tie():
+    from compd_core.search.results import Trigger
+
+    tie = Trigger(torch.zeros(1, 2, 2), torch.tensor([0.1, 0.8, 0.1]), torch.tensor([0.45, 0.45, 0.1]),
+                  1.0, 0.1)
+    real = Trigger(torch.zeros(1, 2, 2), torch.tensor([0.1, 0.8, 0.1]), torch.tensor([0.5, 0.4, 0.1]),
+                   1.0, 0.1)
+    assert tie.margin_compressed == 0.0 and not tie.is_strict
+    assert real.margin_compressed == pytest.approx(0.1) and real.margin_original == pytest.approx(0.7)
+    assert real.is_strict
