@@ -23,6 +23,7 @@ from compd_core.search.seeds import Order, select_seeds
 from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import SearchContext, get_strategy
 from compd_core.store import Store
+from compd_core.strength import StrengthSummary, summarize_strength
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class CampaignSummary:
     wall_seconds: float
     total_queries: int
     stopped: bool
+    strength: StrengthSummary | None = None  # the triggers' margins: how convincing they are
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,6 +75,7 @@ def summarize(
 ) -> CampaignSummary:
     found = [r for r in results if r.found]
     total_queries = sum(r.queries for r in results)
+    strength = summarize_strength([r.trigger for r in found if r.trigger is not None])
     return CampaignSummary(
         run_id=run_id,
         pair=pair,
@@ -90,6 +93,7 @@ def summarize(
         wall_seconds=wall_seconds,
         total_queries=total_queries,
         stopped=stopped,
+        strength=strength,
     )
 
 
