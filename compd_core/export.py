@@ -91,7 +91,7 @@ def run_summary(results: Sequence[SeedResult]) -> dict[str, Any]:
 def diff_image(seed: torch.Tensor, trigger: torch.Tensor) -> torch.Tensor:
     """Trigger minus seed, mid-grey = unchanged, scaled so the largest change is black or white.
 
-    A trigger often differs from its seed by a few grey levels, invisible unless amplified.
+    A change of a few grey levels is invisible unless amplified.
     """
     delta = trigger.to(torch.float32) - seed.to(torch.float32)
     scale = float(delta.abs().max())

@@ -41,8 +41,8 @@ def diff_heatmap(seed: torch.Tensor, trigger: torch.Tensor) -> torch.Tensor:
     """(3, H, W) picture of trigger minus seed: red where brighter, blue where darker, scaled so
     that the largest change is fully saturated, over a faint grey copy of the seed.
 
-    A trigger often differs from its seed by a few grey levels that no one sees unamplified; the
-    faint seed shows where on the image the change sits.
+    A change of a few grey levels is invisible unamplified, so the largest change is fully
+    coloured; the faint seed shows where on the image the change sits.
     """
     seed = seed.to(torch.float32)
     delta = (trigger.to(torch.float32) - seed).mean(0)  # (H, W)

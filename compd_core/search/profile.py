@@ -100,6 +100,10 @@ class DeviationProfile:
         if budget is None:
             budget = 8 if 8 in self.budgets else self.points[len(self.points) // 2].budget
         p = self.point(budget)
+        if self.points[-1].solved == 0:
+            return (f"None of {self.seeds} test digits deviated within any budget up to "
+                    f"{self.points[-1].budget}/255 per pixel ({self.max_queries:,} queries per seed "
+                    "and budget); a larger query budget may still find some.")
         text = (f"With changes of at most {p.budget}/255 per pixel, {p.share:.0%} of {self.seeds} "
                 f"test digits ({p.solved}) make the compressed model answer differently while "
                 "the original keeps its answer")

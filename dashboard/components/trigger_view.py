@@ -59,10 +59,10 @@ def render_trigger(result: SeedResult, names: Sequence[str], key: str) -> None:
                  delta_arrow="off")
         b.metric("Compressed says", class_name(names, lc), f"{p_c:.0%} sure", delta_color="off",
                  delta_arrow="off")
-        a.metric("Largest pixel change", f"{size.max_levels}/255",
-                 help="The largest change to any one pixel (L-inf distance), in grey levels")
-        b.metric("Pixels changed", f"{size.pixels_changed} of {size.pixels}",
-                 help="Pixels that differ from the seed by at least one grey level")
+        a.metric("Max change", f"{size.max_levels}/255",
+                 help="The largest change to any one pixel (L-inf distance), in grey levels of 255")
+        b.metric("Pixels changed", f"{size.pixels_changed}", f"of {size.pixels}", delta_color="off",
+                 delta_arrow="off", help="Pixels that differ from the seed by at least one grey level")
         st.caption(f"L2 distance {size.l2:.2f} (pixel values in [0, 1]). Found after "
                    f"{result.queries:,} queries and {len(result.chain)} accepted "
                    f"change{'s' if len(result.chain) != 1 else ''} in {result.seconds:.1f} s.")

@@ -181,7 +181,7 @@ def profile_ui(choice: PairChoice, data_choice: DatasetChoice) -> None:
     key = f"profile-{choice.name}-{data_choice.spec}"
     seeds_col, queries_col, button_col = st.columns([1, 1, 1], vertical_alignment="bottom")
     seeds = seeds_col.number_input("Seed images", 5, 200, 20, step=5, key="profile-seeds")
-    queries = queries_col.number_input("Queries per image and budget", 100, 5_000, 300, step=100,
+    queries = queries_col.number_input("Queries per image and budget", 100, 5_000, 500, step=100,
                                        key="profile-queries")
     if button_col.button("Measure the profile", icon=":material/stacked_bar_chart:", width="stretch"):
         pair = resources.new_pair(choice)

@@ -26,8 +26,9 @@ st.markdown(
     "A **compression deviation** is an input on which a compressed model (quantized, pruned or "
     "distilled to run on a small device) answers differently from the original model it was "
     "made from, while the original still answers correctly. The demo below looks for one that "
-    "changes no pixel by more than a few dozen grey levels, and says by how much each model is "
-    "sure: such inputs are exactly where the compressed copy can no longer be trusted."
+    f"changes no pixel by more than {DEMO_MAX_LEVELS} of 255 grey levels, and says by how much "
+    "each model is sure: such inputs are exactly where the compressed copy can no longer be "
+    "trusted."
 )
 
 

@@ -48,7 +48,7 @@ def test_demo_finds_a_deviation_and_shows_it_side_by_side(app: AppTest, db) -> N
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Original says"] == str(trigger.label_original)
     assert metrics["Compressed says"] == str(trigger.label_compressed)
-    assert metrics["Largest pixel change"] == f"{round(trigger.linf * 255)}/255"
+    assert metrics["Max change"] == f"{round(trigger.linf * 255)}/255"
     assert metrics["Original's margin"] == f"{trigger.margin_original:.2f}"
     assert trigger.label_original == shown.seed.label != trigger.label_compressed
     # Strong and close, checked by replaying the stored trigger through the pair.

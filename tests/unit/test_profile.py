@@ -116,3 +116,11 @@ def test_a_stopped_profile_keeps_only_finished_budgets(int8_pair, real_seeds):
                                 emit=stop_in_second_budget)
     assert profile.stopped
     assert profile.budgets == (16,)
+
+
+def test_a_profile_that_finds_nothing_says_so():
+    profile = deviation_profile(_toy_pair(), _toy_seeds([40, 50]), (2, 8), max_queries=50)
+    assert [p.solved for p in profile.points] == [0, 0]
+    assert profile.sentence() == ("None of 2 test digits deviated within any budget up to 8/255 per "
+                                  "pixel (50 queries per seed and budget); a larger query budget may "
+                                  "still find some.")
