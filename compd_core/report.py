@@ -24,7 +24,7 @@ from compd_core.errors import CompdError
 from compd_core.export import png_bytes, run_summary
 from compd_core.search.results import ExitReason, SeedResult
 from compd_core.store import RunRecord, Store
-from compd_core.strength import TIE_TEXT, change_size, summarize_strength
+from compd_core.strength import TIE_TEXT, change_size, margin_text, summarize_strength
 
 if TYPE_CHECKING:
     from compd_core.search.profile import DeviationProfile
@@ -278,7 +278,7 @@ def _trigger_card(result: SeedResult, names: Sequence[str]) -> str:
     )
     m_o, m_c = trigger.margins
     size = change_size(result.seed.image, trigger.image)
-    strength = (f"margins: original {m_o:.2f}, compressed {m_c:.2f}" if trigger.is_strict
+    strength = (f"margins: original {margin_text(m_o)}, compressed {margin_text(m_c)}" if trigger.is_strict
                 else f"<b>{_e(TIE_TEXT)}</b> (margins {m_o:.2f}, {m_c:.2f})")
     verdict = (
         f"<p class=\"verdict\"><span style=\"color:{ORIGINAL_COLOUR}\">original: "

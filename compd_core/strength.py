@@ -45,13 +45,10 @@ def change_size(seed: torch.Tensor, image: torch.Tensor) -> ChangeSize:
                       int((levels >= 1).sum()), levels.numel())
 
 
-def describe_margins(trigger: Trigger) -> str:
-    """Both margins in words, or the tie that makes a stored trigger no deviation."""
-    m_o, m_c = trigger.margins
-    if not trigger.is_strict:
-        return f"{TIE_TEXT} (margins {m_o:.2f} original, {m_c:.2f} compressed)"
-    return (f"original sure of {trigger.label_original} by {m_o:.2f}; compressed prefers "
-            f"{trigger.label_compressed} by {m_c:.2f} (probability margins)")
+def margin_text(value: float) -> str:
+    """A margin with two decimals; a positive one too small for them reads '<0.01', never '0.00'
+    (which would look like a tie)."""
+    return "<0.01" if 0 < value < 0.005 else f"{value:.2f}"
 
 
 def is_strong(trigger: Trigger, minimum: float = STRONG_MARGIN) -> bool:
@@ -77,8 +74,8 @@ class StrengthSummary:
         """Median margins, the share of strong triggers, and the ties an older run stored."""
         if not self.triggers:
             return "no triggers, so no margins"
-        line = (f"median margins: original {self.median_margin_original:.2f}, compressed "
-                f"{self.median_margin_compressed:.2f}; both >= {STRONG_MARGIN}: {self.strong} of "
+        line = (f"median margins: original {margin_text(self.median_margin_original)}, compressed "
+                f"{margin_text(self.median_margin_compressed)}; both >= {STRONG_MARGIN}: {self.strong} of "
                 f"{self.triggers} triggers ({self.strong_share:.0%})")
         if self.not_strict:
             line += f"; {self.not_strict} stored: {TIE_TEXT}"

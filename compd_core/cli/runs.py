@@ -11,7 +11,7 @@ from rich.table import Table
 
 from compd_core.cli.common import console, out, parse_csv, parse_csv_ints, print_json
 from compd_core.paths import default_db_path
-from compd_core.strength import summarize_strength
+from compd_core.strength import margin_text, summarize_strength
 
 app = typer.Typer(help="List, inspect and export stored search runs.", no_args_is_help=True)
 
@@ -124,7 +124,7 @@ def _margins(row: dict) -> str:
     """'0.80/0.50', or 'tie' for a stored trigger a tie decides (no deviation when strict)."""
     if not row["strict"]:
         return "tie"
-    return f"{row['margin_original']:.2f}/{row['margin_compressed']:.2f}"
+    return f"{margin_text(row['margin_original'])}/{margin_text(row['margin_compressed'])}"
 
 
 @app.command("export")

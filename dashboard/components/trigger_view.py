@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import streamlit as st
 
 from compd_core.search.results import SeedResult
-from compd_core.strength import STRONG_MARGIN, TIE_TEXT, change_size
+from compd_core.strength import STRONG_MARGIN, TIE_TEXT, change_size, margin_text
 from dashboard.components.charts import probability_figure
 from dashboard.components.images import difference_picture, picture
 
@@ -70,9 +70,9 @@ def render_trigger(result: SeedResult, names: Sequence[str], key: str) -> None:
     chart_col.plotly_chart(probability_figure(trigger.probs_original, trigger.probs_compressed, names),
                            key=f"probs-{key}", config=PLOTLY_CONFIG)
     with margin_col:
-        st.metric("Original's margin", f"{m_o:.2f}",
+        st.metric("Original's margin", margin_text(m_o),
                   help=f"p({class_name(names, lo)}) minus the next most likely class, original model")
-        st.metric("Compressed model's margin", f"{m_c:.2f}",
+        st.metric("Compressed model's margin", margin_text(m_c),
                   help=f"p({class_name(names, lc)}) minus p({class_name(names, lo)}), compressed model")
         st.caption(strength_words(m_o, m_c))
 

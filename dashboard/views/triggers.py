@@ -11,7 +11,7 @@ import torch
 from compd_core.search.results import SeedResult
 from compd_core.export import run_summary
 from compd_core.store import RunRecord, Store
-from compd_core.strength import STRONG_MARGIN, TIE_TEXT, summarize_strength
+from compd_core.strength import STRONG_MARGIN, TIE_TEXT, margin_text, summarize_strength
 from dashboard import jobs, resources, session
 from dashboard.choices import PairChoice
 from dashboard.downloads import selection_downloads
@@ -104,7 +104,7 @@ def margins_text(result: SeedResult) -> str:
     trigger = result.trigger
     if trigger is None or not trigger.is_strict:
         return "tie"
-    return f"{trigger.margin_original:.2f}/{trigger.margin_compressed:.2f}"
+    return f"{margin_text(trigger.margin_original)}/{margin_text(trigger.margin_compressed)}"
 
 
 ORDERS = {

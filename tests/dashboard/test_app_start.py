@@ -8,6 +8,7 @@ import torch
 
 from compd_core.search.criterion import Criterion
 from compd_core.store import Store
+from compd_core.strength import margin_text
 from compd_core.zoo import load_pair
 from dashboard_support import finish_jobs
 from dashboard.demo import (
@@ -49,7 +50,7 @@ def test_demo_finds_a_deviation_and_shows_it_side_by_side(app: AppTest, db) -> N
     assert metrics["Original says"] == str(trigger.label_original)
     assert metrics["Compressed says"] == str(trigger.label_compressed)
     assert metrics["Max change"] == f"{round(trigger.linf * 255)}/255"
-    assert metrics["Original's margin"] == f"{trigger.margin_original:.2f}"
+    assert metrics["Original's margin"] == margin_text(trigger.margin_original)
     assert trigger.label_original == shown.seed.label != trigger.label_compressed
     # Strong and close, checked by replaying the stored trigger through the pair.
     pred = load_pair(DEMO_PAIR).predict(trigger.image[None])

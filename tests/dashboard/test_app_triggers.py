@@ -12,6 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from compd_core.store import Store
+from compd_core.strength import margin_text
 from compd_core.zoo import load_pair
 from dashboard.downloads import selection_downloads
 from dashboard_support import StoredRun, open_page
@@ -37,10 +38,10 @@ def test_gallery_and_detail_show_the_runs_triggers(run_app: AppTest, run_db: Sto
     for result in found:  # every trigger has a thumbnail labelled with the two answers
         t = result.trigger
         m_o, m_c = t.margins
-        assert f"{t.label_original} → {t.label_compressed} · #{result.seed.index} · {m_o:.2f}/{m_c:.2f}" in captions
+        assert f"{t.label_original} → {t.label_compressed} · #{result.seed.index} · {margin_text(m_o)}/{margin_text(m_c)}" in captions
     assert len(run_app.get("plotly_chart")) == 2  # probabilities, and the replay's curves
-    assert metrics["Original's margin"] == f"{first.margin_original:.2f}"
-    assert metrics["Compressed model's margin"] == f"{first.margin_compressed:.2f}"
+    assert metrics["Original's margin"] == margin_text(first.margin_original)
+    assert metrics["Compressed model's margin"] == margin_text(first.margin_compressed)
     assert metrics["Median margin, compressed"] == f"{np.median([r.trigger.margin_compressed for r in found]):.2f}"
 
 
@@ -52,7 +53,7 @@ def test_gallery_sorts_strongest_and_closest_first(run_app: AppTest, found) -> N
     assert [t.split(" · ")[1] for t in thumbs] == [f"#{r.seed.index}" for r in strongest]
     # The detail view follows the order: the strongest trigger is inspected first.
     metrics = {m.label: m.value for m in run_app.metric}
-    assert metrics["Original's margin"] == f"{strongest[0].trigger.margin_original:.2f}"
+    assert metrics["Original's margin"] == margin_text(strongest[0].trigger.margin_original)
     run_app.radio(key="trigger-order").set_value("closest first (L2 to the seed)").run()
     thumbs = [c for image in run_app.image for c in image.captions if " · #" in c]
     closest = sorted(found, key=lambda r: r.trigger.l2)

@@ -9,11 +9,11 @@ import torch
 
 from compd_core.search.criterion import Criterion
 from compd_core.search.profile import DeviationProfile, ProfilePoint
-from compd_core.strength import change_size
 from compd_core.report import BRIGHTER, DARKER, SEED_SHADOW, build_report, diff_heatmap
 from compd_core.search.results import ExitReason, Seed, SeedResult, Trigger
 from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
+from compd_core.strength import change_size, margin_text
 from dashboard_support import StoredRun
 
 
@@ -52,8 +52,8 @@ def test_report_is_self_contained_and_states_the_runs_numbers(stored_run: Stored
         p_original = float(t.probs_original[t.label_original])
         assert f"original: <b>{t.label_original}</b> ({p_original:.0%})" in html
         size = change_size(result.seed.image, t.image)
-        assert (f"image #{result.seed.index} · margins: original {t.margin_original:.2f}, compressed "
-                f"{t.margin_compressed:.2f} · L2 {t.l2:.2f}; largest pixel change {size.max_levels}/255; "
+        assert (f"image #{result.seed.index} · margins: original {margin_text(t.margin_original)}, compressed "
+                f"{margin_text(t.margin_compressed)} · L2 {t.l2:.2f}; largest pixel change {size.max_levels}/255; "
                 f"{size.pixels_changed} of 784 pixels changed") in html
     assert "int8 static post-training quantization" in html  # the zoo's description of the pair
 

@@ -288,3 +288,9 @@ def test_export_carries_margins_ties_and_change_size(tmp_path, compd):
     assert "both >= 0.2: 1 of 2 triggers (50%); 1 stored: tie: not a deviation under the strict criterion" in out
     assert "0.80/0.50" in out and "tie" in out.splitlines()[-1]
     store.close()
+
+
+def test_a_tiny_positive_margin_never_reads_as_a_tie():
+    from compd_core.strength import margin_text
+
+    assert [margin_text(v) for v in (0.0, 0.001, 0.004999, 0.005, 0.8)] == ["0.00", "<0.01", "<0.01", "0.01", "0.80"]
