@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from compd_core.search.results import SeedResult
 
 # The distilled student: measured on 16 random test digits, compd finds deviations there that
-# meet the demo's criterion in about 6 s (3 of 16 within 2,000 queries; L2 about 2.1-2.2), where
+# meet the demo's criterion in 6-13 s (3 of 16 within 2,000 queries; L2 about 2.1-2.2), where
 # the int8 pair's deviations within 64/255 all leave the original unsure (margins below 0.1).
 DEMO_PAIR = "lenet5-distilled"
 DEMO_SEEDS = 16  # random test digits (not the least sure ones: those are ambiguous to a person)
