@@ -73,8 +73,8 @@ def write(out: Path, args: argparse.Namespace, profiles: list[tuple[DeviationPro
         *[f"- {profile.pair}: {profile.sentence()}" for profile, _ in profiles],
         "",
         "These shares are what a `compd` search finds within the query budget: lower bounds on how "
-        "many seeds have a deviation that close, not exact counts. A stronger or longer search can "
-        "only raise them.",
+        "many seeds have a deviation that close, not exact counts. A longer or stronger search "
+        "usually raises them.",
         "",
     ]
     out.write_text("\n".join(text))
