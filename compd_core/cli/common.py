@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -45,3 +47,20 @@ def parse_csv_ints(text: str, name: str) -> list[int]:
 
 def parse_csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def check_writable_folder(folder: Path, option: str) -> None:
+    """Create ``folder`` if needed and prove a file can be written there, before long work
+    (training, a characterization) that would otherwise fail only at its end."""
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{option} {folder} is a file; give a folder to write into")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".compd-write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write into {option} {folder} ({exc.strerror or exc}); give a folder you "
+            "can write to"
+        ) from exc

@@ -50,7 +50,7 @@ def inspect_command(
     from compd_core.models.evaluate import evaluate_pair, latency_ms
 
     model_pair = resolve_pair(pair, original, compressed, dataset, allow_code)
-    data = load_dataset(dataset, model_pair.input_shape)
+    data = load_dataset(dataset, model_pair.input_shape, model_pair.class_names)
     evaluation = evaluate_pair(model_pair, data)
     report = {
         "pair": model_pair.name,

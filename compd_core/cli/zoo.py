@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from compd_core.cli.common import console, out, print_json
+from compd_core.cli.common import check_writable_folder, console, out, print_json
 from compd_core.paths import sample_models_dir
 
 app = typer.Typer(help="List and rebuild the shipped sample pairs.", no_args_is_help=True)
@@ -46,6 +46,7 @@ def build_command(
     from compd_core.zoo.build import build_zoo
 
     target = directory or sample_models_dir()
+    check_writable_folder(target, "--out")
     with console.status("building the zoo") as status:
         build_zoo(target, seed=seed, on_progress=lambda msg: status.update(msg) or console.log(msg))
     console.print(f"zoo written to {target}")

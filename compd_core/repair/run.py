@@ -93,10 +93,10 @@ def chosen_triggers(
 
 
 def _test_set(
-    settings: RepairSettings, run: RunRecord, exclude: list[int], shape: tuple[int, int, int]
+    settings: RepairSettings, run: RunRecord, exclude: list[int], pair: ModelPair
 ) -> tuple[ImageDataset, ImageDataset]:
     """(full test split, test split without the training triggers' seed images)."""
-    full = load_dataset(settings.test_dataset, shape)
+    full = load_dataset(settings.test_dataset, pair.input_shape, pair.class_names)
     if run.dataset != settings.test_dataset:
         return full, full
     keep = ~torch.isin(full.indices, torch.tensor(exclude, dtype=torch.long))
@@ -143,9 +143,8 @@ class _Repair:
         s, emit = self.settings, self.emit
         before = load_pair(self.run.pair)
         train_images, heldout_images = self._images(self.train), self._images(self.heldout)
-        clean_set = load_dataset(s.clean_dataset, before.input_shape)
-        full_test, test_set = _test_set(s, self.run, [r.seed.index for r in self.train],
-                                        before.input_shape)
+        clean_set = load_dataset(s.clean_dataset, before.input_shape, before.class_names)
+        full_test, test_set = _test_set(s, self.run, [r.seed.index for r in self.train], before)
         emit(StageStarted("variants", f"{s.variants_per_trigger} variants around each of "
                           f"{len(self.train)} training triggers"))
         generator = torch.Generator().manual_seed(s.seed)

@@ -7,6 +7,7 @@ import time
 import pandas as pd
 import streamlit as st
 
+from compd_core.store import RunRecord, Store
 from dashboard import jobs, resources, session
 from dashboard.components.feedback import user_errors
 
@@ -17,6 +18,21 @@ st.caption(f"Every search stored in `{resources.db_path()}`, newest first. A run
 
 def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def interrupted_ui(store: Store, run: RunRecord) -> None:
+    """A run whose search process ended without closing it (a server stopped or killed):
+    say so, and let the user close it or resume it."""
+    st.warning(
+        f"Run `{run.id}` was interrupted: the process searching it ended without closing it "
+        f"(a stopped or killed server). It keeps the {run.seeds_done} of {run.seed_count} seeds "
+        "it finished. Resume it on the command line with "
+        f"`compd search --resume {run.id} --db {resources.db_path()}`, or mark it stopped.",
+        icon=":material/pause_circle:")
+    if st.button("Mark as stopped", key="stop-interrupted", icon=":material/stop_circle:"):
+        store.finish_run(run.id, "stopped", 0.0)
+        st.toast(f"Run {run.id} is marked stopped.")
+        st.rerun()
 
 
 store = resources.get_store()
@@ -44,6 +60,8 @@ with user_errors():
     current = session.current_run()
     chosen = st.selectbox("Run", ids, index=ids.index(current) if current in by_id else 0,
                           format_func=lambda i: f"{i} · {by_id[i].pair} · {by_id[i].strategy}")
+    if by_id[chosen].status == "interrupted":
+        interrupted_ui(store, by_id[chosen])
     open_col, report_col, delete_col = st.columns(3, vertical_alignment="bottom")
     if open_col.button("Open its triggers", icon=":material/compare:", width="stretch"):
         session.set_current_run(chosen)

@@ -37,7 +37,7 @@ def _start_demo() -> None:
         return
     choice, data_choice = PairChoice(zoo_id=DEFAULT_PAIR), DatasetChoice()
     pair = resources.new_pair(choice)
-    data = resources.dataset(data_choice, pair.input_shape)
+    data = resources.dataset(data_choice, pair.input_shape, pair.class_names)
     spec = CampaignSpec(pair=choice.name, strategy="compd", seeds=DEMO_SEEDS,
                         settings=SearchSettings(max_queries=DEMO_BUDGET), rng_seed=0,
                         dataset=data_choice.spec, seed_order="margin")

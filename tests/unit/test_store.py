@@ -198,11 +198,11 @@ def test_finished_positions_after_partial_writes_then_resume(tmp_path, results):
     assert resumed.finished_positions(run_id) == {0, 3, 4}
     for position in sorted(set(range(6)) - resumed.finished_positions(run_id)):
         resumed.save_result(run_id, results[position])
-    resumed.finish_run(run_id, "finished", wall_seconds=2.5)
+    resumed.finish_run(run_id, "stopped", wall_seconds=2.5)
     resumed.resume_run(run_id)
-    resumed.finish_run(run_id, "stopped", wall_seconds=1.25)
+    resumed.finish_run(run_id, "finished", wall_seconds=1.25)
     run = resumed.get_run(run_id)
-    assert (run.status, run.seeds_done, run.found) == ("stopped", 6, 3)
+    assert (run.status, run.seeds_done, run.found) == ("finished", 6, 3)
     assert run.wall_seconds == 3.75  # the sessions add up
     assert run.queries == sum(r.queries for r in results)
     assert run.found_rate == 0.5
