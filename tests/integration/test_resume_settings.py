@@ -158,3 +158,25 @@ def test_search_summary_is_read_back_from_the_file(tmp_path, int8_pair, mnist_te
         StoreError, match=r"has no result for seed positions \[0, 1\]"
     ):
         run_campaign(spec, store, pair=int8_pair, dataset=mnist_test)
+
+
+def test_a_run_on_hand_picked_seeds_resumes_on_the_same_images(tmp_path, int8_pair, mnist_test):
+    """The dashboard searches a hand-picked part of a dataset; resumed from the command line
+    (which loads the whole dataset), every position still holds the image it started with."""
+    import threading
+
+    picked = mnist_test.subset(list(range(1000, 1400)))
+    spec = CampaignSpec(PAIR, "random", seeds=5, settings=SearchSettings(max_queries=40),
+                        rng_seed=2)
+    stop = threading.Event()
+    path = tmp_path / "runs.sqlite"
+    with Store(path) as store:
+        run_id = run_campaign(spec, store, pair=int8_pair, dataset=picked, stop=stop,
+                              emit=lambda e: stop.set() if type(e).__name__ == "SeedFinished"
+                              else None).run_id
+        plan = store.get_run(run_id).seed_plan
+    assert all(1000 <= index < 1400 for index in plan.indices)
+    result = compd("search", "--db", str(path), "--resume", run_id)
+    assert result.returncode == 0, result.stderr
+    stored = Store(path).load_results(run_id, details=False)
+    assert [r.seed.index for r in stored] == list(plan.indices)
