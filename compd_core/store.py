@@ -535,31 +535,39 @@ class Store:
         Refused, leaving the run as it was, when the run is complete or when another search
         (another process, or another thread of this one) is searching it right now.
         """
-        claim = (str(self.path.resolve()), run_id)
         with self._write() as connection, _CLAIMS_LOCK:
-            row = self._require_run(connection, run_id)
-            done = connection.execute(
-                "SELECT COUNT(*) FROM seeds WHERE run_id = ?", (run_id,)
-            ).fetchone()[0]
-            if row["status"] == "finished" and done >= row["seed_count"]:
-                raise StoreError(
-                    f"run {run_id} is already finished: all {row['seed_count']} seeds were "
-                    f"searched; `compd runs show {run_id}` shows its results"
-                )
-            if row["status"] == "running" and (
-                claim in _CLAIMS or (not _this_process(row) and _owner_alive(row))
-            ):
-                raise StoreError(
-                    f"run {run_id} is being searched right now by process {_owner(row)}; "
-                    "wait for it to end (or stop it) before resuming"
-                )
+            self._refuse_resume(connection, run_id)
             connection.execute(
                 "UPDATE runs SET status = 'running', finished = NULL, updated = ?, "
                 "owner_pid = ?, owner_host = ? WHERE id = ?",
                 (time.time(), os.getpid(), socket.gethostname(), run_id),
             )
-            _CLAIMS.add(claim)
+            _CLAIMS.add((str(self.path.resolve()), run_id))
         return self.get_run(run_id)
+
+    def check_resumable(self, run_id: str) -> None:
+        """Raise, changing nothing, if ``resume_run`` would refuse the run right now."""
+        with self._read() as connection, _CLAIMS_LOCK:
+            self._refuse_resume(connection, run_id)
+
+    def _refuse_resume(self, connection: sqlite3.Connection, run_id: str) -> None:
+        row = self._require_run(connection, run_id)
+        done = connection.execute(
+            "SELECT COUNT(*) FROM seeds WHERE run_id = ?", (run_id,)
+        ).fetchone()[0]
+        if row["status"] == "finished" and done >= row["seed_count"]:
+            raise StoreError(
+                f"run {run_id} is already finished: all {row['seed_count']} seeds were "
+                f"searched; `compd runs show {run_id}` shows its results"
+            )
+        if row["status"] == "running" and (
+            (str(self.path.resolve()), run_id) in _CLAIMS
+            or (not _this_process(row) and _owner_alive(row))
+        ):
+            raise StoreError(
+                f"run {run_id} is being searched right now by process {_owner(row)}; "
+                "wait for it to end (or stop it) before resuming"
+            )
 
     def set_seed_plan(self, run_id: str, plan: SeedPlan) -> None:
         """Fix the seeds of a run created without them (the dashboard creates a run first)."""

@@ -42,6 +42,7 @@ def _resumed_spec(store: Any, run_id: str, given: dict[str, Any]):
     from compd_core.campaign import spec_of_run
 
     spec = spec_of_run(store.get_run(run_id))
+    store.check_resumable(run_id)  # a finished or busy run: say so before any work starts
     stored = {"--pair": spec.pair, "--strategy": spec.strategy, "--seeds": spec.seeds,
               "--budget": spec.settings.max_queries, "--time-budget": spec.settings.time_budget,
               "--operators": spec.settings.operators, "--criterion": spec.settings.criterion.kind,

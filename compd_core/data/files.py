@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from compd_core.data.dataset import ImageDataset, from_uint8
+from compd_core.data.dataset import ImageDataset, check_labels, from_uint8
 from compd_core.errors import DatasetError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -111,6 +111,7 @@ def load_npz(path: str | Path, class_names: tuple[str, ...] | None = None) -> Im
                 f"{MAX_INFERRED_CLASSES:,} classes; labels must be class indices 0, 1, 2, ..."
             )
         class_names = tuple(str(c) for c in range(max(high, 0) + 1))
+    check_labels(y, len(class_names), str(path))  # named by its path, not only its stem
     return from_uint8(x, y, class_names, path.stem)
 
 

@@ -96,7 +96,8 @@ def test_resuming_a_finished_run_says_so(stopped_run):
     finished = Store(path).get_run(before.id)
     result = compd("search", "--db", str(path), "--resume", before.id)
     assert result.returncode == 2
-    assert f"run {before.id} is already finished: all 6 seeds were searched" in result.stderr
+    assert result.stderr == (f"error: run {before.id} is already finished: all 6 seeds were "
+                             f"searched; `compd runs show {before.id}` shows its results\n")
     assert Store(path).get_run(before.id) == finished
 
 
@@ -118,8 +119,9 @@ def test_one_resume_at_a_time_and_a_dead_holder_reads_interrupted(stopped_run):
         assert Store(path).get_run(before.id).status == "running"
         result = compd("search", "--db", str(path), "--resume", before.id)
         assert result.returncode == 2
-        assert (f"run {before.id} is being searched right now by process {holder.pid}"
-                in result.stderr)
+        assert result.stderr.startswith(
+            f"error: run {before.id} is being searched right now by process {holder.pid} on ")
+        assert result.stderr.count("\n") == 1
         assert Store(path).get_run(before.id).seeds_done == before.seeds_done
     finally:
         os.kill(holder.pid, signal.SIGKILL)
