@@ -49,6 +49,15 @@ def load_dataset(
     return dataset if class_names is None else match_classes(dataset, class_names, spec)
 
 
+def names_a_dataset(spec: str) -> bool:
+    """Whether ``load_dataset`` can find ``spec`` (without reading it): a run stored under a
+    description, such as hand-picked seeds, cannot be loaded again by name."""
+    if spec in ("mnist", "mnist:test", "mnist:train"):
+        return True
+    path = Path(spec).expanduser()
+    return path.is_dir() or (path.suffix.lower() == ".npz" and path.is_file())
+
+
 def match_classes(dataset: ImageDataset, class_names: tuple[str, ...], spec: str) -> ImageDataset:
     """The dataset with labels that index ``class_names``, matching its classes by name."""
     if dataset.class_names == class_names:

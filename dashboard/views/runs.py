@@ -7,6 +7,7 @@ import time
 import pandas as pd
 import streamlit as st
 
+from compd_core.data.resolve import names_a_dataset
 from compd_core.store import RunRecord, Store
 from dashboard import jobs, resources, session
 from dashboard.components.feedback import user_errors
@@ -23,12 +24,16 @@ def _when(timestamp: float) -> str:
 def interrupted_ui(store: Store, run: RunRecord) -> None:
     """A run whose search process ended without closing it (a server stopped or killed):
     say so, and let the user close it or resume it."""
+    if names_a_dataset(run.dataset):
+        then = ("Resume it on the command line with "
+                f"`compd search --resume {run.id} --db {resources.db_path()}`, or mark it stopped.")
+    else:
+        then = (f"Its seeds ({run.dataset}) lived only in the page that searched them, so it "
+                "cannot be resumed: mark it stopped, and search them again from the Seeds page.")
     st.warning(
         f"Run `{run.id}` was interrupted: the process searching it ended without closing it "
         f"(a stopped or killed server). It keeps the {run.seeds_done} of {run.seed_count} seeds "
-        "it finished. Resume it on the command line with "
-        f"`compd search --resume {run.id} --db {resources.db_path()}`, or mark it stopped.",
-        icon=":material/pause_circle:")
+        f"it finished. {then}", icon=":material/pause_circle:")
     if st.button("Mark as stopped", key="stop-interrupted", icon=":material/stop_circle:"):
         store.finish_run(run.id, "stopped", 0.0)
         st.toast(f"Run {run.id} is marked stopped.")
