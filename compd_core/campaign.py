@@ -138,7 +138,8 @@ def _check_redrawn(store: Store, record: RunRecord, seeds: list[Seed]) -> None:
     if moved:
         raise ConfigError(
             f"run {record.id} was stored without its seed list, and drawing its seeds again "
-            f"puts other images at positions {moved[:5]}; start a new run instead"
+            f"puts other images at positions {moved[:5]}; give the --seed-order it was "
+            "started with, or start a new run"
         )
 
 

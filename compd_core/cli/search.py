@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,12 @@ def _resumed_spec(store: Any, run_id: str, given: dict[str, Any]):
     """The stored run's own campaign; an option given that contradicts it is refused."""
     from compd_core.campaign import spec_of_run
 
-    spec = spec_of_run(store.get_run(run_id))
+    record = store.get_run(run_id)
+    spec = spec_of_run(record)
+    if record.seed_plan is None and given["--seed-order"] is not None:
+        # a run stored before seed lists were kept did not record its order either: take the
+        # user's word; the resume then checks the stored seeds against the ones drawn again
+        spec = replace(spec, seed_order=given["--seed-order"])
     store.check_resumable(run_id)  # a finished or busy run: say so before any work starts
     stored = {"--pair": spec.pair, "--strategy": spec.strategy, "--seeds": spec.seeds,
               "--budget": spec.settings.max_queries, "--time-budget": spec.settings.time_budget,

@@ -182,3 +182,31 @@ def test_a_run_on_hand_picked_seeds_resumes_on_the_same_images(tmp_path, int8_pa
     assert result.returncode == 0, result.stderr
     stored = Store(path).load_results(run_id, details=False)
     assert [r.seed.index for r in stored] == list(plan.indices)
+
+
+@pytest.mark.parametrize("order, moved", [("margin", False), ("margin", True), (None, False)])
+def test_a_run_stored_without_its_seed_list_resumes_only_onto_the_same_images(
+    stopped_run, order, moved
+):
+    """Files written before runs kept their seed list (or order): seeds are drawn again and must
+    land on the images the finished positions searched."""
+    import sqlite3
+
+    path, before = stopped_run
+    with sqlite3.connect(path) as connection:
+        connection.execute("UPDATE runs SET seed_plan = NULL")
+        if moved:
+            connection.execute("UPDATE seeds SET dataset_index = dataset_index + 1")
+    extra = ("--seed-order", order) if order else ()
+    result = compd("search", "--db", str(path), "--resume", before.id, *extra)
+    if moved or order is None:  # the run was drawn lowest margin first, not at random
+        assert result.returncode == 2
+        assert (f"run {before.id} was stored without its seed list, and drawing its seeds again "
+                "puts other images at positions") in result.stderr
+        assert Store(path).get_run(before.id).status == "stopped"
+    else:
+        assert result.returncode == 0, result.stderr
+        after = Store(path).get_run(before.id)
+        assert (after.status, after.seed_plan.order) == ("finished", "margin")
+        assert [r.seed.index for r in Store(path).load_results(before.id, details=False)] \
+            == list(after.seed_plan.indices)
