@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from enum import Enum
@@ -47,7 +47,9 @@ from compd_core.search.settings import SearchSettings
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# The layout's version lives in the file's header (PRAGMA user_version). Version 1 kept it in a
+# `schema_version` table instead; opening such a file for writing upgrades it in place.
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 30.0  # a writer holds the lock for one seed (milliseconds); 30 s means "stuck"
 DEFAULT_SELECTION = "default"
 
@@ -58,7 +60,6 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _NPY_MAGIC = b"\x93NUMPY"
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     pair TEXT NOT NULL,
@@ -239,8 +240,9 @@ class RepairRecord:
 class _Connections:
     """One connection per thread; connections of threads that have ended are closed."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self._path = path
+        self._read_only = read_only
         self._lock = threading.Lock()
         self._by_thread: dict[int, tuple[threading.Thread, sqlite3.Connection]] = {}
         self._closed = False
@@ -254,7 +256,7 @@ class _Connections:
             if entry is not None and entry[0] is thread:
                 return entry[1]
             self._close_finished_threads()
-            connection = _connect(self._path)
+            connection = _connect(self._path, self._read_only)
             self._by_thread[thread.ident or 0] = (thread, connection)
             return connection
 
@@ -273,15 +275,46 @@ class _Connections:
             self._closed = True
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-    )
+def _connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+    """A connection; read-only ones open the file with ``mode=ro`` and can never write it."""
+    if read_only:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        connection = sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+    else:
+        connection = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
     connection.row_factory = sqlite3.Row
     connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     connection.execute("PRAGMA foreign_keys = ON")
-    connection.execute("PRAGMA synchronous = NORMAL")
+    if not read_only:
+        connection.execute("PRAGMA synchronous = NORMAL")
     return connection
+
+
+def _drop_version_table(connection: sqlite3.Connection) -> None:
+    """1 -> 2: the version moved into the file header."""
+    connection.execute("DROP TABLE IF EXISTS schema_version")
+
+
+# MIGRATIONS[n] upgrades a version-n file to version n + 1, inside the opening transaction.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _drop_version_table}
+
+
+def _stored_version(connection: sqlite3.Connection) -> tuple[int, set[str]]:
+    """The file's schema version (0: empty, -1: not compd's) and its tables."""
+    tables = {row[0] for row in connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'"
+    )}
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version:
+        return version, tables
+    if "schema_version" in tables:
+        row = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return (row[0] or 1), tables
+    return (-1 if tables else 0), tables
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,12 +324,15 @@ def _connect(path: Path) -> sqlite3.Connection:
 class Store:
     """Results of searches and repairs in one SQLite file, safe for one writer and many readers.
 
-    ``create=False`` refuses a missing file (the CLI's read commands use it, so a mistyped
-    ``--db`` is reported instead of silently creating an empty database).
+    ``create=False`` refuses a missing file (so a mistyped ``--db`` is reported instead of
+    silently creating an empty database). ``read_only=True`` (implies ``create=False``) opens the
+    file with ``mode=ro``: readers need no write access and never take the write lock.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, read_only: bool = False) -> None:
         self.path = Path(path).expanduser()
+        self.read_only = read_only
+        create = create and not read_only
         if self.path.is_dir():
             raise StoreError(
                 f"{self.path} is a directory; give a database file such as compd.sqlite"
@@ -308,7 +344,7 @@ class Store:
                     "or pass --db with the file your searches wrote"
                 )
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connections = _Connections(self.path)
+        self._connections = _Connections(self.path, read_only)
         try:
             self._initialise()
         except BaseException:
@@ -333,7 +369,11 @@ class Store:
     def _initialise(self) -> None:
         with self._translate():
             try:
-                self._connections.get().execute("PRAGMA journal_mode = WAL")
+                if self.read_only:
+                    version, tables = _stored_version(self._connections.get())
+                else:
+                    self._connections.get().execute("PRAGMA journal_mode = WAL")
+                    version, tables = _stored_version(self._connections.get())
             except sqlite3.OperationalError:
                 raise
             except sqlite3.DatabaseError as exc:
@@ -341,28 +381,37 @@ class Store:
                     f"{self.path} is not an SQLite database ({exc}); pass another --db, "
                     "or move that file away to start a new results database"
                 ) from exc
+        self._check_version(version, tables)
+        if version == SCHEMA_VERSION or self.read_only:
+            return  # nothing to write: readers and up-to-date files take no write lock
         with self._write() as connection:
-            tables = {row[0] for row in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'"
-            )}
-            if tables and "schema_version" not in tables:
-                raise StoreError(
-                    f"{self.path} is an SQLite database of some other program (tables: "
-                    f"{', '.join(sorted(tables)[:5])}); pass another --db for compd's results"
-                )
-            if "schema_version" in tables:
-                row = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()
-                version = row[0] if row else None
-                if version is not None and version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.path} was written by a newer compd (schema {version}, this one "
-                        f"reads {SCHEMA_VERSION}); upgrade compd or use another --db"
-                    )
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
-            if connection.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 0:
-                connection.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            version, tables = _stored_version(connection)  # another process may have upgraded
+            self._check_version(version, tables)
+            if version == 0:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+            else:
+                for step in range(version, SCHEMA_VERSION):
+                    MIGRATIONS[step](connection)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _check_version(self, version: int, tables: set[str]) -> None:
+        if version < 0:
+            raise StoreError(
+                f"{self.path} is an SQLite database of some other program (tables: "
+                f"{', '.join(sorted(tables)[:5])}); pass another --db for compd's results"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer compd (schema {version}, this one "
+                f"reads {SCHEMA_VERSION}); upgrade compd or use another --db"
+            )
+        if version == 0 and self.read_only:
+            raise StoreError(
+                f"{self.path} holds no compd results yet; run a search first "
+                "or pass --db with the file your searches wrote"
+            )
 
     # -- transactions --------------------------------------------------------------------------
 
