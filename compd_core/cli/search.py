@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from compd_core.cli.common import console, out, print_json
 from compd_core.paths import default_db_path
+from compd_core.search.criterion import DEFAULT_MAX_LINF
 from compd_core.search.events import Event, SeedFinished, Step
 
 
@@ -41,8 +42,8 @@ def search(
     time_budget: float = typer.Option(None, help="Time budget per seed, in seconds."),
     operators: str = typer.Option("dflare", help="Mutation operator set: dflare or natural."),
     criterion: str = typer.Option("valid", help="valid (the original keeps the seed's label) or any."),
-    max_linf: float = typer.Option(None, help="L-inf bound around the seed, in (0, 1]."),
-    seed_order: str = typer.Option("random", help="random, or margin (lowest margin first)."),
+    max_linf: float = typer.Option(DEFAULT_MAX_LINF, help="L-inf bound around the seed, in (0, 1]; the default (64/255) keeps triggers close, 1 lifts it."),
+    seed_order: str = typer.Option("random", help="random, margin (lowest margin first) or balanced (as many seeds of every class)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same triggers."),
     db: Path = typer.Option(None, help="Results database (default ./compd.sqlite or $COMPD_DB)."),
     resume: str = typer.Option(None, help="Resume this run id, skipping its finished seeds."),
