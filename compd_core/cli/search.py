@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from compd_core.cli.common import console, out, print_json
 from compd_core.errors import ConfigError
 from compd_core.paths import default_db_path
+from compd_core.search.criterion import DEFAULT_MAX_LINF
 from compd_core.search.events import Event, SeedFinished, Step
 
 
@@ -30,7 +31,8 @@ def _new_spec(given: dict[str, Any]):
 
     settings = SearchSettings(
         max_queries=value("--budget", 10_000), time_budget=given["--time-budget"],
-        criterion=Criterion(kind=value("--criterion", "valid"), max_linf=given["--max-linf"]),
+        criterion=Criterion(kind=value("--criterion", "valid"),
+                            max_linf=value("--max-linf", DEFAULT_MAX_LINF)),
         operators=value("--operators", "dflare"),
     )
     return CampaignSpec(pair=given["--pair"], strategy=value("--strategy", "compd"),
@@ -91,8 +93,8 @@ def search(
     time_budget: float = typer.Option(None, help="Time budget per seed, in seconds."),
     operators: str = typer.Option(None, help="Mutation operator set: dflare (default) or natural."),
     criterion: str = typer.Option(None, help="valid (default: the original keeps the seed's label) or any."),
-    max_linf: float = typer.Option(None, help="L-inf bound around the seed, in (0, 1]."),
-    seed_order: str = typer.Option(None, help="random (default), or margin (lowest margin first)."),
+    max_linf: float = typer.Option(None, help="L-inf bound around the seed, in (0, 1]; the default (64/255) keeps triggers close, 1 lifts it."),
+    seed_order: str = typer.Option(None, help="random (default), margin (lowest margin first) or balanced (as many seeds of every class)."),
     seed: int = typer.Option(None, "--seed", help="Random seed (default 0): same seed, same triggers."),
     db: Path = typer.Option(None, help="Results database (default ./compd.sqlite or $COMPD_DB)."),
     resume: str = typer.Option(None, help="Resume this run id with its own stored settings, "
