@@ -7,7 +7,7 @@ the real pair under the run's criterion, and no tie decides either model's label
 from __future__ import annotations
 
 import pytest
-import torch
+from replay_support import assert_strict_replay
 
 from compd_core.campaign import CampaignSpec, run_campaign
 from compd_core.search.criterion import Criterion
@@ -41,14 +41,4 @@ def test_stored_triggers_replay_as_strict_deviations(name, tmp_path):
         assert found, f"{name} found no trigger on 5 seeds"
     if not found:
         return
-    images = torch.stack([r.trigger.image for r in found])
-    seeds = torch.stack([r.seed.image for r in found])
-    labels = torch.tensor([r.seed.label for r in found])
-    replay = pair.predict(images)
-    assert criterion.met(replay.original, replay.compressed, labels, images, seeds).all()
-    m_o, m_c = criterion.strength(replay.original, replay.compressed, labels)
-    assert bool((m_o > 0).all() and (m_c > 0).all())
-    for r, probs_o, probs_c in zip(found, replay.original, replay.compressed):
-        assert r.trigger.is_strict
-        assert torch.allclose(r.trigger.probs_original, probs_o, atol=1e-5)
-        assert torch.allclose(r.trigger.probs_compressed, probs_c, atol=1e-5)
+    assert_strict_replay(pair, criterion, found)
