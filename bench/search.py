@@ -41,7 +41,7 @@ RUNS = [("compd", "compd", "valid", True), ("compd-close", "compd-close", "valid
         ("dflare", "dflare", "valid", False), ("dflare (any)", "dflare", "any", False),
         ("diffchaser", "diffchaser", "valid", False), ("random", "random", "valid", False),
         ("gradient", "gradient", "valid", False)]
-DEFAULT_RUNS = ["compd", "dflare", "diffchaser", "random", "gradient"]
+DEFAULT_RUNS = ["compd", "dflare", "diffchaser", "gradient", "random"]
 
 
 @dataclass
@@ -241,8 +241,10 @@ def main() -> None:
             rows.append(row)
             print(f"{pair_id} {label}: {row.summary.found}/{row.summary.seeds} in "
                   f"{row.summary.wall_seconds:.1f} s", file=sys.stderr, flush=True)
+            # Written after every strategy: the rows finished so far survive a killed run.
+            args.out.write_text("\n".join(lines + table(pair_id, rows, ceiling)) + "\n")
         lines += table(pair_id, rows, ceiling)
-        args.out.write_text("\n".join(lines) + "\n")  # partial results survive a killed run
+    args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -12,7 +12,7 @@ How it searches (each choice measured on the zoo's LeNet pairs, 20 class-balance
 - One candidate per chain per step; all chains share one forward pass. Several candidates
   per chain (``compd-close``: 4) lower L2 by 10-20% for 2-4x the queries.
 - A found trigger is shrunk for a few rounds: small squares around changed pixels are set back
-  to the seed while the pair still deviates (8 candidates per round, 4 rounds, counted).
+  to the seed while the pair still deviates (4 candidates per round, 4 rounds, counted).
 
 Measured and dropped: Metropolis-Hastings over DFLARE's operators plus patch nudges (the
 previous engine; L2 6.7-7.1, as far from the seed as dflare); the fitness m_c - m_o (fewer

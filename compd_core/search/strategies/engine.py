@@ -70,7 +70,7 @@ class EngineSettings:
     """How wide the engine searches; the defaults of ``compd`` are measured in bench/search.py."""
 
     proposals: int = 1  # candidates per chain per search step
-    shrink_proposals: int = 8  # candidates per chain per shrinking round
+    shrink_proposals: int = 4  # candidates per chain per shrinking round
     shrink_rounds: int = 4  # shrinking rounds after a chain first meets the criterion
     max_chains: int = 256  # seeds searched at once
 
