@@ -38,7 +38,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from enum import Enum
@@ -56,7 +56,9 @@ from compd_core.search.settings import SearchSettings
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+# The layout's version lives in the file's header (PRAGMA user_version). Version 1 kept it in a
+# `schema_version` table instead; opening such a file for writing upgrades it in place.
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0  # a writer holds the lock for one seed (milliseconds); 30 s means "stuck"
 DEFAULT_SELECTION = "default"
 
@@ -65,7 +67,7 @@ STALE_AFTER_S = 15 * 60.0  # a run on another host with no write for this long h
 RunStatus = Literal["running", "finished", "stopped"]
 # What a run reads as: "interrupted" is a run left "running" by a process that is gone.
 RUN_STATUSES: tuple[str, ...] = ("running", "finished", "stopped", "interrupted")
-# Columns added after the first release, each with its type: added to older files on open.
+# Columns added to `runs` in version 3, each with its type (new files get them from _SCHEMA).
 _ADDED_RUN_COLUMNS = (
     ("seed_plan", "TEXT"),  # JSON SeedPlan: the exact seeds, so a resume searches the same images
     ("owner_pid", "INTEGER"),  # the process searching the run while it is "running"
@@ -76,7 +78,6 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _NPY_MAGIC = b"\x93NUMPY"
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     pair TEXT NOT NULL,
@@ -90,7 +91,10 @@ CREATE TABLE IF NOT EXISTS runs (
     updated REAL NOT NULL,             -- last write: tells a live run from an abandoned one
     finished REAL,
     wall_seconds REAL NOT NULL DEFAULT 0,
-    note TEXT NOT NULL DEFAULT ''
+    note TEXT NOT NULL DEFAULT '',
+    seed_plan TEXT,                    -- JSON SeedPlan: the exact seeds a resume searches again
+    owner_pid INTEGER,                 -- the process searching the run while it is "running"
+    owner_host TEXT
 );
 CREATE TABLE IF NOT EXISTS seeds (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -288,8 +292,9 @@ class RepairRecord:
 class _Connections:
     """One connection per thread; connections of threads that have ended are closed."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self._path = path
+        self._read_only = read_only
         self._lock = threading.Lock()
         self._by_thread: dict[int, tuple[threading.Thread, sqlite3.Connection]] = {}
         self._closed = False
@@ -303,7 +308,7 @@ class _Connections:
             if entry is not None and entry[0] is thread:
                 return entry[1]
             self._close_finished_threads()
-            connection = _connect(self._path)
+            connection = _connect(self._path, self._read_only)
             self._by_thread[thread.ident or 0] = (thread, connection)
             return connection
 
@@ -322,15 +327,57 @@ class _Connections:
             self._closed = True
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    connection = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-    )
+def _connect(path: Path, read_only: bool = False) -> sqlite3.Connection:
+    """A connection; read-only ones open the file with ``mode=ro`` and can never write it."""
+    if read_only:
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        connection = sqlite3.connect(
+            uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+    else:
+        connection = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
     connection.row_factory = sqlite3.Row
     connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     connection.execute("PRAGMA foreign_keys = ON")
-    connection.execute("PRAGMA synchronous = NORMAL")
+    if not read_only:
+        connection.execute("PRAGMA synchronous = NORMAL")
     return connection
+
+
+def _drop_version_table(connection: sqlite3.Connection) -> None:
+    """1 -> 2: the version moved into the file header."""
+    connection.execute("DROP TABLE IF EXISTS schema_version")
+
+
+def _add_run_owner_columns(connection: sqlite3.Connection) -> None:
+    """2 -> 3: runs keep their exact seed list and the process searching them."""
+    present = {row["name"] for row in connection.execute("PRAGMA table_info(runs)")}
+    for column, kind in _ADDED_RUN_COLUMNS:
+        if column not in present:
+            connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+
+
+# MIGRATIONS[n] upgrades a version-n file to version n + 1, inside the opening transaction.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _drop_version_table,
+    2: _add_run_owner_columns,
+}
+
+
+def _stored_version(connection: sqlite3.Connection) -> tuple[int, set[str]]:
+    """The file's schema version (0: empty, -1: not compd's) and its tables."""
+    tables = {row[0] for row in connection.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table'"
+    )}
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    if version:
+        return version, tables
+    if "schema_version" in tables:
+        row = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        return (row[0] or 1), tables
+    return (-1 if tables else 0), tables
 
 
 # ---------------------------------------------------------------------------------------------
@@ -340,12 +387,15 @@ def _connect(path: Path) -> sqlite3.Connection:
 class Store:
     """Results of searches and repairs in one SQLite file, safe for one writer and many readers.
 
-    ``create=False`` refuses a missing file (the CLI's read commands use it, so a mistyped
-    ``--db`` is reported instead of silently creating an empty database).
+    ``create=False`` refuses a missing file (so a mistyped ``--db`` is reported instead of
+    silently creating an empty database). ``read_only=True`` (implies ``create=False``) opens the
+    file with ``mode=ro``: readers need no write access and never take the write lock.
     """
 
-    def __init__(self, path: str | Path, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True, read_only: bool = False) -> None:
         self.path = Path(path).expanduser()
+        self.read_only = read_only
+        create = create and not read_only
         if self.path.is_dir():
             raise StoreError(
                 f"{self.path} is a directory; give a database file such as compd.sqlite"
@@ -357,7 +407,7 @@ class Store:
                     "or pass --db with the file your searches wrote"
                 )
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connections = _Connections(self.path)
+        self._connections = _Connections(self.path, read_only)
         try:
             self._initialise()
         except BaseException:
@@ -382,7 +432,11 @@ class Store:
     def _initialise(self) -> None:
         with self._translate():
             try:
-                self._connections.get().execute("PRAGMA journal_mode = WAL")
+                if self.read_only:
+                    version, tables = _stored_version(self._connections.get())
+                else:
+                    self._connections.get().execute("PRAGMA journal_mode = WAL")
+                    version, tables = _stored_version(self._connections.get())
             except sqlite3.OperationalError:
                 raise
             except sqlite3.DatabaseError as exc:
@@ -391,32 +445,37 @@ class Store:
                     "or move that file away to start a new results database"
                 ) from exc
         self._check_integrity()
+        self._check_version(version, tables)
+        if version == SCHEMA_VERSION or self.read_only:
+            return  # nothing to write: readers and up-to-date files take no write lock
         with self._write() as connection:
-            tables = {row[0] for row in connection.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'"
-            )}
-            if tables and "schema_version" not in tables:
-                raise StoreError(
-                    f"{self.path} is an SQLite database of some other program (tables: "
-                    f"{', '.join(sorted(tables)[:5])}); pass another --db for compd's results"
-                )
-            if "schema_version" in tables:
-                row = connection.execute("SELECT MAX(version) FROM schema_version").fetchone()
-                version = row[0] if row else None
-                if version is not None and version > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.path} was written by a newer compd (schema {version}, this one "
-                        f"reads {SCHEMA_VERSION}); upgrade compd or use another --db"
-                    )
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    connection.execute(statement)
-            present = {row["name"] for row in connection.execute("PRAGMA table_info(runs)")}
-            for column, kind in _ADDED_RUN_COLUMNS:
-                if column not in present:
-                    connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
-            if connection.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 0:
-                connection.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            version, tables = _stored_version(connection)  # another process may have upgraded
+            self._check_version(version, tables)
+            if version == 0:
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        connection.execute(statement)
+            else:
+                for step in range(version, SCHEMA_VERSION):
+                    MIGRATIONS[step](connection)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _check_version(self, version: int, tables: set[str]) -> None:
+        if version < 0:
+            raise StoreError(
+                f"{self.path} is an SQLite database of some other program (tables: "
+                f"{', '.join(sorted(tables)[:5])}); pass another --db for compd's results"
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer compd (schema {version}, this one "
+                f"reads {SCHEMA_VERSION}); upgrade compd or use another --db"
+            )
+        if version == 0 and self.read_only:
+            raise StoreError(
+                f"{self.path} holds no compd results yet; run a search first "
+                "or pass --db with the file your searches wrote"
+            )
 
     def _check_integrity(self) -> None:
         """Refuse a damaged file on open, before a search writes results it cannot read back."""
@@ -840,11 +899,12 @@ _CLAIMS_LOCK = threading.Lock()
 
 
 def _owner(row: sqlite3.Row) -> str:
-    return f"{row['owner_pid']} on {row['owner_host']}" if row["owner_pid"] else "unknown"
+    pid, host = _optional(row, "owner_pid"), _optional(row, "owner_host")
+    return f"{pid} on {host}" if pid else "unknown"
 
 
 def _this_process(row: sqlite3.Row) -> bool:
-    return row["owner_pid"] == os.getpid() and row["owner_host"] == socket.gethostname()
+    return _optional(row, "owner_pid") == os.getpid() and _optional(row, "owner_host") == socket.gethostname()
 
 
 def _owner_alive(row: sqlite3.Row) -> bool:
@@ -853,7 +913,7 @@ def _owner_alive(row: sqlite3.Row) -> bool:
     On this host the pid answers; for another host (a shared file) or a run stored before
     owners were recorded, only the heartbeat can: a write within ``STALE_AFTER_S``.
     """
-    pid, host = row["owner_pid"], row["owner_host"]
+    pid, host = _optional(row, "owner_pid"), _optional(row, "owner_host")
     if pid is None or host != socket.gethostname():
         return time.time() - row["updated"] < STALE_AFTER_S
     if pid == os.getpid():
@@ -867,7 +927,13 @@ def _owner_alive(row: sqlite3.Row) -> bool:
     return True
 
 
+def _optional(row: sqlite3.Row, column: str) -> Any:
+    """A column added in a later schema version; None where a read-only open left a file old."""
+    return row[column] if column in row.keys() else None
+
+
 def _run_record(row: sqlite3.Row) -> RunRecord:
+    plan, pid = _optional(row, "seed_plan"), _optional(row, "owner_pid")
     stored = _upgrade_settings(json.loads(row["settings"]))
     known = {f.name for f in fields(SearchSettings)}
     dropped = sorted(set(stored) - known)
@@ -884,8 +950,8 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
         created=row["created"], updated=row["updated"],
         finished=row["finished"], wall_seconds=row["wall_seconds"], note=row["note"],
         seeds_done=row["seeds_done"], found=row["found_count"], queries=row["queries_total"],
-        seed_plan=None if row["seed_plan"] is None else SeedPlan.from_json(row["seed_plan"]),
-        owner=f"{row['owner_pid']}@{row['owner_host']}" if row["owner_pid"] else None,
+        seed_plan=None if plan is None else SeedPlan.from_json(plan),
+        owner=f"{pid}@{_optional(row, 'owner_host')}" if pid else None,
     )
 
 

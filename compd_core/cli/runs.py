@@ -1,4 +1,5 @@
-"""``compd runs``: what earlier searches found, read from the results database."""
+"""``compd runs``: what earlier searches found, read from the results database (read-only:
+these commands need no write access and never wait on a running search)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ DB_HELP = "Results database (default: ./compd.sqlite, or $COMPD_DB)."
 def _open(db: Path | None):
     from compd_core.store import Store
 
-    return Store(db or default_db_path(), create=False)
+    return Store(db or default_db_path(), read_only=True)
 
 
 def _when(timestamp: float | None) -> str:

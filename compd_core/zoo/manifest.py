@@ -54,12 +54,14 @@ class Manifest:
     dataset: str = "mnist"
     seed: int = 0
     format_version: int = FORMAT_VERSION
+    platform: dict[str, Any] = field(default_factory=dict)  # where the numbers were measured
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": self.format_version,
             "dataset": self.dataset,
             "seed": self.seed,
+            "platform": self.platform,
             "originals": {k: asdict(v) for k, v in self.originals.items()},
             "pairs": [asdict(p) for p in self.pairs],
         }
@@ -77,6 +79,7 @@ def read_manifest(directory: Path) -> Manifest:
             dataset=raw.get("dataset", "mnist"),
             seed=raw.get("seed", 0),
             format_version=raw.get("format_version", FORMAT_VERSION),
+            platform=raw.get("platform", {}),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"{path} is not a valid zoo manifest: {exc}") from exc
