@@ -188,3 +188,26 @@ def test_zoo_build_into_an_unwritable_folder_fails_before_training(tmp_path, cap
     code, _, err = run_cli(capsys, "zoo", "build", "--out", str(a_file / "zoo"))
     assert code == 2 and err.count("\n") == 1
     assert f"cannot write into --out {a_file / 'zoo'} (Not a directory)" in err
+
+
+def test_own_model_files_on_a_folder_of_some_digits_are_scored_against_those_digits(
+    tmp_path, capsys, digits, mnist_test
+):
+    from compd_core.models.loading import load_classifier
+    from compd_core.models.pair import ModelPair
+    from compd_core.paths import sample_models_dir
+
+    x, y = digits
+    root = _folder(tmp_path / "digits", x, y, (5, 6, 7))
+    original = sample_models_dir() / "lenet5" / "onnx-int8.float.onnx"
+    compressed = sample_models_dir() / "lenet5" / "onnx-int8.onnx"
+    code, out, err = run_cli(capsys, "pair", "inspect", "--original", str(original),
+                             "--compressed", str(compressed), "--dataset", str(root), "--json")
+    assert code == 0, err  # was: "onnx-int8.float has 10 classes but 3 class names"
+    pair = ModelPair(load_classifier(original, (1, 28, 28)), load_classifier(compressed, (1, 28, 28)))
+    positions = [i for i in range(60) if int(y[i]) in (5, 6, 7)]
+    expected = evaluate_pair(pair, mnist_test.subset(positions))
+    report = json.loads(out)
+    assert report["images"] == len(positions)
+    assert report["accuracy_original"] == pytest.approx(expected.accuracy_original)
+    assert report["accuracy_compressed"] == pytest.approx(expected.accuracy_compressed)
