@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from compd_core.errors import ConfigError
+from compd_core.rng import check_seed
 
 # Human output goes to stderr so that ``--json`` output on stdout stays machine-readable.
 console = Console(stderr=True, highlight=False)
@@ -45,3 +46,8 @@ def parse_csv_ints(text: str, name: str) -> list[int]:
 
 def parse_csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def seed_option(value: int) -> int:
+    """Typer callback for every ``--seed``: refuse what no random generator accepts."""
+    return check_seed(value, "--seed")

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from compd_core.cli.common import console, out, print_json
+from compd_core.cli.common import console, out, print_json, seed_option
 from compd_core.paths import default_db_path
 from compd_core.search.events import Event, SeedFinished, Step
 
@@ -43,7 +43,7 @@ def search(
     criterion: str = typer.Option("valid", help="valid (the original keeps the seed's label) or any."),
     max_linf: float = typer.Option(None, help="L-inf bound around the seed, in (0, 1]."),
     seed_order: str = typer.Option("random", help="random, or margin (lowest margin first)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same triggers."),
+    seed: int = typer.Option(0, "--seed", callback=seed_option, help="Random seed: same seed, same triggers."),
     db: Path = typer.Option(None, help="Results database (default ./compd.sqlite or $COMPD_DB)."),
     resume: str = typer.Option(None, help="Resume this run id, skipping its finished seeds."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
