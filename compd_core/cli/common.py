@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import math
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from compd_core.errors import ConfigError
+from compd_core.rng import check_seed
 
 # Human output goes to stderr so that ``--json`` output on stdout stays machine-readable.
 console = Console(stderr=True, highlight=False)
@@ -49,18 +49,7 @@ def parse_csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def check_writable_folder(folder: Path, option: str) -> None:
-    """Create ``folder`` if needed and prove a file can be written there, before long work
-    (training, a characterization) that would otherwise fail only at its end."""
-    folder = Path(folder).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{option} {folder} is a file; give a folder to write into")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".compd-write-test-"):
-            pass
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write into {option} {folder} ({exc.strerror or exc}); give a folder you "
-            "can write to"
-        ) from exc
+def seed_option(value: int | None) -> int | None:
+    """Typer callback for every ``--seed``: refuse what no random generator accepts (None: the
+    option was left out, e.g. on a resume that takes the run's own seed)."""
+    return None if value is None else check_seed(value, "--seed")

@@ -19,6 +19,7 @@ import typer
 
 from compd_core.cli.common import console
 from compd_core.errors import ConfigError
+from compd_core.paths import default_db_path
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DB_ENV = "COMPD_DB"
@@ -70,6 +71,9 @@ def dashboard(
         raise ConfigError(f"the dashboard is not installed next to compd_core (no {APP}); "
                           "reinstall compd with `pip install -e .` from its checkout")
     _check_port(host, port)
+    from compd_core.store import Store
+
+    Store(db or default_db_path()).close()  # a bad --db is one line here, not a broken page
     env = dict(os.environ)  # carries OMP_WAIT_POLICY=PASSIVE, set when compd_core was imported
     if db is not None:
         env[DB_ENV] = str(db.expanduser().resolve())

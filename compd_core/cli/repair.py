@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from compd_core.cli.common import console, out, print_json
+from compd_core.cli.common import console, out, print_json, seed_option
 from compd_core.paths import default_db_path
 from compd_core.repair.events import EpochFinished, RepairEvent, ResearchProgress, StageStarted
 from compd_core.repair.settings import RepairSettings
@@ -71,7 +71,7 @@ def repair(
                                            help="Share of the triggers held out to judge the repair."),
     ce_weight: float = typer.Option(DEFAULTS.ce_weight, help="Weight of cross-entropy on the original's labels."),
     kl_weight: float = typer.Option(DEFAULTS.kl_weight, help="Weight of KL to the original's probabilities."),
-    seed: int = typer.Option(DEFAULTS.seed, "--seed", help="Random seed of the split, variants and batches."),
+    seed: int = typer.Option(DEFAULTS.seed, "--seed", callback=seed_option, help="Random seed of the split, variants and batches."),
     research_budget: int = typer.Option(None, help="Query budget per seed of the re-search (default: the run's)."),
     no_research: bool = typer.Option(False, "--no-research", help="Skip re-searching the repaired pair."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),

@@ -11,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from compd_core.cli.common import console, out, parse_csv, parse_csv_ints, print_json
-from compd_core.paths import default_db_path
+from compd_core.paths import default_db_path, writable_output_dir
 
 app = typer.Typer(help="List, inspect and export stored search runs.", no_args_is_help=True)
 
@@ -132,6 +132,7 @@ def export_command(
     from compd_core.export import export_run
 
     chosen = None if positions is None else parse_csv_ints(positions, "--positions")
+    writable_output_dir(out_dir)
     with _open(db) as store:
         written = export_run(store, run_id, out_dir, set(parse_csv(formats)), chosen)
     console.print(f"wrote {len(written)} files to {out_dir}")

@@ -10,7 +10,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from compd_core.cli.common import console, out, print_json
+from compd_core.cli.common import console, out, print_json, seed_option
 from compd_core.errors import ConfigError
 from compd_core.paths import default_db_path
 from compd_core.search.criterion import DEFAULT_MAX_LINF
@@ -95,7 +95,7 @@ def search(
     criterion: str = typer.Option(None, help="valid (default: the original keeps the seed's label) or any."),
     max_linf: float = typer.Option(None, help="L-inf bound around the seed, in (0, 1]; the default (64/255) keeps triggers close, 1 lifts it."),
     seed_order: str = typer.Option(None, help="random (default), margin (lowest margin first) or balanced (as many seeds of every class)."),
-    seed: int = typer.Option(None, "--seed", help="Random seed (default 0): same seed, same triggers."),
+    seed: int = typer.Option(None, "--seed", callback=seed_option, help="Random seed (default 0): same seed, same triggers."),
     db: Path = typer.Option(None, help="Results database (default ./compd.sqlite or $COMPD_DB)."),
     resume: str = typer.Option(None, help="Resume this run id with its own stored settings, "
                                "skipping its finished seeds."),

@@ -194,12 +194,13 @@ class _Repair:
             return self._report(stopped=True)
 
         emit(StageStarted("saving", "registering the repaired pair in the user zoo"))
-        pair_id = new_pair_id(self.run.pair, self.run.id)
-        report = self._report(repaired_pair=pair_id)
+        report = self._report()
         extra = {"run_id": self.run.id, "selection": self.selection,
                  "heldout_repaired_rate": report.heldout_repaired_rate,
                  "train_triggers": len(self.train), "heldout_triggers": len(self.heldout)}
-        register_repaired_pair(self.source, repaired, pair_id, full_test, extra)
+        pair_id = register_repaired_pair(self.source, repaired, new_pair_id(self.run.pair, self.run.id),
+                                         full_test, extra).id
+        report = self._report(repaired_pair=pair_id)
         repair_id = self.store.save_repair(self.run.id, self.selection, self.run.pair, pair_id,
                                            s, report)
         report = replace(report, repair_id=repair_id)

@@ -10,6 +10,7 @@ import streamlit as st
 from compd_core.data.resolve import names_a_dataset
 from compd_core.store import RunRecord, Store
 from dashboard import jobs, resources, session
+from dashboard.job_registry import job_using_run
 from dashboard.components.feedback import user_errors
 
 st.title("Runs")
@@ -75,8 +76,8 @@ with user_errors():
         session.set_current_run(chosen)
         st.switch_page("views/report.py")
     with delete_col.popover("Delete…", icon=":material/delete:", width="stretch"):
-        if jobs.job_for_run(chosen) is not None:
-            st.warning("This run is still searching; stop it on the Search page first.")
+        if job_using_run(chosen) is not None:
+            st.warning("A search or repair is still using this run; stop it or let it finish first.")
         else:
             st.markdown(f"Delete run `{chosen}` with all its triggers, selections and repairs? "
                         "This cannot be undone.")
