@@ -25,6 +25,7 @@ from compd_core.search.seeds import Order, seeds_from, select_seeds
 from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import SearchContext, get_strategy
 from compd_core.store import RunRecord, SeedPlan, Store
+from compd_core.strength import StrengthSummary, summarize_strength
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class CampaignSummary:
     wall_seconds: float
     total_queries: int
     stopped: bool
+    strength: StrengthSummary | None = None  # the triggers' margins: how convincing they are
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,6 +77,7 @@ def summarize(
 ) -> CampaignSummary:
     found = [r for r in results if r.found]
     total_queries = sum(r.queries for r in results)
+    strength = summarize_strength([r.trigger for r in found if r.trigger is not None])
     return CampaignSummary(
         run_id=run_id,
         pair=pair,
@@ -92,6 +95,7 @@ def summarize(
         wall_seconds=wall_seconds,
         total_queries=total_queries,
         stopped=stopped,
+        strength=strength,
     )
 
 

@@ -127,4 +127,6 @@ def search(
     if summary.found:
         out.print(f"median {summary.median_queries:.0f} queries and L2 {summary.median_l2:.2f} "
                   f"per trigger; {summary.seconds_per_trigger:.3f} s per trigger")
+        if summary.strength is not None:
+            out.print(summary.strength.describe())
     out.print(f"see them with `compd runs show {summary.run_id}` or in the dashboard")

@@ -108,3 +108,18 @@ def test_two_sessions_search_independently(db) -> None:
             assert job.run_id in at.caption[1].value  # each session shows its own run
     finally:
         jobs.stop_all()
+
+
+def test_margins_and_distance_budget_reach_the_searchs_criterion(app: AppTest, db) -> None:
+    open_page(app, "search")
+    _set(app, "Original's margin at least", 0.5)
+    _set(app, "Compressed model's margin at least", 0.2)
+    _set(app, "Largest L2 distance (0 = no limit)", 3.0)
+    _start(app, seeds=2, budget=50)
+    job = jobs.get_job(app.session_state["job_id"])
+    criterion = job.spec.settings.criterion
+    assert (criterion.min_margin_original, criterion.min_margin_compressed, criterion.max_l2) == (0.5, 0.2, 3.0)
+    finish_jobs()
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    assert run.settings.criterion == criterion  # stored with the run
