@@ -1,0 +1,86 @@
+"""Repair settings are checked at the door, and the verdict says in words what got worse."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from compd_core.errors import ConfigError
+from compd_core.repair import RepairSettings
+from compd_core.repair.verdict import judge
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("lr", math.inf, "--lr must be a finite number in \\(0, 1\\], got inf"),
+    ("lr", 0.0, "--lr must be a finite number"),
+    ("ce_weight", math.nan, "--ce-weight must be a finite number in \\[0, inf\\), got nan"),
+    ("kl_weight", -1.0, "--kl-weight must be a finite number"),
+    ("temperature", math.inf, "--temperature must be a finite number"),
+    ("mix_ratio", 1.0, "--mix-ratio must be a finite number in \\[0, 0.99\\]"),
+    ("heldout_fraction", 0.0, "--heldout-fraction"),
+    ("validation_fraction", math.nan, "--validation-fraction"),
+    ("max_accuracy_drop", -0.1, "--max-accuracy-drop"),
+    ("min_heldout_repaired", 1.5, "--min-heldout-repaired"),
+    ("profile_linf", 0.0, "--profile-linf"),
+    ("epochs", -1, "--epochs must be a whole number >= 1, got -1"),
+    ("epochs", 2.5, "--epochs must be a whole number"),
+    ("epochs", True, "--epochs must be a whole number"),
+    ("batch_size", 1, "--batch-size must be a whole number >= 2"),
+    ("variants_per_trigger", -3, "--variants-per-trigger"),
+    ("mined_seeds", -1, "--mined-seeds"),
+    ("max_disagreement_rise", -1, "--max-disagreement-rise"),
+    ("research_max_queries", 0, "--research-max-queries"),
+    ("seed", -5, "--seed"),
+])
+def test_each_bad_setting_is_refused_with_its_name_and_the_allowed_range(name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        RepairSettings(**{name: value})
+
+
+def test_both_loss_weights_zero_is_refused_with_a_fix():
+    with pytest.raises(ConfigError, match="both 0.*set at least one"):
+        RepairSettings(ce_weight=0.0, kl_weight=0.0)
+
+
+def test_the_defaults_and_edge_values_are_accepted():
+    RepairSettings()
+    RepairSettings(mix_ratio=0.0, ce_weight=0.0, validation_fraction=0.0, mined_seeds=0,
+                   max_accuracy_drop=0.0, min_heldout_repaired=1.0, lr=1.0)
+
+
+NUMBERS = dict(heldout_repaired=0.9, accuracy_before=0.978, accuracy_after=0.977,
+               disagreements_before=6, disagreements_after=6, corrupted_before=374,
+               corrupted_after=370)
+
+
+def test_a_repair_within_every_threshold_is_better():
+    verdict = judge(RepairSettings(), **NUMBERS)
+    assert verdict.better and verdict.reasons == ()
+    assert verdict.headline().startswith("The repair is better")
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"heldout_repaired": 0.25}, "Only 25% of the held-out triggers are repaired (at least 50% asked)"),
+    ({"accuracy_after": 0.974}, "Test accuracy fell by 0.40 points (97.80% -> 97.40%; at most 0.30"),
+    ({"disagreements_after": 7}, "disagree on more test images (6 -> 7; at most 0 more allowed)"),
+    ({"corrupted_after": 375}, "disagree on more corrupted-test images (374 -> 375"),
+])
+def test_each_threshold_missed_is_one_plain_sentence(change, words):
+    verdict = judge(RepairSettings(), **{**NUMBERS, **change})
+    assert verdict.outcome == "worse" and len(verdict.reasons) == 1
+    assert words in verdict.reasons[0]
+    assert verdict.headline().startswith("The repair made things worse: " + verdict.reasons[0][:20])
+
+
+def test_the_user_sets_the_thresholds():
+    numbers = {**NUMBERS, "accuracy_after": 0.974, "disagreements_after": 9}
+    assert not judge(RepairSettings(), **numbers).better
+    lenient = RepairSettings(max_accuracy_drop=0.005, max_disagreement_rise=3)
+    assert judge(lenient, **numbers).better
+
+
+def test_a_repair_that_kept_the_model_unchanged_says_so():
+    verdict = judge(RepairSettings(), **{**NUMBERS, "unchanged": True})
+    assert verdict.outcome == "worse"
+    assert verdict.reasons[0].startswith("No training epoch disagreed with the original less")
