@@ -6,8 +6,10 @@ import math
 
 import pytest
 
+from compd_core.cli.common import out
+from compd_core.cli.repair import _print_report
 from compd_core.errors import ConfigError
-from compd_core.repair import RepairSettings
+from compd_core.repair import RepairReport, RepairSettings
 from compd_core.repair.verdict import judge
 
 
@@ -84,3 +86,37 @@ def test_a_repair_that_kept_the_model_unchanged_says_so():
     verdict = judge(RepairSettings(), **{**NUMBERS, "unchanged": True})
     assert verdict.outcome == "worse"
     assert verdict.reasons[0].startswith("No training epoch disagreed with the original less")
+
+
+def _report(**changes) -> RepairReport:
+    values = dict(run_id="r", selection="all", pair_before="lenet5-int8-static",
+                  repaired_pair=None, stopped=False, triggers=8, train_positions=[1, 2, 3, 4],
+                  heldout_positions=[5, 6, 7, 8], verdict="worse",
+                  verdict_reasons=["The models now disagree on more test images (6 -> 9; at most "
+                                   "0 more allowed)."], validation_triggers=1, mined_triggers=400,
+                  best_epoch=5, epochs_run=8, heldout_repaired_rate=0.75,
+                  train_repaired_rate=1.0, accuracy_before=0.9774, accuracy_after=0.978,
+                  disagreements_before=6, disagreements_after=9, test_images=1996,
+                  corrupted_images=35928, corrupted_disagreements_before=380,
+                  corrupted_disagreements_after=370)
+    return RepairReport(**{**values, **changes})
+
+
+def test_the_cli_says_the_verdict_first_and_why_a_worse_repair_was_not_registered():
+    with out.capture() as captured:
+        _print_report(_report())
+    lines = captured.get().splitlines()
+    assert lines[0] == ("Verdict: worse. The models now disagree on more test images (6 -> 9; at "
+                        "most 0 more allowed).")
+    assert "6 -> 9 on 1996 test images, 380 -> 370 on 35928 corrupted ones" in captured.get()
+    assert lines[-1].startswith("not registered as a pair because it is worse; run again with "
+                                "`--register always`")
+
+
+def test_the_cli_names_the_new_pair_of_a_better_repair():
+    with out.capture() as captured:
+        _print_report(_report(verdict="better", verdict_reasons=[], registered=True,
+                              repaired_pair="lenet5-int8-static-repaired-x"))
+    lines = captured.get().splitlines()
+    assert lines[0].startswith("Verdict: better by every threshold")
+    assert lines[-1].startswith("new pair: lenet5-int8-static-repaired-x")
