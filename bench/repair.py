@@ -34,15 +34,46 @@ HELDOUT_TARGET = 0.90
 ACCURACY_DROP_LIMIT = 0.003
 
 
-def _targets(r: dict) -> dict[str, bool]:
-    """The repair targets, judged for one repair."""
+# What the tables cannot say; each number was measured (tuning: 100-seed runs, rng seed 1).
+NOTES = [
+    "- Tuning (lenet5-int8-static, rng seed 1, 100 seeds, 8 epochs): held-out repaired 52% "
+    "with no mined deviations (16 variants per trigger), 82% with 512 mined training digits "
+    "and 82% with 1024; lenet5-prune90: 76% with 256, 88% with 1024. Mining is what "
+    "generalises: the held-out triggers come from other digits than the trained-on ones, and "
+    "a few dozen triggers show too few of the compressed model's weak spots.",
+    "- The int8 pairs start from a handful of test disagreements because they are rounded "
+    "copies of the original, and every fine-tuning tried moved other digits across a boundary: "
+    "over nine tuning runs, clean test disagreements went 6 -> 7..13 and corrupted ones "
+    "374 -> 498..945. Gentler updates traded held-out repair for fewer new disagreements "
+    "(256 mined, lr 2e-4, 90% teacher images: 66% held-out, 6 -> 7, 374 -> 602; 256 mined, "
+    "KL weight 3 at temperature 4: 52%, 6 -> 9, 374 -> 553); training only the fully connected "
+    "layers: 66%, 6 -> 12, 374 -> 759. Quantizing the fine-tuned weights again with fresh "
+    "observers (`recalibrate`) gave 82% held-out, 6 -> 12, 374 -> 859 against 6 -> 9, "
+    "374 -> 780 with the scales kept, so it is off by default. On the int8 pairs the verdict "
+    "is therefore `worse`, and neither the CLI nor the dashboard registers such a repair "
+    "without being told to.",
+    "- The pruned and distilled models differ from the original everywhere (tens of test "
+    "disagreements, thousands on corrupted digits); the original as teacher on clean and "
+    "corrupted training digits lowers those counts while the triggers are repaired.",
+    "- The deviation profile point (strict deviation within L-inf 16/255, 500 queries of "
+    "`compd`) is 0% before repair on the int8 pairs: the search finds no deviation that close, "
+    "so 'at most half of before' holds trivially there (0% -> 0%) and says nothing. The run's "
+    "own unbounded re-search (`research_success`) is where the int8 repairs show: fewer seeds "
+    "deviate at all after repair.",
+]
+
+
+def _targets(r: dict) -> dict[str, bool | None]:
+    """The repair targets, judged for one repair; None where a target says nothing (a profile
+    share of 0% before repair cannot be halved)."""
     return {
         "held-out >= 90%": r["heldout_repaired_rate"] >= HELDOUT_TARGET,
         "accuracy drop <= 0.3 pt": r["accuracy_before"] - r["accuracy_after"] <= ACCURACY_DROP_LIMIT + 1e-12,
         "test disagreements not higher": r["disagreements_after"] <= r["disagreements_before"],
         "corrupted disagreements not higher":
             r["corrupted_disagreements_after"] <= r["corrupted_disagreements_before"],
-        "profile share at most half": r["profile_share_after"] is not None
+        "profile share at most half": None if not r["profile_share_before"]
+            else r["profile_share_after"] is not None
             and r["profile_share_after"] <= r["profile_share_before"] / 2,
     }
 
@@ -59,6 +90,10 @@ def _pct(v: float) -> str:
     return f"{100 * v:.1f}%"
 
 
+def _pct2(v: float) -> str:
+    return f"{100 * v:.2f}%"
+
+
 def _int(v: float) -> str:
     return f"{v:.1f}" if v != int(v) else f"{int(v)}"
 
@@ -67,8 +102,8 @@ def _pair_rows(rows: list[dict]) -> list[str]:
     lines = [
         "| pair | seed sets | triggers (train/held-out) | mined | held-out repaired | "
         "test accuracy | test disagreements | corrupted disagreements | within L-inf 16/255 | "
-        "verdicts | repair s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "re-search success | verdicts | repair s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for pair in dict.fromkeys(r["pair"] for r in rows):
         mine = [r for r in rows if r["pair"] == pair]
@@ -79,13 +114,15 @@ def _pair_rows(rows: list[dict]) -> list[str]:
             f"{_mean_range([len(r['heldout_positions']) for r in mine], _int)} "
             f"| {_mean_range(col('mined_triggers'), _int)} "
             f"| **{_mean_range(col('heldout_repaired_rate'), _pct)}** "
-            f"| {_mean_range(col('accuracy_before'), _pct)} → {_mean_range(col('accuracy_after'), _pct)} "
+            f"| {_mean_range(col('accuracy_before'), _pct2)} → {_mean_range(col('accuracy_after'), _pct2)} "
             f"| {_mean_range(col('disagreements_before'), _int)} → "
             f"{_mean_range(col('disagreements_after'), _int)} "
             f"| {_mean_range(col('corrupted_disagreements_before'), _int)} → "
             f"{_mean_range(col('corrupted_disagreements_after'), _int)} "
             f"| {_mean_range(col('profile_share_before'), _pct)} → "
             f"{_mean_range(col('profile_share_after'), _pct)} "
+            f"| {_mean_range(col('research_success_before'), _pct)} → "
+            f"{_mean_range(col('research_success_after'), _pct)} "
             f"| {sum(r['verdict'] == 'better' for r in mine)} better, "
             f"{sum(r['verdict'] == 'worse' for r in mine)} worse "
             f"| {_mean_range(col('seconds'), lambda v: f'{v:.0f}')} |"
@@ -100,9 +137,14 @@ def _target_rows(rows: list[dict]) -> list[str]:
         judged = [_targets(r) for r in rows if r["pair"] == pair]
         cells = []
         for name in names:
-            met = sum(j[name] for j in judged)
-            cells.append(f"met ({met}/{len(judged)})" if met == len(judged)
-                         else f"**missed** ({met}/{len(judged)} met)")
+            judged_here = [j[name] for j in judged if j[name] is not None]
+            met, vacuous = sum(judged_here), len(judged) - len(judged_here)
+            note = f", {vacuous} with 0% before" if vacuous else ""
+            if not judged_here:
+                cells.append(f"says nothing (0% before in {vacuous}/{len(judged)})")
+            else:
+                cells.append(f"met ({met}/{len(judged_here)}{note})" if met == len(judged_here)
+                             else f"**missed** ({met}/{len(judged_here)} met{note})")
         lines.append(f"| {pair} | " + " | ".join(cells) + " |")
     return lines
 
@@ -137,7 +179,9 @@ def markdown(rows: list[dict], skipped: list[dict], meta: dict) -> str:
         "4. Test numbers on the MNIST test split minus the seed images of the training triggers; "
         "corrupted: every corruption of `characterize` at severity 3 on the same images "
         "(18 copies of each).",
-        "5. Deviation profile: the share of the run's seeds (minus those trained on) where strategy "
+        "5. Re-search: the run's own search (strategy, budget, criterion, rng seed) on the same "
+        "seeds, on both pairs: the share of seeds that still deviate.",
+        "6. Deviation profile: the share of the run's seeds (minus those trained on) where strategy "
         "`compd` finds a strict deviation within L-inf 16/255 in 500 queries, before and after.",
         "",
         "Cells: mean over the seed sets (min–max).",
@@ -169,7 +213,9 @@ def main() -> None:
                         help="one seed set per value (the defaults were tuned on rng seed 1)")
     parser.add_argument("--pairs", nargs="*", default=list(PAIRS))
     parser.add_argument("--db", type=Path, default=ROOT / "out" / "repair.sqlite")
-    parser.add_argument("--rows", type=Path, default=ROOT / "out" / "repair-rows.jsonl")
+    parser.add_argument("--rows", type=Path, nargs="+", default=[ROOT / "out" / "repair-rows.jsonl"],
+                        help="JSON-lines results: measurements go to the first; the table "
+                             "reads them all (seed sets measured by separate processes)")
     parser.add_argument("--output", type=Path, default=ROOT / "REPAIR.md")
     parser.add_argument("--table-only", action="store_true", help="rewrite the table from --rows")
     args = parser.parse_args()
@@ -180,10 +226,13 @@ def main() -> None:
     started = time.perf_counter()
     if not args.table_only:
         _measure(args)
-    records = [json.loads(line) for line in args.rows.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for path in args.rows
+               for line in path.read_text().splitlines() if line.strip()]
+    records.sort(key=lambda r: (args.pairs.index(r["pair"]) if r["pair"] in args.pairs
+                                else len(args.pairs), r["rng_seed"]))
     rows = [r for r in records if not r.get("skipped")]
     skipped = [r for r in records if r.get("skipped")]
-    meta = {"command": command, "seeds": args.seeds, "budget": args.budget,
+    meta = {"command": command, "notes": NOTES, "seeds": args.seeds, "budget": args.budget,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared), torch "
                        f"{torch.__version__}, {args.threads} torch thread(s)",
             "finished": len(rows) + len(skipped), "planned": len(args.pairs) * len(args.rng_seeds),
@@ -200,7 +249,8 @@ def _measure(args: argparse.Namespace) -> None:
     from compd_core.store import Store
 
     args.db.parent.mkdir(parents=True, exist_ok=True)
-    args.rows.write_text("")
+    rows_path = args.rows[0]
+    rows_path.write_text("")
     with Store(args.db) as store:
         for rng_seed in args.rng_seeds:
             for pair_id in args.pairs:
@@ -216,7 +266,7 @@ def _measure(args: argparse.Namespace) -> None:
                 else:
                     row.update(asdict(repair_run(store, summary.run_id, register="never")))
                 row["total_seconds"] = time.perf_counter() - t0
-                with args.rows.open("a") as handle:
+                with rows_path.open("a") as handle:
                     handle.write(json.dumps(row) + "\n")
                 print(f"{pair_id} rng {rng_seed}: {summary.found} triggers; " + ", ".join(
                     f"{k}={v}" for k, v in row.items()
