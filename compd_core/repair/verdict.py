@@ -24,12 +24,6 @@ class Verdict:
     def better(self) -> bool:
         return self.outcome == "better"
 
-    def headline(self) -> str:
-        if self.better:
-            return ("The repair is better by every threshold: held-out triggers repaired, "
-                    "accuracy and disagreements within bounds.")
-        return "The repair made things worse: " + " ".join(self.reasons)
-
 
 def judge(
     settings: RepairSettings,

@@ -59,7 +59,6 @@ NUMBERS = dict(heldout_repaired=0.9, accuracy_before=0.978, accuracy_after=0.977
 def test_a_repair_within_every_threshold_is_better():
     verdict = judge(RepairSettings(), **NUMBERS)
     assert verdict.better and verdict.reasons == ()
-    assert verdict.headline().startswith("The repair is better")
 
 
 @pytest.mark.parametrize(("change", "words"), [
@@ -72,7 +71,6 @@ def test_each_threshold_missed_is_one_plain_sentence(change, words):
     verdict = judge(RepairSettings(), **{**NUMBERS, **change})
     assert verdict.outcome == "worse" and len(verdict.reasons) == 1
     assert words in verdict.reasons[0]
-    assert verdict.headline().startswith("The repair made things worse: " + verdict.reasons[0][:20])
 
 
 def test_the_user_sets_the_thresholds():
