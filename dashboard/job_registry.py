@@ -45,6 +45,17 @@ class JobLifecycle:
 
 
 J = TypeVar("J", bound=BackgroundJob)
+_ALL_REGISTRIES: list[JobRegistry] = []  # every kind's registry, for checks across kinds
+
+
+def job_using_run(run_id: str) -> BackgroundJob | None:
+    """A running job of any kind (search, repair...) that reads or writes this stored run: while
+    there is one, the run must not be deleted."""
+    for registry in list(_ALL_REGISTRIES):
+        job = registry.running_for_run(run_id)
+        if job is not None:
+            return job
+    return None
 
 
 class JobRegistry(Generic[J]):
@@ -52,6 +63,7 @@ class JobRegistry(Generic[J]):
         self._keep_finished = keep_finished
         self._jobs: dict[str, J] = {}
         self._lock = threading.Lock()
+        _ALL_REGISTRIES.append(self)
 
     def add(self, job: J) -> None:
         """Register a new job, forgetting the oldest finished ones beyond ``keep_finished``."""

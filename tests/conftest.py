@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+
+# Tests never write to the user's home or working folder: the user zoo (repaired pairs), the
+# uploads folder and the default results database live in one temporary folder for the whole
+# session, and subprocesses (CLI tests, the served dashboard) inherit it.
+_SCRATCH = tempfile.mkdtemp(prefix="compd-tests-")
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
+os.environ["COMPD_USER_ZOO"] = os.path.join(_SCRATCH, "user-zoo")
+os.environ["COMPD_UPLOADS"] = os.path.join(_SCRATCH, "uploads")
+os.environ["COMPD_DB"] = os.path.join(_SCRATCH, "compd.sqlite")
 
 # LeNets on 28x28 digits gain nothing from a second thread, and on a busy machine two threads
 # per process stall each other; subprocesses (CLI tests, the served dashboard) inherit this.

@@ -11,7 +11,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from compd_core.cli.common import console, out, parse_csv, parse_csv_ints, print_json
+from compd_core.cli.common import console, out, parse_csv, parse_csv_ints, print_json, seed_option
+from compd_core.paths import writable_output_dir
 
 if TYPE_CHECKING:
     from compd_core.characterize import CharacterizationReport, PairComparison
@@ -73,7 +74,7 @@ def characterize(
         "version of the same original."
     ),
     dataset: str = typer.Option("mnist", help="mnist (test split), mnist:train, a folder or .npz."),
-    seed: int = typer.Option(0, help="Seed of the corruptions' random draws."),
+    seed: int = typer.Option(0, callback=seed_option, help="Seed of the corruptions' random draws."),
     out_dir: Path = typer.Option(None, "--out", help="Folder for CSV tables and HTML figures."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -89,10 +90,12 @@ def characterize(
     from compd_core.data.resolve import load_dataset
     from compd_core.zoo import load_pair
 
+    if out_dir is not None:
+        writable_output_dir(out_dir)
     names = [c.name for c in resolve_corruptions(parse_csv(corruptions) or ["all"])]
     levels = check_severities(parse_csv_ints(severities, "--severities"))
     pairs = [load_pair(pair_id) for pair_id in (pair, *compare)]
-    data = load_dataset(dataset, pairs[0].input_shape)
+    data = load_dataset(dataset, pairs[0].input_shape, pairs[0].class_names)
 
     def work(
         on_progress: Callable[[int, int, str], None], stop: threading.Event

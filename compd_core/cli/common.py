@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from compd_core.errors import ConfigError
+from compd_core.rng import check_seed
 
 # Human output goes to stderr so that ``--json`` output on stdout stays machine-readable.
 console = Console(stderr=True, highlight=False)
@@ -45,3 +47,9 @@ def parse_csv_ints(text: str, name: str) -> list[int]:
 
 def parse_csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def seed_option(value: int | None) -> int | None:
+    """Typer callback for every ``--seed``: refuse what no random generator accepts (None: the
+    option was left out, e.g. on a resume that takes the run's own seed)."""
+    return None if value is None else check_seed(value, "--seed")

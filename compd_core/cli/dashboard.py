@@ -4,7 +4,8 @@ The command replaces itself with Streamlit, configured on the command line becau
 Streamlit reads ``.streamlit/config.toml`` from the working directory, which is the user's, not
 ours. The settings: no usage statistics (they call out to a metrics host), no file watcher (it
 trips over ``torch.classes`` and reloads nothing a user needs), headless (no browser opened on a
-server).
+server), no error details in the browser (a traceback would show server paths; the server's log
+keeps it), and an upload limit that the pages name when they refuse a file.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import typer
 
 from compd_core.cli.common import console
 from compd_core.errors import ConfigError
+from compd_core.paths import default_db_path
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DB_ENV = "COMPD_DB"
+MAX_UPLOAD_MB = 200  # per uploaded file; the dashboard names this limit when it refuses one
 
 
 def streamlit_command(host: str, port: int, app: Path = APP) -> list[str]:
@@ -33,6 +36,8 @@ def streamlit_command(host: str, port: int, app: Path = APP) -> list[str]:
         "--server.fileWatcherType", "none",
         "--server.runOnSave", "false",
         "--browser.gatherUsageStats", "false",
+        "--server.maxUploadSize", str(MAX_UPLOAD_MB),
+        "--client.showErrorDetails", "none",  # an unexpected error shows no server paths
         "--client.toolbarMode", "viewer",
         "--theme.base", "light",
         "--theme.primaryColor", "#1f5fa8",
@@ -66,6 +71,9 @@ def dashboard(
         raise ConfigError(f"the dashboard is not installed next to compd_core (no {APP}); "
                           "reinstall compd with `pip install -e .` from its checkout")
     _check_port(host, port)
+    from compd_core.store import Store
+
+    Store(db or default_db_path()).close()  # a bad --db is one line here, not a broken page
     env = dict(os.environ)  # carries OMP_WAIT_POLICY=PASSIVE, set when compd_core was imported
     if db is not None:
         env[DB_ENV] = str(db.expanduser().resolve())

@@ -1,4 +1,5 @@
-"""``compd runs``: what earlier searches found, read from the results database."""
+"""``compd runs``: what earlier searches found, read from the results database (read-only:
+these commands need no write access and never wait on a running search)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from rich import box
 from rich.table import Table
 
 from compd_core.cli.common import console, out, parse_csv, parse_csv_ints, print_json
-from compd_core.paths import default_db_path
+from compd_core.paths import default_db_path, writable_output_dir
 from compd_core.strength import margin_text, summarize_strength
 
 app = typer.Typer(help="List, inspect and export stored search runs.", no_args_is_help=True)
@@ -21,7 +22,7 @@ DB_HELP = "Results database (default: ./compd.sqlite, or $COMPD_DB)."
 def _open(db: Path | None):
     from compd_core.store import Store
 
-    return Store(db or default_db_path(), create=False)
+    return Store(db or default_db_path(), read_only=True)
 
 
 def _when(timestamp: float | None) -> str:
@@ -141,6 +142,7 @@ def export_command(
     from compd_core.export import export_run
 
     chosen = None if positions is None else parse_csv_ints(positions, "--positions")
+    writable_output_dir(out_dir)
     with _open(db) as store:
         written = export_run(store, run_id, out_dir, set(parse_csv(formats)), chosen)
     console.print(f"wrote {len(written)} files to {out_dir}")

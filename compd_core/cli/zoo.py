@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from compd_core.cli.common import console, out, print_json
-from compd_core.paths import sample_models_dir
+from compd_core.cli.common import console, out, print_json, seed_option
+from compd_core.paths import sample_models_dir, writable_output_dir
 
 app = typer.Typer(help="List and rebuild the shipped sample pairs.", no_args_is_help=True)
 
@@ -40,12 +40,12 @@ def build_command(
     directory: Path = typer.Option(
         None, "--out", help="Directory to write (default: the shipped sample_models/)."
     ),
-    seed: int = typer.Option(0, help="Seed for initial weights, data order and augmentation."),
+    seed: int = typer.Option(0, callback=seed_option, help="Seed for initial weights, data order and augmentation."),
 ) -> None:
     """Retrain and recompress every sample pair from the shipped MNIST (a few minutes)."""
     from compd_core.zoo.build import build_zoo
 
-    target = directory or sample_models_dir()
+    target = writable_output_dir(directory) if directory else sample_models_dir()
     with console.status("building the zoo") as status:
         build_zoo(target, seed=seed, on_progress=lambda msg: status.update(msg) or console.log(msg))
     console.print(f"zoo written to {target}")

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compd_core.errors import ModelLoadError
+from compd_core.errors import InvalidOutputError, ModelLoadError
 from compd_core.models.base import ModelInfo
 
 OutputKind = Literal["logits", "probabilities", "auto"]
@@ -190,6 +190,7 @@ class CallableClassifier:
                 f"{spec!r} names Python code; running it is opt-in (pass --allow-code / allow_code=True)"
             )
         self._fn = _import_callable(spec)
+        self._spec = spec
         self._output = output
         probe = self._call(torch.zeros((1, *input_shape)))
         self._info = ModelInfo(
@@ -205,11 +206,34 @@ class CallableClassifier:
         return self._info
 
     def _call(self, x: torch.Tensor) -> torch.Tensor:
-        out = self._fn(x.detach().cpu().numpy().astype(np.float32))
-        return torch.as_tensor(np.asarray(out), dtype=torch.float32)
+        try:
+            out = self._fn(x.detach().cpu().numpy().astype(np.float32))
+        except Exception as exc:  # the user's code: any failure is theirs to fix, in one line
+            raise InvalidOutputError(
+                f"{self._spec} raised {type(exc).__name__}: {_first_line(exc)}; "
+                "fix the function so that it maps a float batch (N, C, H, W) to scores"
+            ) from exc
+        return torch.from_numpy(_callable_scores(self._spec, out, len(x)))
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         return _as_probabilities(self._call(x), self._output)
+
+
+def _callable_scores(spec: str, out: object, rows: int) -> np.ndarray:
+    """A callable's answer as a float32 (rows, classes) array, or an error that says what it
+    returned instead."""
+    expected = f"it must return an array of shape ({rows}, classes) of logits or probabilities"
+    if out is None:
+        raise InvalidOutputError(f"{spec} returned None; {expected}")
+    try:
+        scores = np.asarray(out)
+    except (ValueError, TypeError) as exc:  # ragged lists and objects numpy cannot hold
+        raise InvalidOutputError(f"{spec} returned {type(out).__name__} that is no array ({_first_line(exc)}); {expected}") from exc
+    if scores.dtype.kind not in "biuf":
+        raise InvalidOutputError(f"{spec} returned {scores.dtype} values, not numbers; {expected}")
+    if scores.ndim != 2 or scores.shape[0] != rows or scores.shape[1] < 2:
+        raise InvalidOutputError(f"{spec} returned shape {tuple(scores.shape)}; {expected}")
+    return scores.astype(np.float32)
 
 
 def _import_callable(spec: str) -> Callable[[np.ndarray], np.ndarray]:

@@ -27,14 +27,7 @@ from compd_core.zoo.loading import (
     load_original,
     user_zoo_dir,
 )
-from compd_core.zoo.manifest import (
-    MANIFEST_NAME,
-    Manifest,
-    OriginalEntry,
-    PairEntry,
-    read_manifest,
-    write_manifest,
-)
+from compd_core.zoo.manifest import Manifest, OriginalEntry, PairEntry, update_manifest
 
 
 @dataclass(frozen=True)
@@ -53,12 +46,6 @@ class SourcePair:
 def source_pair(pair_id: str) -> SourcePair:
     directory, manifest, entry = find_entry(pair_id)
     return SourcePair(directory, manifest, entry)
-
-
-def _user_manifest(directory: Path) -> Manifest:
-    if (directory / MANIFEST_NAME).is_file():
-        return read_manifest(directory)
-    return Manifest(originals={}, pairs=[])
 
 
 def _digest(path: Path) -> str:
@@ -99,6 +86,18 @@ def _copy_original(source: SourcePair, target: Path, manifest: Manifest) -> tupl
     return name, existing
 
 
+def _claim_directory(target: Path, pair_id: str) -> str:
+    """Create the pair's own folder; a name another registration holds gets a suffix."""
+    n, candidate = 1, pair_id
+    while True:
+        try:
+            (target / candidate).mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = f"{pair_id}-{n}"
+
+
 def register_repaired_pair(
     source: SourcePair,
     compressed: Compressed,
@@ -106,14 +105,16 @@ def register_repaired_pair(
     test_set: ImageDataset,
     extra: dict[str, Any],
 ) -> PairEntry:
-    """Save the repaired model under the user zoo, measure it like the zoo build does, and
-    add it to the user zoo's manifest (written atomically, last)."""
+    """Save the repaired model under the user zoo, measure it like the zoo build does, and add
+    it to the user zoo's manifest under its lock (several repairs may finish at once).
+
+    Returns the entry; its id is ``pair_id`` or, where another registration took that name,
+    ``pair_id`` with a suffix.
+    """
     target = user_zoo_dir()
     target.mkdir(parents=True, exist_ok=True)
-    manifest = _user_manifest(target)
-    original_name, original_entry = _copy_original(source, target, manifest)
+    pair_id = _claim_directory(target, pair_id)
     recipe = get_recipe(source.entry.compression)
-    (target / pair_id).mkdir(parents=True, exist_ok=True)
     files = recipe.save(compressed, target / pair_id, source.entry.compression)
     size = (target / pair_id / files["model"]).stat().st_size
     # Measured from the files just written, so the entry describes what loads, not what was in memory.
@@ -121,24 +122,32 @@ def register_repaired_pair(
     compressed_model = classifier_for(reloaded, pair_id, size)
     original_model = load_original(source.directory, source.entry.original)
     evaluation = evaluate_pair(ModelPair(original_model, compressed_model), test_set)
-    entry = PairEntry(
-        id=pair_id,
-        original=original_name,
-        compression=source.entry.compression,
-        description=f"{source.entry.description}; repaired on triggers of run {extra.get('run_id')}",
-        arch=source.entry.arch,
-        files={role: f"{pair_id}/{name}" for role, name in files.items()},
-        accuracy_original=evaluation.accuracy_original,
-        accuracy_compressed=evaluation.accuracy_compressed,
-        disagreements=evaluation.disagreements,
-        size_bytes=size,
-        latency_ms_original=source.entry.latency_ms_original,
-        latency_ms_compressed=latency_ms(compressed_model, INPUT_SHAPE),
-        white_box=True,
-        derived_from=source.entry.id,
-        extra=extra,
-    )
-    originals = {**manifest.originals, original_name: original_entry}
-    pairs = [p for p in manifest.pairs if p.id != pair_id] + [entry]
-    write_manifest(target, replace(manifest, originals=originals, pairs=pairs))
-    return entry
+    latency_compressed = latency_ms(compressed_model, INPUT_SHAPE)
+    registered: list[PairEntry] = []
+
+    def add(manifest: Manifest) -> Manifest:
+        original_name, original_entry = _copy_original(source, target, manifest)
+        entry = PairEntry(
+            id=pair_id,
+            original=original_name,
+            compression=source.entry.compression,
+            description=f"{source.entry.description}; repaired on triggers of run {extra.get('run_id')}",
+            arch=source.entry.arch,
+            files={role: f"{pair_id}/{name}" for role, name in files.items()},
+            accuracy_original=evaluation.accuracy_original,
+            accuracy_compressed=evaluation.accuracy_compressed,
+            disagreements=evaluation.disagreements,
+            size_bytes=size,
+            latency_ms_original=source.entry.latency_ms_original,
+            latency_ms_compressed=latency_compressed,
+            white_box=True,
+            derived_from=source.entry.id,
+            extra=extra,
+        )
+        registered.append(entry)
+        originals = {**manifest.originals, original_name: original_entry}
+        pairs = [p for p in manifest.pairs if p.id != pair_id] + [entry]
+        return replace(manifest, originals=originals, pairs=pairs)
+
+    update_manifest(target, add)
+    return registered[0]

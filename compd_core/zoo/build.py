@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -19,8 +20,10 @@ from compd_core.models.adapters import TorchClassifier
 from compd_core.models.architectures import seeded_architecture
 from compd_core.models.evaluate import evaluate_pair, latency_ms
 from compd_core.models.pair import ModelPair
-from compd_core.zoo.loading import INPUT_SHAPE, _info, classifier_for
-from compd_core.zoo.manifest import Manifest, OriginalEntry, PairEntry, write_manifest
+from compd_core.data.dataset import ImageDataset
+from compd_core.zoo.loading import INPUT_SHAPE, _info, classifier_for, load_original
+from compd_core.zoo.manifest import Manifest, OriginalEntry, PairEntry, read_manifest, write_manifest
+from compd_core.zoo.platform import build_platform
 
 
 _log = logging.getLogger(__name__)
@@ -83,39 +86,73 @@ def _build(
         )
         latency_original = latency_ms(original, INPUT_SHAPE)
         for kind in kinds:
-            pair_id = f"{arch}-{kind}"
-            say(f"making {pair_id}")
-            recipe = RECIPES[kind]
-            compressed = recipe.compress(model, arch, train_set.images, train_set.labels, seed)
-            files = recipe.save(compressed, arch_dir, kind)
-            size = (arch_dir / files["model"]).stat().st_size
-            reloaded = recipe.load(
-                _student_arch(arch, kind), {r: arch_dir / f for r, f in files.items()}
-            )
-            compressed_model = classifier_for(reloaded, pair_id, size)
-            evaluation = evaluate_pair(ModelPair(original, compressed_model), test_set)
-            pair_entries.append(
-                PairEntry(
-                    id=pair_id,
-                    original=arch,
-                    compression=kind,
-                    description=recipe.description,
-                    arch=_student_arch(arch, kind),
-                    files={r: f"{arch}/{f}" for r, f in files.items()},
-                    accuracy_original=evaluation.accuracy_original,
-                    accuracy_compressed=evaluation.accuracy_compressed,
-                    disagreements=evaluation.disagreements,
-                    size_bytes=size,
-                    latency_ms_original=latency_original,
-                    latency_ms_compressed=latency_ms(compressed_model, INPUT_SHAPE),
-                    white_box=recipe.white_box,
-                )
-            )
+            say(f"making {arch}-{kind}")
+            entry = _make_pair(model, original, arch, kind, arch_dir, train_set, test_set,
+                               latency_original, seed)
+            pair_entries.append(entry)
             say(
-                f"{pair_id}: accuracy {evaluation.accuracy_compressed:.4f} "
-                f"(original {evaluation.accuracy_original:.4f}), "
-                f"{evaluation.disagreements} disagreements"
+                f"{entry.id}: accuracy {entry.accuracy_compressed:.4f} "
+                f"(original {entry.accuracy_original:.4f}), {entry.disagreements} disagreements"
             )
-    manifest = Manifest(originals=original_entries, pairs=pair_entries, seed=seed)
+    manifest = Manifest(originals=original_entries, pairs=pair_entries, seed=seed,
+                        platform=build_platform())
     write_manifest(directory, manifest)
     return manifest
+
+
+def _make_pair(
+    model: torch.nn.Module,
+    original: TorchClassifier,
+    arch: str,
+    kind: str,
+    arch_dir: Path,
+    train_set: ImageDataset,
+    test_set: ImageDataset,
+    latency_original: float,
+    seed: int,
+) -> PairEntry:
+    """Compress ``model`` one way, store it beside its original and measure the stored files."""
+    pair_id = f"{arch}-{kind}"
+    recipe = RECIPES[kind]
+    compressed = recipe.compress(model, arch, train_set.images, train_set.labels, seed)
+    files = recipe.save(compressed, arch_dir, kind)
+    size = (arch_dir / files["model"]).stat().st_size
+    reloaded = recipe.load(_student_arch(arch, kind), {r: arch_dir / f for r, f in files.items()})
+    compressed_model = classifier_for(reloaded, pair_id, size)
+    evaluation = evaluate_pair(ModelPair(original, compressed_model), test_set)
+    return PairEntry(
+        id=pair_id,
+        original=arch,
+        compression=kind,
+        description=recipe.description,
+        arch=_student_arch(arch, kind),
+        files={r: f"{arch}/{f}" for r, f in files.items()},
+        accuracy_original=evaluation.accuracy_original,
+        accuracy_compressed=evaluation.accuracy_compressed,
+        disagreements=evaluation.disagreements,
+        size_bytes=size,
+        latency_ms_original=latency_original,
+        latency_ms_compressed=latency_ms(compressed_model, INPUT_SHAPE),
+        white_box=recipe.white_box,
+    )
+
+
+def remake_pairs(directory: Path, kinds: tuple[str, ...], on_progress: Progress | None = None) -> Manifest:
+    """Recompress only ``kinds`` from the originals already stored in ``directory``, keeping
+    every other pair's files and numbers (when one recipe changes, the rest need no retraining)."""
+    say = on_progress or (lambda message: _log.info(message))
+    manifest = read_manifest(directory)
+    train_set, test_set = load_mnist("train"), load_mnist("test")
+    remade: dict[str, PairEntry] = {}
+    for name, original_entry in manifest.originals.items():
+        original = load_original(directory, name)
+        for kind in kinds:
+            say(f"making {name}-{kind}")
+            old = next(p for p in manifest.pairs if p.id == f"{name}-{kind}")
+            remade[old.id] = _make_pair(original.module, original, name, kind,
+                                        directory / Path(original_entry.file).parent,
+                                        train_set, test_set, old.latency_ms_original, manifest.seed)
+    pairs = [remade.get(p.id, p) for p in manifest.pairs]
+    updated = replace(manifest, pairs=pairs, platform=build_platform())
+    write_manifest(directory, updated)
+    return updated

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock
 
 from compd_core.errors import ModelLoadError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
+LOCK_TIMEOUT_S = 120.0  # a registration holds the lock for milliseconds; 2 minutes means stuck
 
 
 @dataclass(frozen=True)
@@ -54,12 +60,14 @@ class Manifest:
     dataset: str = "mnist"
     seed: int = 0
     format_version: int = FORMAT_VERSION
+    platform: dict[str, Any] = field(default_factory=dict)  # where the numbers were measured
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format_version": self.format_version,
             "dataset": self.dataset,
             "seed": self.seed,
+            "platform": self.platform,
             "originals": {k: asdict(v) for k, v in self.originals.items()},
             "pairs": [asdict(p) for p in self.pairs],
         }
@@ -77,14 +85,42 @@ def read_manifest(directory: Path) -> Manifest:
             dataset=raw.get("dataset", "mnist"),
             seed=raw.get("seed", 0),
             format_version=raw.get("format_version", FORMAT_VERSION),
+            platform=raw.get("platform", {}),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise ModelLoadError(f"{path} is not a valid zoo manifest: {exc}") from exc
 
 
 def write_manifest(directory: Path, manifest: Manifest) -> None:
-    """Write atomically, so a crash mid-write never leaves a half manifest."""
+    """Write through a temporary file of its own and an atomic replace, so a crash mid-write
+    never leaves a half manifest and two writers never share a temporary file."""
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{MANIFEST_NAME}.tmp"
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n")
-    os.replace(tmp, directory / MANIFEST_NAME)
+    handle, tmp = tempfile.mkstemp(prefix=f".{MANIFEST_NAME}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(json.dumps(manifest.to_dict(), indent=2) + "\n")
+        os.replace(tmp, directory / MANIFEST_NAME)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def manifest_lock(directory: Path) -> Iterator[None]:
+    """Hold the directory's manifest lock (across processes) for a read-change-write."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with FileLock(directory / f".{MANIFEST_NAME}.lock", timeout=LOCK_TIMEOUT_S):
+        yield
+
+
+def update_manifest(directory: Path, change: Callable[[Manifest], Manifest]) -> Manifest:
+    """Read, change and write the manifest under its lock: concurrent registrations all land.
+
+    A missing manifest starts empty.
+    """
+    with manifest_lock(directory):
+        current = (read_manifest(directory) if (directory / MANIFEST_NAME).is_file()
+                   else Manifest(originals={}, pairs=[]))
+        changed = change(current)
+        write_manifest(directory, changed)
+        return changed

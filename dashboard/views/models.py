@@ -9,7 +9,7 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from compd_core.errors import CompdError, ConfigError
-from dashboard import resources, session
+from dashboard import resources, session, uploads
 from dashboard.choices import DatasetChoice, PairChoice
 from dashboard.components.charts import profile_figure
 from dashboard.components.feedback import user_errors
@@ -40,10 +40,11 @@ def _class_names(text: str) -> tuple[str, ...] | None:
 def _model_source(role: str, upload: UploadedFile | None, path: str) -> str:
     """The path to load a model from: the uploaded file (kept on disk), else the typed path."""
     if upload is not None:
-        return str(resources.save_upload(upload.name, upload.getvalue()))
+        return str(uploads.save_upload(upload.name, upload.getvalue()))
     if path.strip():
         return path.strip()
-    raise ConfigError(f"give the {role} model: upload its file or type its path")
+    raise ConfigError(f"give the {role} model: upload its file (at most {uploads.limit_mb()} MB; "
+                      "the browser refuses a larger one) or type its path on this machine")
 
 
 def own_files_ui(current: PairChoice) -> PairChoice | None:
@@ -53,8 +54,9 @@ def own_files_ui(current: PairChoice) -> PairChoice | None:
                "inside the model.")
     with st.form("own-models", border=True):
         left, right = st.columns(2)
-        original_file = left.file_uploader("Original model", type=MODEL_TYPES)
-        compressed_file = right.file_uploader("Compressed model", type=MODEL_TYPES)
+        limit = f"At most {uploads.limit_mb()} MB; type the path of a larger file."
+        original_file = left.file_uploader("Original model", type=MODEL_TYPES, help=limit)
+        compressed_file = right.file_uploader("Compressed model", type=MODEL_TYPES, help=limit)
         original_path = left.text_input("…or its path on this machine",
                                         value=current.original_path or "", key="original-path")
         compressed_path = right.text_input("…or its path on this machine",
@@ -91,10 +93,11 @@ def dataset_ui(current: DatasetChoice) -> DatasetChoice:
     if kind in ("mnist", "mnist:train"):
         return DatasetChoice(kind, known[kind].split(" (")[0])
     if kind == "upload":
-        file = st.file_uploader("Dataset (.npz with x: images, y: labels)", type=["npz"])
+        file = st.file_uploader("Dataset (.npz with x: images, y: labels)", type=["npz"],
+                                help=f"At most {uploads.limit_mb()} MB.")
         if file is None:
             return current if current.uploaded else DatasetChoice()
-        path = resources.save_upload(file.name, file.getvalue())
+        path = uploads.save_upload(file.name, file.getvalue())
         return DatasetChoice(str(path), file.name, uploaded=True)
     text = st.text_input("Folder (one sub-folder of PNG/JPG images per class) or .npz file",
                          value="" if current.spec in options.values() or current.uploaded
@@ -104,9 +107,9 @@ def dataset_ui(current: DatasetChoice) -> DatasetChoice:
 
 def readable(message: str, choice: PairChoice) -> str:
     """Name uploaded files by the name the user gave them, not by where they were saved."""
-    uploads = str(resources.uploads_dir())
+    folder = str(uploads.uploads_dir())
     for path in (choice.original_path, choice.compressed_path):
-        if path and path.startswith(uploads):
+        if path and path.startswith(folder):
             message = message.replace(path, f"{Path(path).name} (uploaded)")
     return message
 
@@ -117,7 +120,7 @@ def _kib(size: int | None) -> str:
 
 def render_cards(choice: PairChoice, data_choice: DatasetChoice) -> None:
     pair = resources.new_pair(choice)
-    data = resources.dataset(data_choice, pair.input_shape)
+    data = resources.dataset(data_choice, pair.input_shape, pair.class_names)
     evaluation = resources.evaluation(choice, data_choice)
     if choice.is_zoo:
         entry = resources.zoo_entries()[choice.name]

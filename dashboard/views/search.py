@@ -112,7 +112,7 @@ def start(form: SearchForm) -> list[str]:
     """Start the search; returns the seeds that were left out, and why."""
     choice, data_choice = session.pair_choice(), session.dataset_choice()
     pair = resources.new_pair(choice)
-    data = resources.dataset(data_choice, pair.input_shape)
+    data = resources.dataset(data_choice, pair.input_shape, pair.class_names)
     settings = SearchSettings(max_queries=form.max_queries, time_budget=form.time_budget,
                               criterion=Criterion(kind=form.criterion, max_linf=form.max_linf,
                                                   max_l2=form.max_l2,

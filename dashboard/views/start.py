@@ -46,7 +46,7 @@ def _start_demo() -> None:
         return
     choice, data_choice = PairChoice(zoo_id=DEMO_PAIR), DatasetChoice()
     pair = resources.new_pair(choice)
-    data = resources.dataset(data_choice, pair.input_shape)
+    data = resources.dataset(data_choice, pair.input_shape, pair.class_names)
     criterion = Criterion(min_margin_original=DEMO_MARGIN_ORIGINAL,
                           min_margin_compressed=DEMO_MARGIN_COMPRESSED, max_linf=DEMO_MAX_LEVELS / 255)
     spec = CampaignSpec(pair=choice.name, strategy="compd", seeds=DEMO_SEEDS,

@@ -96,7 +96,8 @@ def test_missing_path_and_missing_model_are_explained(app: AppTest) -> None:
     assert "/no/such/original.onnx does not exist" in app.error[0].value
     app.text_input(key="original-path").input("")
     app.button[0].click().run()
-    assert "give the original model: upload its file or type its path" in app.error[0].value
+    assert ("give the original model: upload its file (at most 200 MB; the browser refuses a "
+            "larger one) or type its path on this machine") in app.error[0].value
 
 
 def test_profile_button_measures_and_draws_the_deviation_profile(app: AppTest) -> None:

@@ -3,6 +3,7 @@ reported as messages, and nothing found ever lost."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,9 @@ from compd_core.errors import ConfigError
 from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
 from compd_core.zoo import load_pair
+from compd_core.search.results import ExitReason
 from dashboard import jobs
+from dashboard.job_registry import job_using_run
 from dashboard_support import PAIR
 
 
@@ -26,7 +29,7 @@ def _spec(seeds: int, budget: int) -> CampaignSpec:
 def test_a_job_stores_every_result_and_its_live_counts_match(tmp_path: Path) -> None:
     with Store(tmp_path / "r.sqlite") as store:
         job = jobs.start_search(store, _spec(3, 200), load_pair(PAIR), load_mnist("test"))
-        assert jobs.get_job(job.id) is job and jobs.job_for_run(job.run_id) in (job, None)
+        assert jobs.get_job(job.id) is job
         job.thread.join(120)
         assert job.status == "finished" and job.error is None
         run = store.get_run(job.run_id)
@@ -37,14 +40,45 @@ def test_a_job_stores_every_result_and_its_live_counts_match(tmp_path: Path) -> 
         assert jobs.job_for_run(job.run_id) is None  # ended: the run may be deleted now
 
 
+def _wait_for(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def test_stop_ends_a_long_search_and_keeps_its_results(tmp_path: Path) -> None:
+    """Stopped after its first seed is final: that seed and the stopped ones are all stored."""
     with Store(tmp_path / "r.sqlite") as store:
         job = jobs.start_search(store, _spec(200, 100_000), load_pair(PAIR), load_mnist("test"))
+        _wait_for(lambda: job.progress().seeds_done >= 1 or not job.running)
+        assert job.running and jobs.job_for_run(job.run_id) is job  # 200 seeds: far from done
+        assert job_using_run(job.run_id) is job
         job.request_stop()
         job.thread.join(120)
         assert job.status == "stopped" and job.stop_seconds is not None
+        assert jobs.job_for_run(job.run_id) is None and job_using_run(job.run_id) is None
         run = store.get_run(job.run_id)
-        assert run.status == "stopped" and run.seeds_done == job.progress().seeds_done
+        results = store.load_results(job.run_id, details=False)
+    progress = job.progress()
+    finished = [r for r in results if r.exit_reason is not ExitReason.STOPPED]
+    assert run.status == "stopped" and progress.seeds_done >= 1
+    assert len(finished) >= 1 and sum(r.found for r in results) == run.found == progress.found >= 1
+    assert run.queries == sum(r.queries for r in results) > 0
+    assert run.seeds_done == len(results) <= 200
+
+
+def test_a_run_a_repair_is_using_is_reported_busy(tmp_path: Path) -> None:
+    """The Runs page asks this before it deletes a run: a repair reading it counts too."""
+    from dashboard import repair_jobs
+    from compd_core.repair import RepairSettings
+
+    job = repair_jobs.RepairJob(id="test-repair", run_id="run-being-repaired", pair=PAIR,
+                                settings=RepairSettings())
+    repair_jobs._REGISTRY.add(job)
+    assert job_using_run("run-being-repaired") is job
+    assert job_using_run("another-run") is None
+    job.status = "finished"
+    assert job_using_run("run-being-repaired") is None
 
 
 def test_demo_rule_stops_at_the_first_trigger(tmp_path: Path) -> None:

@@ -4,21 +4,39 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
+
 from compd_core.store import Store
 
+# The worker commits 3 seeds, says so through a file, and waits there to be killed mid-run:
+# the test waits on that condition, not on a guess of how long 3 seeds take.
 SCRIPT = """
-import sys
+import sys, threading
+from pathlib import Path
 from compd_core.campaign import CampaignSpec, run_campaign
 from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
-spec = CampaignSpec("lenet5-int8-static", "dflare", seeds=12, settings=SearchSettings(max_queries=400), rng_seed=1)
-run_campaign(spec, Store(sys.argv[1]))
+
+class SignallingStore(Store):
+    saved = 0
+    def save_result(self, run_id, result):
+        super().save_result(run_id, result)
+        self.saved += 1
+        if self.saved == 3:
+            Path(sys.argv[2]).touch()
+            threading.Event().wait()
+
+spec = CampaignSpec("lenet5-int8-static", "dflare", seeds=12, settings=SearchSettings(max_queries=400), rng_seed=1,
+                    seed_order="margin")
+run_campaign(spec, SignallingStore(sys.argv[1]))
 """
+KILL_AFTER = 3
 
 
 def compd(*args: str) -> subprocess.CompletedProcess:
@@ -26,33 +44,42 @@ def compd(*args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
+def _wait_for(condition, timeout: float) -> None:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_sigkill_then_resume(tmp_path):
-    db = tmp_path / "runs.sqlite"
-    worker = subprocess.Popen([sys.executable, "-c", SCRIPT, str(db)])
-    deadline = time.time() + 300
-    finished_before_kill: set[int] = set()
-    while time.time() < deadline:
-        time.sleep(0.5)
-        if db.exists():
-            runs = Store(db).list_runs()
-            if runs and len(Store(db).finished_positions(runs[0].id)) >= 3:
-                break
-    os.kill(worker.pid, signal.SIGKILL)
-    worker.wait()
+    db, ready = tmp_path / "runs.sqlite", tmp_path / "three-seeds-saved"
+    worker = subprocess.Popen([sys.executable, "-c", SCRIPT, str(db), str(ready)])
+    try:
+        _wait_for(lambda: ready.exists() or worker.poll() is not None, timeout=300)
+        assert ready.exists(), f"the worker ended (code {worker.returncode}) before saving 3 seeds"
+    finally:
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
     store = Store(db)
     run = store.list_runs()[0]
     finished_before_kill = store.finished_positions(run.id)
     saved = {r.seed.position: r for r in store.load_results(run.id)}
-    assert 3 <= len(finished_before_kill) < 12
-    assert run.status == "running"  # killed: never marked finished
+    assert len(finished_before_kill) == KILL_AFTER
+    assert run.status == "interrupted"  # killed: never marked finished, and its process is gone
+    plan = run.seed_plan
+    assert plan is not None and plan.order == "margin" and len(plan.indices) == 12
+    assert all(saved[p].seed.index == plan.indices[p] for p in saved)
 
-    result = compd("search", "--pair", "lenet5-int8-static", "--strategy", "dflare", "--seeds", "12",
-                   "--budget", "400", "--seed", "1", "--db", str(db), "--resume", run.id, "--json")
+    # --resume alone restores the pair, strategy, seed count, budget, order and rng seed
+    result = compd("search", "--db", str(db), "--resume", run.id, "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["seeds"] == 12 - len(finished_before_kill)  # only the unfinished seeds ran
     after = {r.seed.position: r for r in Store(db).load_results(run.id)}
     assert set(after) == set(range(12))
+    # every position searched the image it was given when the run started
+    assert [after[p].seed.index for p in range(12)] == list(plan.indices)
+    assert all(r.queries <= 400 for r in after.values())
     for position, before in saved.items():  # nothing found before the kill was lost or redone
         assert after[position].queries == before.queries
         assert after[position].found == before.found
@@ -60,15 +87,28 @@ def test_sigkill_then_resume(tmp_path):
 
 
 def test_search_json_reports_the_documented_fields(tmp_path):
+    """Every documented field is there and says what the stored results say."""
+    db = tmp_path / "r.sqlite"
     result = compd("search", "--pair", "lenet5-int8-static", "--seeds", "4", "--budget", "2000",
-                   "--db", str(tmp_path / "r.sqlite"), "--json")
+                   "--db", str(db), "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    for key in ("run_id", "strategy", "seeds", "found", "success_rate", "median_queries",
-                "mean_queries", "median_seconds", "seconds_per_trigger", "queries_per_second",
-                "median_l2", "median_linf"):
-        assert key in summary
-    assert summary["seeds"] == 4 and 0 <= summary["found"] <= 4
+    with Store(db, read_only=True) as store:
+        run = store.get_run(summary["run_id"])
+        results = store.load_results(run.id, details=False)
+    found = [r for r in results if r.found]
+    assert (summary["pair"], summary["strategy"], summary["seeds"]) == ("lenet5-int8-static", "compd", 4)
+    assert len(results) == 4 and summary["found"] == len(found) >= 1
+    assert summary["success_rate"] == pytest.approx(len(found) / 4)
+    assert summary["total_queries"] == sum(r.queries for r in results)
+    assert summary["median_queries"] == pytest.approx(statistics.median(r.queries for r in found))
+    assert summary["mean_queries"] == pytest.approx(statistics.mean(r.queries for r in found))
+    assert summary["median_l2"] == pytest.approx(statistics.median(r.trigger.l2 for r in found), rel=1e-6)
+    assert summary["median_linf"] == pytest.approx(statistics.median(r.trigger.linf for r in found), rel=1e-6)
+    assert summary["seconds_per_trigger"] == pytest.approx(summary["wall_seconds"] / len(found))
+    assert summary["queries_per_second"] == pytest.approx(summary["total_queries"] / summary["wall_seconds"], rel=1e-6)
+    assert 0 < summary["median_seconds"] <= summary["wall_seconds"]
+    assert summary["stopped"] is False
 
 
 def test_bad_search_arguments_exit_2(tmp_path):

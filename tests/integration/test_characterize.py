@@ -169,7 +169,7 @@ def test_ctrl_c_in_the_cli_stops_after_the_current_cell(pair, test_split) -> Non
             on_progress(done, total, label)
             if done == 2:
                 _thread.interrupt_main()  # what Ctrl-C does to the waiting main thread
-                stop.wait(10)  # which answers by setting the stop event
+                assert stop.wait(120)  # which answers by setting the stop event (however loaded)
 
         return characterize(pair, test_split.subset(range(200)), ["fog"], [1, 2, 3],
                             on_progress=progress, stop=stop)
@@ -243,10 +243,26 @@ def test_cli_json_and_files(tmp_path, pair, test_split) -> None:
     assert isinstance(bad.exception, ConfigError) and "1 to 5" in str(bad.exception)
 
 
-def test_write_outputs_skips_png_without_kaleido(report, tmp_path, caplog) -> None:
+def test_write_outputs_skips_png_without_kaleido(report, tmp_path, caplog, monkeypatch) -> None:
     import logging
 
+    from compd_core.characterize import export
+
+    monkeypatch.setattr(export, "png_available", lambda: False)  # as where kaleido is missing
     caplog.set_level(logging.INFO, logger="compd_core.characterize.export")
     written = write_outputs(report, tmp_path)
     assert not any(p.suffix == ".png" for p in written)
+    assert any(p.suffix == ".html" for p in written)
     assert "kaleido" in caplog.text
+
+
+def test_write_outputs_writes_png_where_kaleido_is_installed(report, tmp_path) -> None:
+    from compd_core.characterize.export import png_available
+
+    if not png_available():
+        pytest.skip("kaleido is not installed: PNG figures are skipped (tested above)")
+    written = write_outputs(report, tmp_path)
+    pngs = [p for p in written if p.suffix == ".png"]
+    htmls = [p for p in written if p.suffix == ".html"]
+    assert pngs and len(pngs) == len(htmls)
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 1000 for p in pngs)

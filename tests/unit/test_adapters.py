@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from compd_core.compress.onnx_int8 import export_onnx
-from compd_core.errors import ModelLoadError
+from compd_core.errors import InvalidOutputError, ModelLoadError
 from compd_core.models.architectures import build_architecture
 from compd_core.models.loading import load_classifier
 from compd_core.models.pair import ModelPair
@@ -87,3 +87,41 @@ def test_callable_models_are_opt_in(tmp_path, monkeypatch, mnist_test):
     probs = model.predict_proba(mnist_test.images[:5])
     assert probs.shape == (5, 10) and np.allclose(probs.sum(1).numpy(), 1.0, atol=1e-5)
     sys.modules.pop("user_model", None)
+
+
+BAD_CALLABLES = [
+    ("raises", "    raise KeyError('weights')", r"user_bad:raises raised KeyError: 'weights'; fix the function"),
+    ("returns_none", "    return None", r"returned None; it must return an array of shape \(1, classes\)"),
+    ("returns_strings", "    return [['cat', 'dog']] * len(x)", r"returned <U3 values, not numbers"),
+    ("returns_1d", "    return np.ones(len(x) * 10)", r"returned shape \(10,\); it must return an array"),
+    ("returns_wrong_rows", "    return np.ones((len(x) + 1, 10))", r"returned shape \(2, 10\)"),
+    ("returns_ragged", "    return [[0.5, 0.5], [1.0]]", r"returned list that is no array"),
+    ("returns_one_class", "    return np.ones((len(x), 1))", r"returned shape \(1, 1\)"),
+]
+
+
+@pytest.mark.parametrize("name, body, message", BAD_CALLABLES, ids=[c[0] for c in BAD_CALLABLES])
+def test_a_callable_that_answers_badly_is_one_clear_error(tmp_path, monkeypatch, name, body, message):
+    (tmp_path / "user_bad.py").write_text(f"import numpy as np\ndef {name}(x):\n{body}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("user_bad", None)
+    try:
+        with pytest.raises(InvalidOutputError, match=message):
+            load_classifier(f"user_bad:{name}", SHAPE, allow_code=True)
+    finally:
+        sys.modules.pop("user_bad", None)
+
+
+def test_a_callable_that_fails_later_is_caught_at_prediction(tmp_path, monkeypatch, mnist_test):
+    (tmp_path / "user_late.py").write_text(
+        "import numpy as np\n"
+        "def predict(x):\n"
+        "    if len(x) > 1:\n"
+        "        return np.ones(len(x))\n"
+        "    return np.ones((1, 10)) / 10\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = load_classifier("user_late:predict", SHAPE, allow_code=True)
+    with pytest.raises(InvalidOutputError, match=r"returned shape \(3,\)"):
+        model.predict_proba(mnist_test.images[:3])
+    sys.modules.pop("user_late", None)

@@ -19,7 +19,7 @@ from compd_core.errors import CompdError, StoreError
 from compd_core.search.results import ChainStep, ExitReason, Seed, SeedResult, Trigger
 from compd_core.search.criterion import Criterion
 from compd_core.search.settings import SearchSettings
-from compd_core.store import Store, decode_image, encode_image
+from compd_core.store import SCHEMA_VERSION, Store, decode_image, encode_image
 
 SETTINGS = SearchSettings(max_queries=500, criterion=Criterion(max_linf=0.2))
 
@@ -198,11 +198,11 @@ def test_finished_positions_after_partial_writes_then_resume(tmp_path, results):
     assert resumed.finished_positions(run_id) == {0, 3, 4}
     for position in sorted(set(range(6)) - resumed.finished_positions(run_id)):
         resumed.save_result(run_id, results[position])
-    resumed.finish_run(run_id, "finished", wall_seconds=2.5)
+    resumed.finish_run(run_id, "stopped", wall_seconds=2.5)
     resumed.resume_run(run_id)
-    resumed.finish_run(run_id, "stopped", wall_seconds=1.25)
+    resumed.finish_run(run_id, "finished", wall_seconds=1.25)
     run = resumed.get_run(run_id)
-    assert (run.status, run.seeds_done, run.found) == ("stopped", 6, 3)
+    assert (run.status, run.seeds_done, run.found) == ("finished", 6, 3)
     assert run.wall_seconds == 3.75  # the sessions add up
     assert run.queries == sum(r.queries for r in results)
     assert run.found_rate == 0.5
@@ -439,3 +439,87 @@ def test_repairs_are_listed_oldest_first(store, results):
     assert repairs[0].settings == {"epochs": 3, "lr": 1e-3}
     assert repairs[0].report == {"fixed": [1, 2]}
     assert (repairs[1].pair_before, repairs[1].pair_after) == ("repaired-a", "repaired-b")
+
+
+# ---------------------------------------------------------------------------------------------
+# Schema versions and read-only opens
+
+VERSION_1_DB = Path(__file__).parents[1] / "data" / "store_v1.sqlite"  # written by compd's schema 1
+
+
+def _header_version(path: Path) -> tuple[int, set[str]]:
+    with sqlite3.connect(path) as connection:
+        tables = {r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+    connection.close()
+    return version, tables
+
+
+def test_a_version_1_database_upgrades_in_place(tmp_path):
+    path = tmp_path / "old.sqlite"
+    path.write_bytes(VERSION_1_DB.read_bytes())
+    assert _header_version(path) == (0, _header_version(path)[1])
+    assert "schema_version" in _header_version(path)[1]
+    with Store(path) as store:
+        (run,) = store.list_runs()
+        results = store.load_results(run.id)
+    version, tables = _header_version(path)
+    assert version == SCHEMA_VERSION and "schema_version" not in tables
+    assert (run.pair, run.seed_count, run.status) == ("lenet5-int8-static", 3, "finished")
+    assert [r.found for r in results] == [False, False, True]
+    assert results[2].trigger.label_original != results[2].trigger.label_compressed
+    with Store(path) as again:  # an upgraded file opens as it is
+        assert [r.id for r in again.list_runs()] == [run.id]
+
+
+def test_a_fresh_database_carries_its_version_in_the_header(tmp_path):
+    Store(tmp_path / "new.sqlite").close()
+    version, tables = _header_version(tmp_path / "new.sqlite")
+    assert version == SCHEMA_VERSION and {"runs", "seeds", "triggers"} <= tables and "schema_version" not in tables
+
+
+def test_a_newer_database_is_refused(tmp_path):
+    path = tmp_path / "future.sqlite"
+    Store(path).close()
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA user_version = 99")
+    connection.close()
+    for read_only in (False, True):
+        with pytest.raises(StoreError, match=f"newer compd .schema 99, this one reads {SCHEMA_VERSION}"):
+            Store(path, read_only=read_only)
+
+
+def test_read_only_store_reads_a_version_1_file_without_changing_it(tmp_path):
+    path = tmp_path / "old.sqlite"
+    path.write_bytes(VERSION_1_DB.read_bytes())
+    with Store(path, read_only=True) as store:
+        (run,) = store.list_runs()
+        assert sum(r.found for r in store.load_results(run.id)) == 1
+    assert path.read_bytes() == VERSION_1_DB.read_bytes()
+
+
+def test_read_only_store_refuses_writes_and_missing_files(tmp_path, mnist_test, predict):
+    path = tmp_path / "r.sqlite"
+    Store(path).close()
+    with pytest.raises(StoreError, match="no results database"):
+        Store(tmp_path / "missing.sqlite", read_only=True)
+    assert not (tmp_path / "missing.sqlite").exists()
+    with Store(path, read_only=True) as reader:
+        with pytest.raises(StoreError, match="readonly"):
+            reader.create_run("lenet5-int8-static", "compd", SETTINGS, 1, 0, "mnist")
+    with Store(path) as writer:
+        assert writer.list_runs() == []
+
+
+def test_read_only_store_opens_while_a_writer_holds_the_lock(tmp_path):
+    path = tmp_path / "busy.sqlite"
+    with Store(path) as store:
+        store.create_run("lenet5-int8-static", "compd", SETTINGS, 2, 0, "mnist")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a writer mid-transaction
+    try:
+        with Store(path, read_only=True) as reader:
+            assert len(reader.list_runs()) == 1
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
