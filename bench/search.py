@@ -1,12 +1,15 @@
-"""Benchmark: every strategy on the same seeds of several zoo pairs, in one run.
+"""Benchmark: every strategy on the same class-balanced seeds of the zoo's pairs, in one run.
 
     python bench/search.py                       # the full benchmark (writes bench/RESULTS.md)
     python bench/search.py --seeds 20 --pairs lenet5-int8-static --out /tmp/quick.md
+    python bench/search.py --speed-only          # dflare's iterations/s against a batch-1 forward
 
-Reports per pair and strategy: success rate, median and mean queries per trigger, median L2
-and L-inf distance of triggers, seconds per trigger (the run's wall-clock / triggers found),
-median seconds per seed, queries per second; each strategy's ratios to ``dflare``; and the
-pair's raw batched throughput (queries per second at batch 256), the ceiling for any strategy.
+Every strategy uses the strict criterion (a tie is never a deviation). ``compd`` searches
+within the default distance budget (``DEFAULT_MAX_LINF``); the baselines search without one,
+as published. Per pair and strategy: success, median queries, the paired query ratio to
+dflare (median over the seeds both solved), median L2 and its ratios, the share of triggers
+with both margins >= 0.2, the triggers that fail when replayed through the pair (must be 0),
+and seconds per trigger.
 """
 
 from __future__ import annotations
@@ -31,47 +34,101 @@ from compd_core.search.strategies import SearchContext, get_strategy
 from compd_core.zoo import load_pair
 
 PAIRS = ["lenet5-int8-static", "lenet5-int8-qat", "lenet5-prune90", "lenet5-distilled",
-         "lenet5-onnx-int8"]
-# (label, strategy, criterion): dflare also runs under its own published criterion.
-RUNS = [("compd", "compd", "valid"), ("compd-close", "compd-close", "valid"),
-        ("dflare", "dflare", "valid"),
-        ("dflare (any)", "dflare", "any"), ("diffchaser", "diffchaser", "valid"),
-        ("random", "random", "valid"), ("gradient", "gradient", "valid")]
+         "lenet5-onnx-int8", "lenet1-int8-static"]
+STRONG = 0.2  # both margins at least this: the original clearly sure, the compressed clearly not
+# (label, strategy, criterion kind, bounded by the default distance budget)
+RUNS = [("compd", "compd", "valid", True), ("compd-close", "compd-close", "valid", True),
+        ("dflare", "dflare", "valid", False), ("dflare (any)", "dflare", "any", False),
+        ("diffchaser", "diffchaser", "valid", False), ("random", "random", "valid", False),
+        ("gradient", "gradient", "valid", False)]
+DEFAULT_RUNS = ["compd", "dflare", "diffchaser", "gradient", "random"]
 
 
 @dataclass
 class Row:
     label: str
     summary: CampaignSummary
-    queries_by_seed: dict[int, int]  # queries to the trigger, for the seeds this strategy solved
+    solved: dict[int, tuple[int, float]]  # seed position -> (queries, L2) of its trigger
+    strong: int  # triggers with both margins >= STRONG
+    replay_failures: int  # triggers that do not meet the criterion, or tie, when replayed
 
 
-def paired_ratio(row: Row, reference: Row | None) -> str:
-    """Median-queries ratio over the seeds both strategies solved: no survivor bias."""
+def paired(row: Row, reference: Row | None, field: int) -> str:
+    """Median ratio over the seeds both strategies solved: no survivor bias."""
     if reference is None:
         return "–"
-    both = sorted(set(row.queries_by_seed) & set(reference.queries_by_seed))
+    both = sorted(set(row.solved) & set(reference.solved))
     if not both:
         return "–"
-    mine = statistics.median(row.queries_by_seed[s] for s in both)
-    theirs = statistics.median(reference.queries_by_seed[s] for s in both)
-    return f"{mine / theirs:.2f} (n={len(both)})"
+    mine = statistics.median(row.solved[s][field] for s in both)
+    theirs = statistics.median(reference.solved[s][field] for s in both)
+    return f"{mine / theirs:.2f} (n={len(both)})" if theirs else "–"
+
+
+def rate(call, seconds: float) -> float:
+    """Calls per second of ``call`` over about ``seconds``."""
+    call()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        call()
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def dflare_speed(pair_id: str, rounds: int = 3) -> tuple[float, float]:
+    """(batch-1 forward passes of the pair per second, dflare iterations per second).
+
+    Measured alternately, best of ``rounds`` each, so both see the same machine load. The
+    forward pass is both models' own ``predict_proba`` on one image, without ``ModelPair``.
+    """
+    test = load_mnist("test")
+    pair = load_pair(pair_id)
+    image = test.images[:1]
+    seeds = select_seeds(pair, test, 10, seed=0)
+    settings = SearchSettings(max_queries=300, criterion="valid")
+    forward, iterations = 0.0, 0.0
+    for _ in range(rounds):
+        forward = max(forward, rate(lambda: (pair.original.predict_proba(image),
+                                             pair.compressed.predict_proba(image)), 2.0))
+        start = time.perf_counter()
+        context = SearchContext(pair, _unbounded(settings), rng_seed=0)
+        done = sum(r.iterations for r in get_strategy("dflare").run(context, seeds))
+        iterations = max(iterations, done / (time.perf_counter() - start))
+    return forward, iterations
+
+
+def _unbounded(settings: SearchSettings) -> SearchSettings:
+    """The same settings without a distance budget (the baselines' published behaviour)."""
+    from dataclasses import replace
+    return replace(settings, criterion=replace(settings.criterion, max_linf=None))
 
 
 def raw_throughput(pair: ModelPair, images: torch.Tensor, seconds: float = 2.0) -> float:
     """Queries per second of plain batched prediction at batch 256."""
     batch = images[:256]
-    pair.predict(batch)
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        pair.predict(batch)
-        count += len(batch)
-    return count / (time.perf_counter() - start)
+    return rate(lambda: pair.predict(batch), seconds) * len(batch)
 
 
-def run_one(pair_id: str, strategy: str, criterion: str, seeds, budget: int, time_budget: float | None):
+def replay_failures(pair: ModelPair, settings: SearchSettings, results) -> int:
+    """Triggers that do not meet the criterion, or tie in either model, when run again."""
+    found = [r for r in results if r.found]
+    if not found:
+        return 0
+    images = torch.stack([r.trigger.image for r in found])
+    seeds = torch.stack([r.seed.image for r in found])
+    labels = torch.tensor([r.seed.label for r in found])
+    pred = pair.predict(images)
+    met = settings.criterion.met(pred.original, pred.compressed, labels, images, seeds)
+    m_o, m_c = settings.criterion.strength(pred.original, pred.compressed, labels)
+    return int((~met | (m_o <= 0) | (m_c <= 0)).sum())
+
+
+def run_one(pair_id: str, strategy: str, kind: str, bounded: bool, seeds, budget: int,
+            time_budget: float | None) -> Row:
     pair = load_pair(pair_id)
-    settings = SearchSettings(max_queries=budget, time_budget=time_budget, criterion=criterion)
+    settings = SearchSettings(max_queries=budget, time_budget=time_budget, criterion=kind)
+    if not bounded:
+        settings = _unbounded(settings)
     context = SearchContext(pair, settings, rng_seed=0)
     strategy_object = get_strategy(strategy)
     if strategy_object.needs_white_box:
@@ -79,14 +136,14 @@ def run_one(pair_id: str, strategy: str, criterion: str, seeds, budget: int, tim
     start = time.perf_counter()
     results = list(strategy_object.run(context, seeds))
     wall = time.perf_counter() - start
-    solved = {r.seed.position: r.queries for r in results if r.found}
-    return summarize(results, wall, run_id=None, pair=pair_id, strategy=strategy), solved
+    solved = {r.seed.position: (r.queries, r.trigger.l2) for r in results if r.found}
+    strong = sum(min(r.trigger.margins) >= STRONG for r in results if r.found)
+    summary = summarize(results, wall, run_id=None, pair=pair_id, strategy=strategy)
+    return Row("", summary, solved, strong, replay_failures(pair, settings, results))
 
 
-def fmt(value, digits=2, suffix=""):
-    if value is None:
-        return "–"
-    return f"{value:,.{digits}f}{suffix}"
+def fmt(value, digits=2):
+    return "–" if value is None else f"{value:,.{digits}f}"
 
 
 def ratio(value, reference):
@@ -101,76 +158,91 @@ def table(pair_id: str, rows: list[Row], ceiling: float) -> list[str]:
     lines = [
         f"### {pair_id}  (raw batched throughput: {ceiling:,.0f} queries/s at batch 256)",
         "",
-        "| strategy | success | median q | mean q | median L2 | median L-inf | s / trigger | median s / seed | queries/s | q ratio | paired q ratio | s/trigger ratio | L2 ratio |",
+        "| strategy | success | median q | q ratio | paired q ratio | median L2 | L2 ratio | paired L2 ratio "
+        "| median L-inf | both margins >= 0.2 | replay failures | s / trigger | queries/s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         s = row.summary
         lines.append(
             f"| {row.label} | {s.success_rate:.0%} ({s.found}/{s.seeds}) | {fmt(s.median_queries, 0)} | "
-            f"{fmt(s.mean_queries, 0)} | {fmt(s.median_l2)} | {fmt(s.median_linf)} | "
-            f"{fmt(s.seconds_per_trigger, 3)} | {fmt(s.median_seconds, 3)} | {fmt(s.queries_per_second, 0)} | "
             f"{ratio(s.median_queries, reference and reference.median_queries)} | "
-            f"{paired_ratio(row, reference_row)} | "
-            f"{ratio(s.seconds_per_trigger, reference and reference.seconds_per_trigger)} | "
-            f"{ratio(s.median_l2, reference and reference.median_l2)} |"
+            f"{paired(row, reference_row, 0)} | {fmt(s.median_l2)} | "
+            f"{ratio(s.median_l2, reference and reference.median_l2)} | {paired(row, reference_row, 1)} | "
+            f"{fmt(s.median_linf)} | {row.strong / s.found if s.found else 0:.0%} ({row.strong}) | "
+            f"{row.replay_failures} | {fmt(s.seconds_per_trigger, 3)} | {fmt(s.queries_per_second, 0)} |"
         )
+    return lines + [""]
+
+
+def speed_lines(pairs: list[str]) -> list[str]:
+    lines = ["| pair | batch-1 forward passes/s | dflare iterations/s | cost ratio (forward / iteration) |",
+             "|---|---|---|---|"]
+    for pair_id in pairs:
+        forward, iterations = dflare_speed(pair_id)
+        lines.append(f"| {pair_id} | {forward:,.0f} | {iterations:,.0f} | {forward / iterations:.2f} |")
     return lines + [""]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", nargs="+", default=PAIRS)
-    parser.add_argument("--strategies", nargs="+", default=[label for label, _, _ in RUNS])
-    parser.add_argument("--seeds", type=int, default=100)
-    parser.add_argument("--budget", type=int, default=10_000, help="queries per seed")
+    parser.add_argument("--strategies", nargs="+", default=DEFAULT_RUNS,
+                        help=f"labels among: {', '.join(label for label, *_ in RUNS)}")
+    parser.add_argument("--seeds", type=int, default=100, help="class-balanced: a tenth per class")
+    parser.add_argument("--budget", type=int, default=10_000, help="queries per seed for compd")
     parser.add_argument("--baseline-budget", type=int, default=1_000,
-                        help="queries per seed for dflare, diffchaser and random (over 10x dflare's median)")
+                        help="queries per seed for dflare, diffchaser and random")
     parser.add_argument("--gradient-budget", type=int, default=200,
-                        help="queries per seed for gradient (20 starts of CompD's 10 steps; each costs a backward pass)")
+                        help="queries per seed for gradient (20 starts of CompD's 10 steps)")
     parser.add_argument("--time-budget", type=float, default=None, help="seconds per seed")
+    parser.add_argument("--speed-only", action="store_true", help="only dflare's speed table")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
     args = parser.parse_args()
-    test = load_mnist("test")
-    lines = [
-        "# Search benchmark",
-        "",
+    header = [
         f"Command: `python {' '.join(['bench/search.py', *sys.argv[1:]])}`",
         "",
-        f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}. "
-        f"{args.seeds} seeds per pair (the same seeds for every strategy), criterion 'valid' "
-        f"(the original keeps the seed's label) unless marked 'any'. Query budget per seed: "
-        f"{args.budget:,} for compd and compd-close, {args.gradient_budget:,} for gradient, "
-        f"{args.baseline_budget:,} for the others. "
-        "Ratios are to dflare (valid): below 1 is better for queries, seconds and L2.",
-        "",
-        "How to read it: medians of queries, L2 and seconds are over the seeds a strategy solved, "
-        "so a strategy that solves only the easy seeds looks cheaper than it is; compare them "
-        "together with the success rate. 's / trigger' is the run's wall-clock divided by the "
-        "triggers found, the number that counts when seeds run side by side. 'paired q ratio' "
-        "compares median queries on the seeds both this strategy and dflare solved (n of them), "
-        "which removes that bias. All strategies of "
-        "one pair run in one process, one after the other, on the same machine; timings on a "
-        "busy machine move by tens of percent between runs, ratios much less.",
+        f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}.",
         "",
     ]
+    if args.speed_only:
+        lines = header + speed_lines(args.pairs)
+        args.out.write_text("\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return
+    test = load_mnist("test")
+    lines = header + [
+        f"{args.seeds} class-balanced seeds per pair (the same for every strategy), strict "
+        "criterion (ties never count; the original keeps the seed's label). compd searches within "
+        "the default distance budget; the baselines without one. Query budget per seed: "
+        f"{args.budget:,} for compd, {args.gradient_budget:,} for gradient, "
+        f"{args.baseline_budget:,} for the others. Ratios are to dflare: below 1 is better.",
+        "",
+        "Medians are over the seeds a strategy solved; 'paired' ratios are medians over the seeds "
+        "both it and dflare solved (n of them). 'replay failures' counts triggers that do not meet "
+        "the criterion, or tie, when run through the pair again.",
+        "",
+    ]
+    labels = {label: (strategy, kind, bounded) for label, strategy, kind, bounded in RUNS}
     for pair_id in args.pairs:
         pair = load_pair(pair_id)
-        seeds = select_seeds(pair, test, args.seeds, seed=0)
+        seeds = select_seeds(pair, test, args.seeds, seed=0, order="balanced")
         ceiling = raw_throughput(pair, test.images)
         rows = []
-        for label, strategy, criterion in RUNS:
-            if label not in args.strategies:
-                continue
+        for label in args.strategies:
+            strategy, kind, bounded = labels[label]
             budget = (args.budget if strategy.startswith("compd")
                       else args.gradient_budget if strategy == "gradient" else args.baseline_budget)
             try:
-                summary, solved = run_one(pair_id, strategy, criterion, seeds, budget, args.time_budget)
+                row = run_one(pair_id, strategy, kind, bounded, seeds, budget, args.time_budget)
             except WhiteBoxRequiredError:
                 continue
-            rows.append(Row(label, summary, solved))
-            print(f"{pair_id} {label}: {summary.found}/{summary.seeds} in {summary.wall_seconds:.1f} s",
-                  file=sys.stderr, flush=True)
+            row.label = label
+            rows.append(row)
+            print(f"{pair_id} {label}: {row.summary.found}/{row.summary.seeds} in "
+                  f"{row.summary.wall_seconds:.1f} s", file=sys.stderr, flush=True)
+            # Written after every strategy: the rows finished so far survive a killed run.
+            args.out.write_text("\n".join(lines + table(pair_id, rows, ceiling)) + "\n")
         lines += table(pair_id, rows, ceiling)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -13,16 +13,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import torch
+
 from compd_core.data.dataset import ImageDataset
 from compd_core.data.resolve import load_dataset
-from compd_core.errors import ConfigError, StoreError
+from compd_core.errors import ConfigError
 from compd_core.models.pair import ModelPair
 from compd_core.search.events import EventSink, no_events
-from compd_core.search.results import SeedResult
-from compd_core.search.seeds import Order, select_seeds
+from compd_core.search.results import Seed, SeedResult
+from compd_core.search.seeds import Order, seeds_from, select_seeds
 from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import SearchContext, get_strategy
-from compd_core.store import Store
+from compd_core.store import RunRecord, SeedPlan, Store
+from compd_core.strength import StrengthSummary, summarize_strength
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class CampaignSummary:
     wall_seconds: float
     total_queries: int
     stopped: bool
+    strength: StrengthSummary | None = None  # the triggers' margins: how convincing they are
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -73,6 +77,7 @@ def summarize(
 ) -> CampaignSummary:
     found = [r for r in results if r.found]
     total_queries = sum(r.queries for r in results)
+    strength = summarize_strength([r.trigger for r in found if r.trigger is not None])
     return CampaignSummary(
         run_id=run_id,
         pair=pair,
@@ -90,7 +95,60 @@ def summarize(
         wall_seconds=wall_seconds,
         total_queries=total_queries,
         stopped=stopped,
+        strength=strength,
     )
+
+
+def spec_of_run(record: RunRecord) -> CampaignSpec:
+    """The campaign a stored run was started as: what ``--resume RUN`` alone continues."""
+    order = record.seed_plan.order if record.seed_plan is not None else "random"
+    return CampaignSpec(pair=record.pair, strategy=record.strategy, seeds=record.seed_count,
+                        settings=record.settings, rng_seed=record.rng_seed,
+                        dataset=record.dataset, seed_order=order)  # type: ignore[arg-type]
+
+
+def _check_same_campaign(spec: CampaignSpec, record: RunRecord) -> None:
+    """Refuse to continue a run under other settings: its results would mix two campaigns."""
+    stored = spec_of_run(record)
+    for name in ("pair", "strategy", "seeds", "settings", "rng_seed", "dataset", "seed_order"):
+        if name == "seed_order" and record.seed_plan is None:
+            continue  # runs stored before seed plans did not record their order
+        mine, theirs = getattr(spec, name), getattr(stored, name)
+        if mine != theirs:
+            raise ConfigError(
+                f"run {record.id} was started with {name} {theirs!r}, not {mine!r}; resume it "
+                "with its own settings (`compd search --resume RUN` alone restores them)"
+            )
+
+
+def _seeds_of_plan(plan: SeedPlan, dataset: ImageDataset, run_id: str) -> list[Seed]:
+    """The run's own seeds, rebuilt from their dataset indices (never drawn again)."""
+    where = {int(index): position for position, index in enumerate(dataset.indices.tolist())}
+    missing = [index for index in plan.indices if index not in where]
+    if missing:
+        raise ConfigError(
+            f"run {run_id}'s seeds {missing[:5]} are not in {dataset.name} (uploaded images "
+            "live only in the dashboard session that searched them); start a new run"
+        )
+    positions = torch.tensor([where[index] for index in plan.indices])
+    return seeds_from(dataset, positions, torch.tensor(plan.labels))
+
+
+def _check_redrawn(store: Store, record: RunRecord, seeds: list[Seed]) -> None:
+    """A run stored without its seed list resumes only if drawing again gives the same images."""
+    stored = {r.seed.position: r.seed.index for r in store.load_results(record.id, details=False)}
+    drawn = {s.position: s.index for s in seeds}
+    moved = [p for p, index in stored.items() if drawn.get(p) != index]
+    if moved:
+        raise ConfigError(
+            f"run {record.id} was stored without its seed list, and drawing its seeds again "
+            f"puts other images at positions {moved[:5]}; give the --seed-order it was "
+            "started with, or start a new run"
+        )
+
+
+def _plan(seeds: Sequence[Seed], order: str) -> SeedPlan:
+    return SeedPlan(order, tuple(s.index for s in seeds), tuple(s.label for s in seeds))
 
 
 def run_campaign(
@@ -106,10 +164,16 @@ def run_campaign(
     """Run (or resume, by run id) a campaign; with a store, each result is committed at once.
 
     ``pair`` and ``dataset`` may be given to skip loading them (the dashboard caches both).
-    The summary counts only the seeds this call searched when resuming; the store holds them all.
+    A resumed run searches exactly its stored seeds under its stored settings; a spec that
+    differs, a finished run, or a run another search holds right now is refused before anything
+    changes. The summary counts only the seeds this call searched, as read back from the store.
     """
     if resume is not None and store is None:
         raise ConfigError("resuming needs the results database the run was stored in (--db)")
+    record = None
+    if store is not None and resume is not None:
+        record = store.get_run(resume)
+        _check_same_campaign(spec, record)
     strategy = get_strategy(spec.strategy)
     if pair is None:
         from compd_core.zoo import load_pair
@@ -117,21 +181,27 @@ def run_campaign(
         pair = load_pair(spec.pair)
     if strategy.needs_white_box:
         pair.white_box()  # refuses a black-box pair before any work is done
-    dataset = dataset or load_dataset(spec.dataset, pair.input_shape)
-    seeds = select_seeds(pair, dataset, spec.seeds, seed=spec.rng_seed, order=spec.seed_order)
+    dataset = dataset or load_dataset(spec.dataset, pair.input_shape, pair.class_names)
+    if record is not None and record.seed_plan is not None:
+        seeds = _seeds_of_plan(record.seed_plan, dataset, record.id)
+    else:
+        seeds = select_seeds(pair, dataset, spec.seeds, seed=spec.rng_seed, order=spec.seed_order)
+        if store is not None and record is not None and record.seeds_done:
+            _check_redrawn(store, record, seeds)
     stop = stop or threading.Event()
-    if store is not None and resume is not None:
-        run_id = resume
-        record = store.resume_run(run_id)
-        if record.pair != spec.pair or record.strategy != spec.strategy:
-            raise StoreError(f"run {run_id} is a {record.strategy} run on {record.pair}; resume it with those")
+    run_id = None
+    if store is not None:
+        if record is None:
+            run_id = store.create_run(spec.pair, spec.strategy, spec.settings, spec.seeds,
+                                      spec.rng_seed, spec.dataset,
+                                      seed_plan=_plan(seeds, spec.seed_order))
+        else:
+            run_id = record.id
+        store.resume_run(run_id)  # claims it: one search per run at a time
+        if record is not None and record.seed_plan is None:
+            store.set_seed_plan(run_id, _plan(seeds, spec.seed_order))
         done = store.finished_positions(run_id)
         seeds = [s for s in seeds if s.position not in done]
-    elif store is not None:
-        run_id = store.create_run(spec.pair, spec.strategy, spec.settings, spec.seeds,
-                                  spec.rng_seed, spec.dataset)
-    else:
-        run_id = None
     pair.reset_queries()
     context = SearchContext(pair, spec.settings, spec.rng_seed, emit, stop)
     results: list[SeedResult] = []
@@ -153,5 +223,9 @@ def run_campaign(
         if store is not None and run_id is not None:
             store.save_results(run_id, after_stop)  # the rest of a stopped run: one commit
             store.finish_run(run_id, "stopped" if stop.is_set() else "finished", wall)
+    if store is not None and run_id is not None:
+        # Report what the file holds, not what was meant to be written: a write that did not
+        # land raises here instead of printing a success the run cannot back.
+        results = store.load_results(run_id, [r.seed.position for r in results], details=False)
     return summarize(results, wall, run_id=run_id, pair=spec.pair, strategy=spec.strategy,
                      stopped=stop.is_set())

@@ -23,14 +23,16 @@ from PIL import Image
 from compd_core.errors import ConfigError, StoreError
 from compd_core.search.results import SeedResult
 from compd_core.store import Store
+from compd_core.strength import change_size, summarize_strength
 
 FORMATS: frozenset[str] = frozenset({"csv", "json", "png"})
 TOP_K = 3  # probabilities per model in the CSV: enough to see which class took over
 
 CSV_COLUMNS: tuple[str, ...] = (
     "position", "dataset_index", "label", "true_label", "found", "exit_reason", "queries",
-    "iterations", "seconds", "l2", "linf", "label_original", "label_compressed",
-    "p_original_top1", "p_compressed_top1", "original_top3", "compressed_top3",
+    "iterations", "seconds", "l2", "linf", "max_change_levels", "pixels_changed",
+    "label_original", "label_compressed", "p_original_top1", "p_compressed_top1",
+    "margin_original", "margin_compressed", "strict", "original_top3", "compressed_top3",
 )
 
 
@@ -46,8 +48,12 @@ def result_row(result: SeedResult) -> dict[str, Any]:
     if trigger is None:
         row.update({column: None for column in CSV_COLUMNS if column not in row})
         return row
+    m_o, m_c = trigger.margins
+    size = change_size(seed.image, trigger.image)
     row.update({
         "l2": trigger.l2, "linf": trigger.linf,
+        "max_change_levels": size.max_levels, "pixels_changed": size.pixels_changed,
+        "margin_original": m_o, "margin_compressed": m_c, "strict": trigger.is_strict,
         "label_original": trigger.label_original, "label_compressed": trigger.label_compressed,
         "p_original_top1": float(trigger.probs_original.max()),
         "p_compressed_top1": float(trigger.probs_compressed.max()),
@@ -67,6 +73,7 @@ def run_summary(results: Sequence[SeedResult]) -> dict[str, Any]:
     def median(values: list[float]) -> float | None:
         return float(np.median(values)) if values else None
 
+    strength = summarize_strength(r.trigger for r in found if r.trigger is not None)
     return {
         "seeds_done": len(results),
         "found": len(found),
@@ -77,13 +84,14 @@ def run_summary(results: Sequence[SeedResult]) -> dict[str, Any]:
         "median_seconds_found": median([r.seconds for r in found]),
         "median_l2": median([r.trigger.l2 for r in found if r.trigger is not None]),
         "median_linf": median([r.trigger.linf for r in found if r.trigger is not None]),
+        **{k: v for k, v in strength.to_dict().items() if k != "triggers"},
     }
 
 
 def diff_image(seed: torch.Tensor, trigger: torch.Tensor) -> torch.Tensor:
     """Trigger minus seed, mid-grey = unchanged, scaled so the largest change is black or white.
 
-    A trigger often differs from its seed by a few grey levels, invisible unless amplified.
+    A change of a few grey levels is invisible unless amplified.
     """
     delta = trigger.to(torch.float32) - seed.to(torch.float32)
     scale = float(delta.abs().max())

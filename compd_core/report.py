@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -23,6 +24,10 @@ from compd_core.errors import CompdError
 from compd_core.export import png_bytes, run_summary
 from compd_core.search.results import ExitReason, SeedResult
 from compd_core.store import RunRecord, Store
+from compd_core.strength import TIE_TEXT, change_size, summarize_strength
+
+if TYPE_CHECKING:
+    from compd_core.search.profile import DeviationProfile
 
 ORIGINAL_COLOUR = "#1f5fa8"  # the same two colours as the dashboard's charts
 COMPRESSED_COLOUR = "#e07b00"
@@ -36,8 +41,8 @@ def diff_heatmap(seed: torch.Tensor, trigger: torch.Tensor) -> torch.Tensor:
     """(3, H, W) picture of trigger minus seed: red where brighter, blue where darker, scaled so
     that the largest change is fully saturated, over a faint grey copy of the seed.
 
-    A trigger often differs from its seed by a few grey levels that no one sees unamplified; the
-    faint seed shows where on the image the change sits.
+    A change of a few grey levels is invisible unamplified, so the largest change is fully
+    coloured; the faint seed shows where on the image the change sits.
     """
     seed = seed.to(torch.float32)
     delta = (trigger.to(torch.float32) - seed).mean(0)  # (H, W)
@@ -95,8 +100,13 @@ def build_report(
     *,
     class_names: Sequence[str] | None = None,
     max_triggers: int = 48,
+    profile: DeviationProfile | None = None,
 ) -> str:
-    """The whole report for one run as an HTML document (a string; save it with UTF-8)."""
+    """The whole report for one run as an HTML document (a string; save it with UTF-8).
+
+    ``profile``, when given, adds the pair's deviation profile: how many seeds deviate within
+    each per-pixel budget.
+    """
     run = store.get_run(run_id)
     results = store.load_results(run_id, details=True)
     names = tuple(class_names) if class_names else _class_names(run.pair, results)
@@ -107,6 +117,7 @@ def build_report(
         _pair_section(run, facts),
         _search_section(run, results, names),
         _triggers_section(found[:max_triggers], len(found), names),
+        _profile_section(profile),
         _settings_section(run),
     ]
     title = f"compd report: run {run.id}"
@@ -136,17 +147,21 @@ def _summary_section(run: RunRecord, results: Sequence[SeedResult], facts: _Pair
     things = "handwritten digits" if facts is not None else "images"
     text = (
         f"We took {done} {things} on which both models give the same, correct answer and "
-        "searched for small changes to each that make the <b>compressed</b> model answer "
-        "differently while the <b>original</b> model keeps its answer. "
+        "searched for changes to each that make the <b>compressed</b> model answer "
+        "differently while the <b>original</b> model keeps its answer; how large the changes "
+        "are is said in numbers below. "
     )
     if found:
         linf = summary["median_linf"] * 255
+        strength = summarize_strength([r.trigger for r in results if r.trigger is not None])
         text += (
             f"We found such an input for <b>{found} of {done}</b> ({found / done:.0%}). "
             f"In the typical one, the largest change to any single pixel was {linf:.0f} of 255 "
-            f"grey levels, and finding it took about {summary['median_queries_found']:.0f} "
+            f"grey levels (L2 distance {summary['median_l2']:.2f} on pixel values in [0, 1]), "
+            f"and finding it took about {summary['median_queries_found']:.0f} "
             "queries of the two models "
-            f"({_seconds(summary['median_seconds_found'])})."
+            f"({_seconds(summary['median_seconds_found'])}). "
+            f"How sure each model is (probability margins): {_e(strength.describe())}."
         )
     else:
         text += (
@@ -261,6 +276,10 @@ def _trigger_card(result: SeedResult, names: Sequence[str]) -> str:
             (diff_heatmap(result.seed.image, trigger.image), "what changed"),
         )
     )
+    m_o, m_c = trigger.margins
+    size = change_size(result.seed.image, trigger.image)
+    strength = (f"margins: original {m_o:.2f}, compressed {m_c:.2f}" if trigger.is_strict
+                else f"<b>{_e(TIE_TEXT)}</b> (margins {m_o:.2f}, {m_c:.2f})")
     verdict = (
         f"<p class=\"verdict\"><span style=\"color:{ORIGINAL_COLOUR}\">original: "
         f"<b>{_e(names[lo])}</b> ({float(p_o[lo]):.0%})</span> · "
@@ -268,13 +287,26 @@ def _trigger_card(result: SeedResult, names: Sequence[str]) -> str:
         f"({float(p_c[lc]):.0%})</span></p>"
     )
     details = (
-        f"<p class=\"small\">image #{result.seed.index} · largest pixel change "
-        f"{trigger.linf * 255:.0f}/255 · L2 distance {trigger.l2:.2f} · {result.queries} queries · "
-        f"{len(result.chain)} changes</p>"
+        f"<p class=\"small\">image #{result.seed.index} · {strength} · {_e(size.describe())} · "
+        f"{result.queries} queries · {len(result.chain)} changes</p>"
     )
     return (
         f"<div class=\"card\"><div class=\"imgs\">{images}</div>{verdict}"
         f"{_svg_probabilities(p_o, p_c, names)}{details}</div>"
+    )
+
+
+def _profile_section(profile: DeviationProfile | None) -> str:
+    if profile is None or not profile.points:
+        return ""
+    bars = _svg_hbars([(f"at most {p.budget}/255 ({p.share:.0%})", p.solved) for p in profile.points],
+                      colour=COMPRESSED_COLOUR, peak=profile.seeds)
+    return (
+        "<section><h2>How close deviations are: the deviation profile</h2>"
+        f"<p class=\"lead\">{_e(profile.sentence())}</p>"
+        + _figure(f"Seeds of {profile.seeds} with a deviation within each largest pixel change "
+                  f"({profile.strategy}, {profile.max_queries:,} queries per seed and budget)", bars)
+        + "</section>"
     )
 
 
@@ -289,6 +321,9 @@ def _settings_section(run: RunRecord) -> str:
          "no limit" if s.max_linf is None else f"{s.max_linf * 255:.0f}/255"),
         ("Counts as a deviation", "the original keeps its answer" if s.criterion.kind == "valid"
          else "any disagreement"),
+        ("Smallest margins (original, compressed)",
+         f"{s.criterion.min_margin_original:g}, {s.criterion.min_margin_compressed:g} "
+         "(0: strict, a tie never counts)"),
         ("Kinds of change", s.operators),
         ("Random seed", str(run.rng_seed)),
         ("Status", run.status + (f" ({run.note})" if run.note else "")),
@@ -342,12 +377,15 @@ def _svg_probabilities(p_o: torch.Tensor, p_c: torch.Tensor, names: Sequence[str
     return "".join(parts)
 
 
-def _svg_hbars(items: Sequence[tuple[str, int]], colour: str) -> str:
-    """Horizontal bars with their counts: readable category names of any length."""
+def _svg_hbars(items: Sequence[tuple[str, int]], colour: str, peak: int | None = None) -> str:
+    """Horizontal bars with their counts: readable category names of any length.
+
+    ``peak`` is the count of a full-width bar (default: the largest count).
+    """
     if not items:
         return ""
     row, label_w, width = 22, 190, 420
-    peak = max(count for _, count in items) or 1
+    peak = peak or max(count for _, count in items) or 1
     height = row * len(items) + 4
     parts = [f"<svg viewBox=\"0 0 {width} {height}\" role=\"img\">"]
     for i, (name, count) in enumerate(items):

@@ -13,6 +13,13 @@ Durability: ``save_result`` commits before it returns; with ``synchronous=NORMAL
 committed seed survives the process being killed (only an OS crash or power cut may lose the
 last few commits), so a SIGKILLed campaign loses nothing it had already reported.
 
+Ownership: a running run records the process searching it (pid and host) and ``updated`` is
+its heartbeat, so a run whose process is gone reads as "interrupted", and a second resume of a
+run that is being searched is refused instead of searching the same seeds twice.
+
+Integrity: opening a file runs SQLite's ``quick_check``; a damaged file is refused at once
+rather than accepting writes that cannot be read back.
+
 Images are stored as PNG bytes (1 channel as L, 3 as RGB) because every searched input lies on
 the 8-bit grid: PNG is lossless there and the bytes open in any viewer. An image that is not
 on the grid (or has another channel count) is stored as an .npy float array instead, so a
@@ -24,7 +31,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import secrets
+import socket
 import sqlite3
 import threading
 import time
@@ -49,12 +58,21 @@ logger = logging.getLogger(__name__)
 
 # The layout's version lives in the file's header (PRAGMA user_version). Version 1 kept it in a
 # `schema_version` table instead; opening such a file for writing upgrades it in place.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0  # a writer holds the lock for one seed (milliseconds); 30 s means "stuck"
 DEFAULT_SELECTION = "default"
 
+STALE_AFTER_S = 15 * 60.0  # a run on another host with no write for this long has no owner
+
 RunStatus = Literal["running", "finished", "stopped"]
-RUN_STATUSES: tuple[str, ...] = ("running", "finished", "stopped")
+# What a run reads as: "interrupted" is a run left "running" by a process that is gone.
+RUN_STATUSES: tuple[str, ...] = ("running", "finished", "stopped", "interrupted")
+# Columns added to `runs` in version 3, each with its type (new files get them from _SCHEMA).
+_ADDED_RUN_COLUMNS = (
+    ("seed_plan", "TEXT"),  # JSON SeedPlan: the exact seeds, so a resume searches the same images
+    ("owner_pid", "INTEGER"),  # the process searching the run while it is "running"
+    ("owner_host", "TEXT"),
+)
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _NPY_MAGIC = b"\x93NUMPY"
@@ -73,7 +91,10 @@ CREATE TABLE IF NOT EXISTS runs (
     updated REAL NOT NULL,             -- last write: tells a live run from an abandoned one
     finished REAL,
     wall_seconds REAL NOT NULL DEFAULT 0,
-    note TEXT NOT NULL DEFAULT ''
+    note TEXT NOT NULL DEFAULT '',
+    seed_plan TEXT,                    -- JSON SeedPlan: the exact seeds a resume searches again
+    owner_pid INTEGER,                 -- the process searching the run while it is "running"
+    owner_host TEXT
 );
 CREATE TABLE IF NOT EXISTS seeds (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -186,6 +207,34 @@ def decode_image(data: bytes) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class SeedPlan:
+    """The seeds a run searches, fixed when it starts: position i is dataset image
+    ``indices[i]`` with reference label ``labels[i]``. A resume reuses it instead of drawing
+    seeds again, so every position keeps its image."""
+
+    order: str
+    indices: tuple[int, ...]
+    labels: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.indices) != len(self.labels) or not self.indices:
+            raise StoreError(
+                f"a seed plan needs one label per seed, got {len(self.indices)} indices and "
+                f"{len(self.labels)} labels"
+            )
+
+    def to_json(self) -> str:
+        return _dumps({"order": self.order, "indices": list(self.indices),
+                       "labels": list(self.labels)})
+
+    @classmethod
+    def from_json(cls, text: str) -> SeedPlan:
+        data = json.loads(text)
+        return cls(str(data["order"]), tuple(int(i) for i in data["indices"]),
+                   tuple(int(label) for label in data["labels"]))
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """One campaign as stored, with counts of what it has found so far."""
 
@@ -205,6 +254,8 @@ class RunRecord:
     seeds_done: int
     found: int
     queries: int  # over all seeds done
+    seed_plan: SeedPlan | None = None  # None: a run stored before plans were kept
+    owner: str | None = None  # "pid@host" of the process searching it, while running
 
     @property
     def found_rate(self) -> float:
@@ -213,8 +264,9 @@ class RunRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (settings as a dict)."""
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "seed_plan"}
         data["settings"] = asdict(self.settings)
+        data["seed_order"] = None if self.seed_plan is None else self.seed_plan.order
         data["found_rate"] = self.found_rate
         return data
 
@@ -329,8 +381,19 @@ def _drop_version_table(connection: sqlite3.Connection) -> None:
     connection.execute("DROP TABLE IF EXISTS schema_version")
 
 
+def _add_run_owner_columns(connection: sqlite3.Connection) -> None:
+    """2 -> 3: runs keep their exact seed list and the process searching them."""
+    present = {row["name"] for row in connection.execute("PRAGMA table_info(runs)")}
+    for column, kind in _ADDED_RUN_COLUMNS:
+        if column not in present:
+            connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+
+
 # MIGRATIONS[n] upgrades a version-n file to version n + 1, inside the opening transaction.
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _drop_version_table}
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _drop_version_table,
+    2: _add_run_owner_columns,
+}
 
 
 def _stored_version(connection: sqlite3.Connection) -> tuple[int, set[str]]:
@@ -411,6 +474,7 @@ class Store:
                     f"{self.path} is not an SQLite database ({exc}); pass another --db, "
                     "or move that file away to start a new results database"
                 ) from exc
+        self._check_integrity()
         self._check_version(version, tables)
         if version == SCHEMA_VERSION or self.read_only:
             return  # nothing to write: readers and up-to-date files take no write lock
@@ -441,6 +505,19 @@ class Store:
             raise StoreError(
                 f"{self.path} holds no compd results yet; run a search first "
                 "or pass --db with the file your searches wrote"
+            )
+
+    def _check_integrity(self) -> None:
+        """Refuse a damaged file on open, before a search writes results it cannot read back."""
+        with self._translate():
+            rows = [row[0] for row in self._connections.get().execute("PRAGMA quick_check")]
+        if rows != ["ok"]:
+            lines = [line for row in rows for line in str(row).splitlines()]
+            problems = [line for line in lines if not line.startswith("***")] or lines
+            raise StoreError(
+                f"the results database {self.path} is damaged (SQLite's check: "
+                f"{problems[0][:120]}, {len(problems)} problem(s)); restore it from a copy, "
+                "or pass another --db (moving the file away starts a new one)"
             )
 
     # -- transactions --------------------------------------------------------------------------
@@ -509,13 +586,18 @@ class Store:
         dataset: str,
         *,
         note: str = "",
+        seed_plan: SeedPlan | None = None,
     ) -> str:
-        """Record a new campaign and return its id (time-stamped, e.g. 20261121-070512-ab12)."""
+        """Record a new campaign and return its id (time-stamped, e.g. 20261121-070512-ab12).
+
+        The creating process is recorded as the run's owner until it ends the run.
+        """
         if not isinstance(settings, SearchSettings):
             raise StoreError(f"settings must be SearchSettings, got {type(settings).__name__}")
         if not isinstance(seed_count, int) or seed_count < 1:
             raise StoreError(f"a run needs at least one seed, got seed_count={seed_count!r}")
         settings_json = _dumps(asdict(settings))
+        plan_json = None if seed_plan is None else seed_plan.to_json()
         for _ in range(8):
             created = time.time()
             stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(created))
@@ -524,10 +606,11 @@ class Store:
                 with self._write() as connection:
                     connection.execute(
                         "INSERT INTO runs (id, pair, strategy, settings, seed_count, rng_seed, "
-                        "dataset, status, created, updated, note) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                        "dataset, status, created, updated, note, seed_plan, owner_pid, "
+                        "owner_host) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
                         (run_id, pair, strategy, settings_json, seed_count, int(rng_seed),
-                         dataset, created, created, note),
+                         dataset, created, created, note, plan_json, os.getpid(),
+                         socket.gethostname()),
                     )
                 return run_id
             except StoreError as exc:
@@ -536,14 +619,56 @@ class Store:
         raise StoreError(f"could not find a free run id in {self.path}; try again")
 
     def resume_run(self, run_id: str) -> RunRecord:
-        """Mark a run as running again (``--resume``) and return it, settings included."""
-        with self._write() as connection:
-            self._require_run(connection, run_id)
+        """Claim a run for this process and mark it running again (``--resume``); return it.
+
+        Refused, leaving the run as it was, when the run is complete or when another search
+        (another process, or another thread of this one) is searching it right now.
+        """
+        with self._write() as connection, _CLAIMS_LOCK:
+            self._refuse_resume(connection, run_id)
             connection.execute(
-                "UPDATE runs SET status = 'running', finished = NULL, updated = ? WHERE id = ?",
-                (time.time(), run_id),
+                "UPDATE runs SET status = 'running', finished = NULL, updated = ?, "
+                "owner_pid = ?, owner_host = ? WHERE id = ?",
+                (time.time(), os.getpid(), socket.gethostname(), run_id),
             )
+            _CLAIMS.add((str(self.path.resolve()), run_id))
         return self.get_run(run_id)
+
+    def check_resumable(self, run_id: str) -> None:
+        """Raise, changing nothing, if ``resume_run`` would refuse the run right now."""
+        with self._read() as connection, _CLAIMS_LOCK:
+            self._refuse_resume(connection, run_id)
+
+    def _refuse_resume(self, connection: sqlite3.Connection, run_id: str) -> None:
+        row = self._require_run(connection, run_id)
+        done = connection.execute(
+            "SELECT COUNT(*) FROM seeds WHERE run_id = ?", (run_id,)
+        ).fetchone()[0]
+        if row["status"] == "finished" and done >= row["seed_count"]:
+            raise StoreError(
+                f"run {run_id} is already finished: all {row['seed_count']} seeds were "
+                f"searched; `compd runs show {run_id}` shows its results"
+            )
+        if row["status"] == "running" and (
+            (str(self.path.resolve()), run_id) in _CLAIMS
+            or (not _this_process(row) and _owner_alive(row))
+        ):
+            raise StoreError(
+                f"run {run_id} is being searched right now by process {_owner(row)}; "
+                "wait for it to end (or stop it) before resuming"
+            )
+
+    def set_seed_plan(self, run_id: str, plan: SeedPlan) -> None:
+        """Fix the seeds of a run created without them (the dashboard creates a run first)."""
+        with self._write() as connection:
+            row = self._require_run(connection, run_id)
+            if len(plan.indices) != row["seed_count"]:
+                raise StoreError(
+                    f"run {run_id} has {row['seed_count']} seeds, the plan {len(plan.indices)}"
+                )
+            connection.execute(
+                "UPDATE runs SET seed_plan = ? WHERE id = ?", (plan.to_json(), run_id)
+            )
 
     def finish_run(self, run_id: str, status: RunStatus, wall_seconds: float) -> None:
         """End a session of a run; its wall time is ADDED, so a resumed run totals its sessions."""
@@ -557,6 +682,8 @@ class Store:
                 "wall_seconds = wall_seconds + ? WHERE id = ?",
                 (status, now, now, float(wall_seconds), run_id),
             )
+        with _CLAIMS_LOCK:
+            _CLAIMS.discard((str(self.path.resolve()), run_id))
 
     def get_run(self, run_id: str) -> RunRecord:
         with self._read() as connection:
@@ -781,7 +908,48 @@ _RUN_SUMMARY = (
 )
 
 
+# Runs this process is searching (database path, run id): a second resume from another thread
+# of the same process is refused like one from another process.
+_CLAIMS: set[tuple[str, str]] = set()
+_CLAIMS_LOCK = threading.Lock()
+
+
+def _owner(row: sqlite3.Row) -> str:
+    pid, host = _optional(row, "owner_pid"), _optional(row, "owner_host")
+    return f"{pid} on {host}" if pid else "unknown"
+
+
+def _this_process(row: sqlite3.Row) -> bool:
+    return _optional(row, "owner_pid") == os.getpid() and _optional(row, "owner_host") == socket.gethostname()
+
+
+def _owner_alive(row: sqlite3.Row) -> bool:
+    """Whether the process that marked a run "running" still exists.
+
+    On this host the pid answers; for another host (a shared file) or a run stored before
+    owners were recorded, only the heartbeat can: a write within ``STALE_AFTER_S``.
+    """
+    pid, host = _optional(row, "owner_pid"), _optional(row, "owner_host")
+    if pid is None or host != socket.gethostname():
+        return time.time() - row["updated"] < STALE_AFTER_S
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def _optional(row: sqlite3.Row, column: str) -> Any:
+    """A column added in a later schema version; None where a read-only open left a file old."""
+    return row[column] if column in row.keys() else None
+
+
 def _run_record(row: sqlite3.Row) -> RunRecord:
+    plan, pid = _optional(row, "seed_plan"), _optional(row, "owner_pid")
     stored = _upgrade_settings(json.loads(row["settings"]))
     known = {f.name for f in fields(SearchSettings)}
     dropped = sorted(set(stored) - known)
@@ -793,9 +961,13 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
         id=row["id"], pair=row["pair"], strategy=row["strategy"],
         settings=SearchSettings(**{k: v for k, v in stored.items() if k in known}),
         seed_count=row["seed_count"], rng_seed=row["rng_seed"], dataset=row["dataset"],
-        status=row["status"], created=row["created"], updated=row["updated"],
+        status="interrupted" if row["status"] == "running" and not _owner_alive(row)
+        else row["status"],
+        created=row["created"], updated=row["updated"],
         finished=row["finished"], wall_seconds=row["wall_seconds"], note=row["note"],
         seeds_done=row["seeds_done"], found=row["found_count"], queries=row["queries_total"],
+        seed_plan=None if plan is None else SeedPlan.from_json(plan),
+        owner=f"{pid}@{_optional(row, 'owner_host')}" if pid else None,
     )
 
 

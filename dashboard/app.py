@@ -16,6 +16,8 @@ if _ROOT not in sys.path:
 
 import streamlit as st  # noqa: E402
 
+from dashboard import uploads  # noqa: E402
+
 PAGES = [
     st.Page("views/start.py", title="Start", icon=":material/rocket_launch:", default=True),
     st.Page("views/models.py", title="Models", icon=":material/memory:"),
@@ -32,4 +34,5 @@ st.set_page_config(page_title="compd: compression deviations", page_icon=":mater
                    layout="wide")
 # Images are small (28x28 digits): when the browser resizes one, keep its pixels sharp.
 st.html("<style>[data-testid='stImage'] img {image-rendering: pixelated;}</style>")
+uploads.clean_once()  # once per server process: old and surplus uploads go
 st.navigation(PAGES).run()

@@ -15,16 +15,16 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-from compd_core.errors import CompdError
+from compd_core.errors import CompdError, ConfigError
 from compd_core.repair import (
     EpochFinished,
+    Repair,
     RepairEvent,
     RepairReport,
     RepairSettings,
     ResearchProgress,
     StageStarted,
     fine_tunable_source,
-    repair_run,
 )
 from compd_core.store import Store
 from dashboard.job_registry import JobLifecycle, JobRegistry
@@ -56,6 +56,7 @@ class RepairJob(JobLifecycle):
     started: float = field(default_factory=time.time)
     status: str = "running"  # running, finished, stopped, failed
     report: RepairReport | None = None
+    repair: Repair | None = None  # kept until the user decides whether to register the result
     error: str | None = None
     ended: float | None = None
     future: Future | None = None
@@ -73,6 +74,17 @@ class RepairJob(JobLifecycle):
                 self._epochs.append(event)
             elif isinstance(event, ResearchProgress):
                 self._research[event.phase] = event
+
+    def register(self) -> RepairReport:
+        """Add the finished repair's model to the user zoo: only ever on the user's request."""
+        with self._lock:
+            repair = self.repair
+        if repair is None:
+            raise ConfigError("this repair has not finished, so there is nothing to register yet")
+        report = repair.register()
+        with self._lock:
+            self.report = report
+        return report
 
     def progress(self) -> RepairProgress:
         with self._lock:
@@ -103,7 +115,10 @@ def start_repair(store: Store, run_id: str, settings: RepairSettings) -> RepairJ
 
 def _work(job: RepairJob, store: Store) -> None:
     try:
-        report = repair_run(store, job.run_id, job.settings, emit=job.record, stop=job.stop_event)
+        repair = Repair(store, job.run_id, job.settings, emit=job.record, stop=job.stop_event)
+        report = repair.execute(register="never")  # the page asks the user first
+        with job._lock:
+            job.repair = repair
     except CompdError as exc:
         job._end("failed", error=str(exc))
     except Exception as exc:  # a bug: keep the server alive, log it, tell the user plainly

@@ -7,7 +7,6 @@ over the shared classifiers, and nothing here is ever changed in place.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import streamlit as st
@@ -61,15 +60,19 @@ def new_pair(choice: PairChoice) -> ModelPair:
 
 
 @st.cache_resource(show_spinner="Loading the dataset…")
-def dataset(choice: DatasetChoice, input_shape: tuple[int, int, int]) -> ImageDataset:
-    return load_dataset(choice.spec, input_shape)
+def dataset(
+    choice: DatasetChoice, input_shape: tuple[int, int, int],
+    class_names: tuple[str, ...] | None = None,
+) -> ImageDataset:
+    return load_dataset(choice.spec, input_shape, class_names)
 
 
 @st.cache_resource(show_spinner="Running both models over the dataset…")
 def evaluation(pair: PairChoice, data: DatasetChoice) -> PairEvaluation:
     """Both models' probabilities on every image: the model cards and the seed gallery use it."""
     model_pair = new_pair(pair)
-    return evaluate_pair(model_pair, dataset(data, model_pair.input_shape))
+    return evaluate_pair(model_pair, dataset(data, model_pair.input_shape,
+                                             model_pair.class_names))
 
 
 @st.cache_resource(show_spinner="Timing both models…")
@@ -78,26 +81,6 @@ def latencies(pair: PairChoice) -> tuple[float, float]:
     original, compressed = classifiers(pair)
     shape = original.info.input_shape
     return latency_ms(original, shape), latency_ms(compressed, shape)
-
-
-def uploads_dir() -> Path:
-    """Where uploaded model and dataset files are kept (loaders take paths, not bytes)."""
-    root = Path(os.environ.get("COMPD_UPLOADS", Path.home() / ".cache" / "compd" / "uploads"))
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
-def save_upload(name: str, data: bytes) -> Path:
-    """Keep an uploaded file under a folder named by its content hash, so the same bytes map to
-    the same path (and to the same cached models) however often they are uploaded."""
-    import hashlib
-
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    target = uploads_dir() / digest / Path(name).name
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-    return target
 
 
 @st.cache_resource(show_spinner=False)

@@ -23,13 +23,14 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from compd_core.cli import characterize, dashboard, pair, repair, runs, search, zoo
+    from compd_core.cli import characterize, dashboard, pair, profile, repair, runs, search, zoo
 
     app.add_typer(zoo.app, name="zoo")
     app.add_typer(pair.app, name="pair")
     app.add_typer(runs.app, name="runs")
     app.command("search")(search.search)
     app.command("characterize")(characterize.characterize)
+    app.command("profile")(profile.profile)
     app.command("repair")(repair.repair)
     app.command("dashboard")(dashboard.dashboard)
 

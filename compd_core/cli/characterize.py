@@ -69,7 +69,7 @@ def characterize(
     names = [c.name for c in resolve_corruptions(parse_csv(corruptions) or ["all"])]
     levels = check_severities(parse_csv_ints(severities, "--severities"))
     pairs = [load_pair(pair_id) for pair_id in (pair, *compare)]
-    data = load_dataset(dataset, pairs[0].input_shape)
+    data = load_dataset(dataset, pairs[0].input_shape, pairs[0].class_names)
 
     def work(
         on_progress: Callable[[int, int, str], None], stop: threading.Event

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -48,6 +49,7 @@ def parse_csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def seed_option(value: int) -> int:
-    """Typer callback for every ``--seed``: refuse what no random generator accepts."""
-    return check_seed(value, "--seed")
+def seed_option(value: int | None) -> int | None:
+    """Typer callback for every ``--seed``: refuse what no random generator accepts (None: the
+    option was left out, e.g. on a resume that takes the run's own seed)."""
+    return None if value is None else check_seed(value, "--seed")

@@ -4,7 +4,8 @@ The command replaces itself with Streamlit, configured on the command line becau
 Streamlit reads ``.streamlit/config.toml`` from the working directory, which is the user's, not
 ours. The settings: no usage statistics (they call out to a metrics host), no file watcher (it
 trips over ``torch.classes`` and reloads nothing a user needs), headless (no browser opened on a
-server).
+server), no error details in the browser (a traceback would show server paths; the server's log
+keeps it), and an upload limit that the pages name when they refuse a file.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from compd_core.paths import default_db_path
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 DB_ENV = "COMPD_DB"
+MAX_UPLOAD_MB = 200  # per uploaded file; the dashboard names this limit when it refuses one
 
 
 def streamlit_command(host: str, port: int, app: Path = APP) -> list[str]:
@@ -34,6 +36,8 @@ def streamlit_command(host: str, port: int, app: Path = APP) -> list[str]:
         "--server.fileWatcherType", "none",
         "--server.runOnSave", "false",
         "--browser.gatherUsageStats", "false",
+        "--server.maxUploadSize", str(MAX_UPLOAD_MB),
+        "--client.showErrorDetails", "none",  # an unexpected error shows no server paths
         "--client.toolbarMode", "viewer",
         "--theme.base", "light",
         "--theme.primaryColor", "#1f5fa8",

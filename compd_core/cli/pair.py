@@ -29,9 +29,13 @@ def resolve_pair(
         raise ConfigError("give --pair ID (see `compd zoo list`) or both --original and --compressed")
     data = load_dataset(dataset)
     shape = data.image_shape
+    # Named classes (cat/, dog/) name the outputs in order; numbered ones (5/ 6/ 7/, or an
+    # .npz's labels) are output indices, which the dataset check maps by number.
+    numbered = all(name.isdigit() for name in data.class_names)
+    names = None if numbered else data.class_names
     return ModelPair(
-        load_classifier(original, shape, data.class_names, allow_code=allow_code),
-        load_classifier(compressed, shape, data.class_names, allow_code=allow_code),
+        load_classifier(original, shape, names, allow_code=allow_code),
+        load_classifier(compressed, shape, names, allow_code=allow_code),
         name=f"{original} vs {compressed}",
     )
 
@@ -50,7 +54,7 @@ def inspect_command(
     from compd_core.models.evaluate import evaluate_pair, latency_ms
 
     model_pair = resolve_pair(pair, original, compressed, dataset, allow_code)
-    data = load_dataset(dataset, model_pair.input_shape)
+    data = load_dataset(dataset, model_pair.input_shape, model_pair.class_names)
     evaluation = evaluate_pair(model_pair, data)
     report = {
         "pair": model_pair.name,

@@ -11,6 +11,8 @@ from compd_core.cli.common import console, out, print_json, seed_option
 from compd_core.cli.stoppable import exit_stopped, run_until_stopped
 from compd_core.paths import default_db_path
 from compd_core.repair.events import EpochFinished, RepairEvent, ResearchProgress, StageStarted
+from compd_core.errors import ConfigError
+from compd_core.repair.report import RepairReport
 from compd_core.repair.settings import RepairSettings
 
 DEFAULTS = RepairSettings()
@@ -61,40 +63,62 @@ def repair(
         None, "--selection",
         help="A hand-picked selection of the run; default: its default selection, else every trigger.",
     ),
-    epochs: int = typer.Option(DEFAULTS.epochs, help="Passes over the trigger set."),
+    epochs: int = typer.Option(DEFAULTS.epochs, help="Most passes over the trigger set (the best epoch is kept)."),
     lr: float = typer.Option(DEFAULTS.lr, help="Adam learning rate."),
-    batch_size: int = typer.Option(DEFAULTS.batch_size, help="Images per step, triggers and clean together."),
-    mix_ratio: float = typer.Option(DEFAULTS.mix_ratio, help="Clean share of each batch, in [0, 1)."),
+    batch_size: int = typer.Option(DEFAULTS.batch_size, help="Images per step, triggers and teacher images together."),
+    mix_ratio: float = typer.Option(DEFAULTS.mix_ratio, help="Teacher-image share of each batch, in [0, 0.99]."),
     variants: int = typer.Option(DEFAULTS.variants_per_trigger,
                                  help="Label-preserving variants made around each training trigger."),
+    mined_seeds: int = typer.Option(DEFAULTS.mined_seeds,
+                                    help="Training digits searched for more deviations to learn from (0: none)."),
     heldout_fraction: float = typer.Option(DEFAULTS.heldout_fraction,
                                            help="Share of the triggers held out to judge the repair."),
+    validation_fraction: float = typer.Option(
+        DEFAULTS.validation_fraction, help="Share of the training triggers kept to pick the epoch."),
     ce_weight: float = typer.Option(DEFAULTS.ce_weight, help="Weight of cross-entropy on the original's labels."),
     kl_weight: float = typer.Option(DEFAULTS.kl_weight, help="Weight of KL to the original's probabilities."),
-    seed: int = typer.Option(DEFAULTS.seed, "--seed", callback=seed_option, help="Random seed of the split, variants and batches."),
+    seed: int = typer.Option(DEFAULTS.seed, "--seed", callback=seed_option, help="Random seed of the split, mining, variants and batches."),
     research_budget: int = typer.Option(None, help="Query budget per seed of the re-search (default: the run's)."),
-    no_research: bool = typer.Option(False, "--no-research", help="Skip re-searching the repaired pair."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    no_research: bool = typer.Option(False, "--no-research",
+                                     help="Skip re-searching both pairs and the deviation profile."),
+    max_accuracy_drop: float = typer.Option(
+        DEFAULTS.max_accuracy_drop, help="Verdict: largest acceptable test-accuracy drop (0.003 = 0.3 points)."),
+    max_disagreement_rise: int = typer.Option(
+        DEFAULTS.max_disagreement_rise, help="Verdict: test disagreements (clean or corrupted) the repair may add."),
+    min_heldout: float = typer.Option(DEFAULTS.min_heldout_repaired,
+                                      help="Verdict: share of held-out triggers that must be repaired."),
+    register: str = typer.Option(
+        "if-better", "--register",
+        help="Add the repaired pair to the zoo: if-better (only when the verdict is better), always, never.",
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object (with a verdict field)."),
 ) -> None:
     """Fine-tune the compressed model of a run's pair on its triggers; judged on held-out ones.
 
-    The repaired model becomes a new pair (see `compd zoo list`); the report is stored with the run.
+    The verdict comes first: whether the repair is better by every threshold, or how it made
+    things worse. By default the repaired model becomes a new pair (see `compd zoo list`) only
+    when it is better; the report of a registered repair is stored with the run.
     """
-    from compd_core.repair import repair_run
+    from compd_core.repair import REGISTER_CHOICES, repair_run
     from compd_core.store import Store
 
+    if register not in REGISTER_CHOICES:
+        raise ConfigError(f"--register must be one of {', '.join(REGISTER_CHOICES)}, got {register!r}")
     settings = RepairSettings(
         lr=lr, epochs=epochs, batch_size=batch_size, mix_ratio=mix_ratio,
-        variants_per_trigger=variants, ce_weight=ce_weight, kl_weight=kl_weight,
-        heldout_fraction=heldout_fraction, seed=seed, research=not no_research,
-        research_max_queries=research_budget,
+        variants_per_trigger=variants, mined_seeds=mined_seeds, ce_weight=ce_weight,
+        kl_weight=kl_weight, heldout_fraction=heldout_fraction,
+        validation_fraction=validation_fraction, seed=seed, research=not no_research,
+        research_max_queries=research_budget, max_accuracy_drop=max_accuracy_drop,
+        max_disagreement_rise=max_disagreement_rise, min_heldout_repaired=min_heldout,
     )
     with Store(db or default_db_path(), create=False) as store:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=json_output) as progress:
             report, stopped = run_until_stopped(
                 lambda stop: repair_run(store, run, settings, selection,
-                                        emit=_ProgressSink(progress, settings.epochs), stop=stop),
+                                        emit=_ProgressSink(progress, settings.epochs), stop=stop,
+                                        register=register),  # type: ignore[arg-type]
                 "training epoch",
             )
     if stopped:
@@ -105,19 +129,40 @@ def repair(
     if json_output:
         print_json(report.to_dict())
         return
+    _print_report(report)
+
+
+def _print_report(report: RepairReport) -> None:
+    """The verdict first, in words; then the numbers it rests on."""
+    if report.verdict == "better":
+        out.print("[bold green]Verdict: better[/] by every threshold (held-out triggers, accuracy, "
+                  "clean and corrupted disagreements).")
+    else:
+        out.print("[bold red]Verdict: worse.[/] " + " ".join(report.verdict_reasons))
     held, train = len(report.heldout_positions), len(report.train_positions)
     out.print(f"repaired {report.pair_before} on {train} of {report.triggers} triggers "
-              f"({report.selection}); {held} held out")
+              f"({report.selection}; {report.validation_triggers} of them kept to pick the epoch) "
+              f"and {report.mined_triggers} deviations mined on training digits; {held} held out; "
+              f"epoch {report.best_epoch} of {report.epochs_run} kept")
     out.print(f"held-out triggers repaired: {_rate(report.heldout_repaired_rate)} "
               f"(training triggers: {_rate(report.train_repaired_rate)})")
     out.print(f"test accuracy: {_rate(report.accuracy_before)} -> {_rate(report.accuracy_after)}; "
               f"disagreements: {report.disagreements_before} -> {report.disagreements_after} "
-              f"on {report.test_images} test images")
+              f"on {report.test_images} test images, {report.corrupted_disagreements_before} -> "
+              f"{report.corrupted_disagreements_after} on {report.corrupted_images} corrupted ones")
     if report.research_seeds is not None:
         out.print(f"re-search ({report.research_strategy}, {report.research_seeds} seeds, "
                   f"{report.research_max_queries} queries each): success "
                   f"{_rate(report.research_success_before)} -> {_rate(report.research_success_after)}, "
                   f"median queries {_number(report.research_median_queries_before)} -> "
                   f"{_number(report.research_median_queries_after)}")
-    out.print(f"new pair: {report.repaired_pair} (search it with `compd search --pair "
-              f"{report.repaired_pair}`)")
+        out.print(f"seeds with a strict deviation within L-inf {_number(255 * report.profile_linf)}/255: "
+                  f"{_rate(report.profile_share_before)} -> {_rate(report.profile_share_after)}")
+    if report.registered:
+        out.print(f"new pair: {report.repaired_pair} (search it with `compd search --pair "
+                  f"{report.repaired_pair}`)")
+    elif report.verdict == "better":
+        out.print("not registered as a pair (--register never)")
+    else:
+        out.print("not registered as a pair because it is worse; run again with "
+                  "`--register always` to keep it anyway")

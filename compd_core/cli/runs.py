@@ -12,6 +12,7 @@ from rich.table import Table
 
 from compd_core.cli.common import console, out, parse_csv, parse_csv_ints, print_json
 from compd_core.paths import default_db_path, writable_output_dir
+from compd_core.strength import summarize_strength
 
 app = typer.Typer(help="List, inspect and export stored search runs.", no_args_is_help=True)
 
@@ -97,13 +98,14 @@ def show_command(
         f"median over found seeds: {_number(summary['median_queries_found'], '.0f')} queries, "
         f"L2 {_number(summary['median_l2'], '.3f')}, "
         f"L-inf {_number(summary['median_linf'], '.3f')}",
+        summarize_strength([r.trigger for r in results if r.trigger is not None]).describe(),
     ]
     if run.note:
         lines.append(f"note: {run.note}")
     out.print("\n".join(lines) + "\n")
     table = _table()
     for column in ("pos", "index", "label", "found", "exit", "queries", "seconds",
-                   "orig→comp", "L2", "L-inf"):
+                   "orig→comp", "margins", "L2", "L-inf"):
         table.add_column(column, justify="left" if column in ("found", "exit") else "right")
     for row in rows:
         found = bool(row["found"])
@@ -113,9 +115,17 @@ def show_command(
             str(row["queries"]),
             f"{row['seconds']:.2f}",
             f"{row['label_original']} → {row['label_compressed']}" if found else "",
+            _margins(row) if found else "",
             _number(row["l2"], ".3f"), _number(row["linf"], ".3f"),
         )
     out.print(table)
+
+
+def _margins(row: dict) -> str:
+    """'0.80/0.50', or 'tie' for a stored trigger a tie decides (no deviation when strict)."""
+    if not row["strict"]:
+        return "tie"
+    return f"{row['margin_original']:.2f}/{row['margin_compressed']:.2f}"
 
 
 @app.command("export")

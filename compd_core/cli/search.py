@@ -2,19 +2,70 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from compd_core.cli.common import console, out, print_json, seed_option
 from compd_core.cli.stoppable import exit_stopped, run_until_stopped
+from compd_core.errors import ConfigError
 from compd_core.paths import default_db_path
+from compd_core.search.criterion import DEFAULT_MAX_LINF
 from compd_core.search.events import Event, SeedFinished, Step
 
 if TYPE_CHECKING:
     from compd_core.campaign import CampaignSummary
+
+
+def _new_spec(given: dict[str, Any]):
+    """A new campaign from the options, with the documented defaults for those left out."""
+    from compd_core.campaign import CampaignSpec
+    from compd_core.search.criterion import Criterion
+    from compd_core.search.settings import SearchSettings
+
+    if given["--pair"] is None:
+        raise ConfigError("give --pair ID (see `compd zoo list`), or --resume RUN to continue a run")
+
+    def value(option: str, default: Any) -> Any:
+        return default if given[option] is None else given[option]
+
+    settings = SearchSettings(
+        max_queries=value("--budget", 10_000), time_budget=given["--time-budget"],
+        criterion=Criterion(kind=value("--criterion", "valid"),
+                            max_linf=value("--max-linf", DEFAULT_MAX_LINF)),
+        operators=value("--operators", "dflare"),
+    )
+    return CampaignSpec(pair=given["--pair"], strategy=value("--strategy", "compd"),
+                        seeds=value("--seeds", 20), settings=settings, rng_seed=value("--seed", 0),
+                        seed_order=value("--seed-order", "random"))
+
+
+def _resumed_spec(store: Any, run_id: str, given: dict[str, Any]):
+    """The stored run's own campaign; an option given that contradicts it is refused."""
+    from compd_core.campaign import spec_of_run
+
+    record = store.get_run(run_id)
+    spec = spec_of_run(record)
+    if record.seed_plan is None and given["--seed-order"] is not None:
+        # a run stored before seed lists were kept did not record its order either: take the
+        # user's word; the resume then checks the stored seeds against the ones drawn again
+        spec = replace(spec, seed_order=given["--seed-order"])
+    store.check_resumable(run_id)  # a finished or busy run: say so before any work starts
+    stored = {"--pair": spec.pair, "--strategy": spec.strategy, "--seeds": spec.seeds,
+              "--budget": spec.settings.max_queries, "--time-budget": spec.settings.time_budget,
+              "--operators": spec.settings.operators, "--criterion": spec.settings.criterion.kind,
+              "--max-linf": spec.settings.criterion.max_linf, "--seed-order": spec.seed_order,
+              "--seed": spec.rng_seed}
+    for option, value in given.items():
+        if value is not None and value != stored[option]:
+            raise ConfigError(
+                f"run {run_id} was searched with {option} {stored[option]}, not {option} "
+                f"{value}; leave {option} out: --resume continues a run with its own settings"
+            )
+    return spec
 
 
 class _ProgressSink:
@@ -38,32 +89,31 @@ class _ProgressSink:
 
 
 def search(
-    pair: str = typer.Option(..., "--pair", help="Zoo pair id (see `compd zoo list`)."),
-    strategy: str = typer.Option("compd", help="compd, dflare, diffchaser, gradient or random."),
-    seeds: int = typer.Option(20, help="Number of seed images from the test split."),
-    budget: int = typer.Option(10_000, help="Query budget per seed (one query = one image through both models)."),
+    pair: str = typer.Option(None, "--pair", help="Zoo pair id (see `compd zoo list`)."),
+    strategy: str = typer.Option(None, help="compd (default), dflare, diffchaser, gradient or random."),
+    seeds: int = typer.Option(None, help="Number of seed images from the test split (default 20)."),
+    budget: int = typer.Option(None, help="Query budget per seed (default 10000; one query = one image through both models)."),
     time_budget: float = typer.Option(None, help="Time budget per seed, in seconds."),
-    operators: str = typer.Option("dflare", help="Mutation operator set: dflare or natural."),
-    criterion: str = typer.Option("valid", help="valid (the original keeps the seed's label) or any."),
-    max_linf: float = typer.Option(None, help="L-inf bound around the seed, in (0, 1]."),
-    seed_order: str = typer.Option("random", help="random, or margin (lowest margin first)."),
-    seed: int = typer.Option(0, "--seed", callback=seed_option, help="Random seed: same seed, same triggers."),
+    operators: str = typer.Option(None, help="Mutation operator set: dflare (default) or natural."),
+    criterion: str = typer.Option(None, help="valid (default: the original keeps the seed's label) or any."),
+    max_linf: float = typer.Option(None, help="L-inf bound around the seed, in (0, 1]; the default (64/255) keeps triggers close, 1 lifts it."),
+    seed_order: str = typer.Option(None, help="random (default), margin (lowest margin first) or balanced (as many seeds of every class)."),
+    seed: int = typer.Option(None, "--seed", callback=seed_option, help="Random seed (default 0): same seed, same triggers."),
     db: Path = typer.Option(None, help="Results database (default ./compd.sqlite or $COMPD_DB)."),
-    resume: str = typer.Option(None, help="Resume this run id, skipping its finished seeds."),
+    resume: str = typer.Option(None, help="Resume this run id with its own stored settings, "
+                               "skipping its finished seeds."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Search seeds of a pair for deviation-triggering inputs; every trigger is stored at once."""
-    from compd_core.campaign import CampaignSpec, run_campaign
-    from compd_core.search.criterion import Criterion
-    from compd_core.search.settings import SearchSettings
+    from compd_core.campaign import run_campaign
     from compd_core.store import Store
 
-    settings = SearchSettings(max_queries=budget, time_budget=time_budget,
-                              criterion=Criterion(kind=criterion, max_linf=max_linf),  # type: ignore[arg-type]
-                              operators=operators)
-    spec = CampaignSpec(pair=pair, strategy=strategy, seeds=seeds, settings=settings,
-                        rng_seed=seed, seed_order=seed_order)  # type: ignore[arg-type]
+    given = {"--pair": pair, "--strategy": strategy, "--seeds": seeds, "--budget": budget,
+             "--time-budget": time_budget, "--operators": operators, "--criterion": criterion,
+             "--max-linf": max_linf, "--seed-order": seed_order, "--seed": seed}
     store = Store(db or default_db_path())
+    spec = _resumed_spec(store, resume, given) if resume else _new_spec(given)
+    seeds = spec.seeds
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=json_output) as progress:
         task = progress.add_task("starting", total=seeds)
@@ -79,7 +129,7 @@ def search(
         _print_summary(summary)
     if stopped:
         exit_stopped(f"run {summary.run_id} keeps every seed searched so far ({summary.found} "
-                     f"deviations); `compd search ... --resume {summary.run_id}` finishes it")
+                     f"deviations); `compd search --resume {summary.run_id}` finishes it")
 
 
 def _print_summary(summary: CampaignSummary) -> None:
@@ -89,4 +139,6 @@ def _print_summary(summary: CampaignSummary) -> None:
     if summary.found:
         out.print(f"median {summary.median_queries:.0f} queries and L2 {summary.median_l2:.2f} "
                   f"per trigger; {summary.seconds_per_trigger:.3f} s per trigger")
+        if summary.strength is not None:
+            out.print(summary.strength.describe())
     out.print(f"see them with `compd runs show {summary.run_id}` or in the dashboard")

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compd_core.compress.base import Compressed, Recipe, load_state
-from compd_core.compress.training import TrainSettings, train
+from compd_core.compress.training import TrainSettings, distillation_kl, train
 from compd_core.models.architectures import build_architecture, seeded_architecture
 
 TEMPERATURE = 4.0  # softens the teacher's near one-hot outputs so the student sees class similarity
@@ -36,11 +36,7 @@ class Distillation(Recipe):
 
         def loss_fn(model: nn.Module, x: torch.Tensor, packed: torch.Tensor) -> torch.Tensor:
             logits = model(x)
-            soft = F.kl_div(
-                F.log_softmax(logits / TEMPERATURE, 1),
-                F.softmax(packed[:, :-1] / TEMPERATURE, 1),
-                reduction="batchmean",
-            ) * TEMPERATURE**2
+            soft = distillation_kl(logits, packed[:, :-1], TEMPERATURE)
             hard = F.cross_entropy(logits, packed[:, -1].long())
             return SOFT_WEIGHT * soft + (1 - SOFT_WEIGHT) * hard
 

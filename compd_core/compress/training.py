@@ -1,16 +1,23 @@
-"""A small, deterministic training loop shared by the zoo build, compression and repair."""
+"""The one training loop, shared by the zoo build, the compression recipes and repair.
+
+What differs between them is passed in: where the batches come from (a ``BatchSource``) and
+what the loss is (a ``LossFn``). The loop owns the rest: one seeded generator, Adam with a
+cosine decay to 0 over all steps, the stop signal, and an epoch callback that may end training.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+LossFn = Callable[[nn.Module, torch.Tensor, Any], torch.Tensor]
+EpochCallback = Callable[[int, float], "bool | None"]  # (0-based epoch, mean loss) -> True to end
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,16 @@ class TrainSettings:
     lr: float = 1e-3  # Adam's usual default
     shift_pixels: int = 2  # random translations; the cheapest augmentation that helps MNIST
     seed: int = 0
+
+
+class BatchSource(Protocol):
+    """Where one epoch's batches come from; every random draw uses the loop's generator."""
+
+    def steps_per_epoch(self) -> int: ...
+
+    def epoch(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, Any]]:
+        """(images, targets) batches; ``targets`` is whatever the loss function expects."""
+        ...
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -39,8 +56,82 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     return padded[batch, channel, rows, cols]
 
 
+@dataclass(frozen=True)
+class ShuffledBatches:
+    """A fresh permutation of one tensor pair each epoch, with random shifts per batch."""
+
+    images: torch.Tensor
+    targets: torch.Tensor
+    batch_size: int
+    shift_pixels: int = 0
+
+    def steps_per_epoch(self) -> int:
+        return -(-len(self.images) // self.batch_size)
+
+    def epoch(self, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, Any]]:
+        order = torch.randperm(len(self.images), generator=generator)
+        for start in range(0, len(self.images), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            yield random_shift(self.images[idx], self.shift_pixels, generator), self.targets[idx]
+
+
 def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(model(x), y)
+
+
+def distillation_kl(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """T^2 * KL(softmax(teacher / T) || softmax(student / T)), batch mean (Hinton et al., 2015).
+
+    ``teacher_logits`` may be any log-scores of the teacher (logits or log-probabilities give
+    the same softmax). The T^2 factor keeps the gradient on the scale of a cross-entropy.
+    """
+    return F.kl_div(
+        F.log_softmax(student_logits / temperature, 1),
+        F.softmax(teacher_logits / temperature, 1),
+        reduction="batchmean",
+    ) * temperature**2
+
+
+def fit(
+    model: nn.Module,
+    source: BatchSource,
+    loss_fn: LossFn,
+    *,
+    epochs: int,
+    lr: float,
+    seed: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    on_epoch: EpochCallback | None = None,
+    stop: threading.Event | None = None,
+) -> bool:
+    """Train ``model`` in place; False when ``stop`` ended it between batches, True otherwise
+    (all epochs ran, or ``on_epoch`` returned True to end early). Leaves the model in eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = optimizer or torch.optim.Adam(params, lr=lr)
+    steps = epochs * source.steps_per_epoch()
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
+    model.train()
+    try:
+        for epoch in range(epochs):
+            total, count = 0.0, 0
+            for x, targets in source.epoch(generator):
+                if stop is not None and stop.is_set():
+                    return False
+                loss = loss_fn(model, x, targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                total += float(loss.detach()) * len(x)
+                count += len(x)
+            if on_epoch is not None and on_epoch(epoch, total / max(count, 1)):
+                return True
+        return True
+    finally:
+        model.eval()
 
 
 def train(
@@ -53,34 +144,11 @@ def train(
     on_epoch: Callable[[int, float], None] | None = None,
     stop: threading.Event | None = None,
 ) -> nn.Module:
-    """Train in place; ``targets`` may be labels or soft targets, as ``loss_fn`` expects.
-
-    Returns the model for chaining. Stops early (between batches) when ``stop`` is set.
-    """
-    generator = torch.Generator().manual_seed(settings.seed)
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=settings.lr)
-    steps = settings.epochs * -(-len(images) // settings.batch_size)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(steps, 1))
-    model.train()
-    for epoch in range(settings.epochs):
-        order = torch.randperm(len(images), generator=generator)
-        total, count = 0.0, 0
-        for start in range(0, len(images), settings.batch_size):
-            if stop is not None and stop.is_set():
-                model.eval()
-                return model
-            idx = order[start : start + settings.batch_size]
-            x = random_shift(images[idx], settings.shift_pixels, generator)
-            loss = loss_fn(model, x, targets[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += float(loss.detach()) * len(idx)
-            count += len(idx)
-        if on_epoch is not None:
-            on_epoch(epoch, total / max(count, 1))
-    model.eval()
+    """``fit`` on one shuffled tensor pair; ``targets`` may be labels or soft targets, as
+    ``loss_fn`` expects. Returns the model for chaining."""
+    source = ShuffledBatches(images, targets, settings.batch_size, settings.shift_pixels)
+    fit(model, source, loss_fn, epochs=settings.epochs, lr=settings.lr, seed=settings.seed,
+        optimizer=optimizer, on_epoch=on_epoch, stop=stop)
     return model
 
 

@@ -37,6 +37,7 @@ class ImageDataset:
             )
         if len(self.images) == 0:
             raise DatasetError(f"{self.name}: the dataset holds no images")
+        check_labels(self.labels, len(self.class_names), self.name)
         if self.indices is None:
             object.__setattr__(self, "indices", torch.arange(len(self.images)))
 
@@ -65,10 +66,38 @@ class ImageDataset:
         )
 
 
+def check_labels(labels: torch.Tensor | np.ndarray, num_classes: int, name: str) -> None:
+    """Labels must be whole numbers, one per image (shape (N,)), each naming one of the classes.
+
+    Checked once, when a dataset is built: a label of shape (N, 1) would broadcast against the
+    predictions and a label past the class count would make every accuracy silently wrong.
+    """
+    values = labels.numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if values.ndim != 1:
+        raise DatasetError(
+            f"{name}: labels must have shape (N,), one whole number per image, got "
+            f"{values.shape}; flatten them (e.g. y.reshape(-1)) if there is one label per image"
+        )
+    if values.dtype == np.bool_ or not np.issubdtype(values.dtype, np.integer):
+        raise DatasetError(
+            f"{name}: labels must be whole numbers (class indices), got dtype {values.dtype}; "
+            "store them as integers, e.g. y.astype(np.int64)"
+        )
+    if len(values) == 0:
+        return
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high >= num_classes:
+        raise DatasetError(
+            f"{name}: labels must lie in 0..{num_classes - 1} (the {num_classes} classes), "
+            f"found labels from {low} to {high}"
+        )
+
+
 def from_uint8(
     images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...], name: str
 ) -> ImageDataset:
     """Build a dataset from uint8 arrays (N, H, W), (N, H, W, C) or (N, C, H, W)."""
+    check_labels(np.asarray(labels), len(class_names), name)
     arr = np.asarray(images)
     if arr.ndim == 3:
         arr = arr[:, None, :, :]

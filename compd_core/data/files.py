@@ -1,34 +1,59 @@
-"""Datasets from the user's files: an image folder (one sub-folder per class) or an .npz."""
+"""Datasets from the user's files: an image folder (one sub-folder per class) or an .npz.
+
+Both are untrusted input: every limit is checked before the bytes are decoded, so a
+decompression bomb, a truncated archive or labels in the billions end in one ``DatasetError``
+instead of a traceback or an exhausted memory.
+"""
 
 from __future__ import annotations
 
+import io
+import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from compd_core.data.dataset import ImageDataset, from_uint8
+from compd_core.data.dataset import ImageDataset, check_labels, from_uint8
 from compd_core.errors import DatasetError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+MAX_IMAGE_PIXELS = 4096 * 4096  # a photo is resized to a few thousand model pixels anyway
+MAX_ARRAY_BYTES = 2 * 1024**3  # per .npz array, uncompressed: read before any decompression
+MAX_INFERRED_CLASSES = 10_000  # class count read from labels when no model names the classes
 
 
 def read_image(source: Path | bytes, channels: int, size: tuple[int, int]) -> np.ndarray:
     """One image file (path or raw bytes) as uint8 (C, H, W) with the given channels and size.
 
     Conversion follows what a user expects of a viewer: greyscale by luminance, RGB by
-    replication, bilinear resize when the size differs.
+    replication, bilinear resize when the size differs. The pixel count is checked from the
+    header, before decoding.
     """
-    import io
-
     name = str(source) if isinstance(source, Path) else "uploaded image"
     try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below
+            picture = Image.open(io.BytesIO(source) if isinstance(source, bytes) else source)
+        with picture as img:
+            width, height = img.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DatasetError(
+                    f"{name} is {width}x{height} pixels; compd reads images of at most "
+                    f"{MAX_IMAGE_PIXELS:,} pixels (e.g. 4096x4096): shrink it first"
+                )
             img = img.convert("L" if channels == 1 else "RGB")
             if img.size != (size[1], size[0]):
                 img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(
+            f"{name} declares more pixels than compd reads (at most {MAX_IMAGE_PIXELS:,}, e.g. "
+            "4096x4096); it may be a decompression bomb: shrink it or leave it out"
+        ) from exc
+    except (UnidentifiedImageError, OSError, ValueError, zlib.error) as exc:
         # Pillow's message names the file object (a BytesIO repr for uploads): say it plainly.
         raise DatasetError(f"{name} is not a readable image (PNG or JPG expected)") from exc
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
@@ -57,19 +82,87 @@ def load_image_folder(
     )
 
 
+_NPZ_HOWTO = "save one with numpy.savez(path, x=images, y=labels)"
+
+
 def load_npz(path: str | Path, class_names: tuple[str, ...] | None = None) -> ImageDataset:
-    """An .npz with arrays ``x`` (images, uint8 0..255 or float 0..1) and ``y`` (labels)."""
+    """An .npz with arrays ``x`` (images, uint8 0..255 or float 0..1) and ``y`` (labels).
+
+    ``class_names`` are the models' classes (labels must index them); without them the class
+    count is read from the labels, up to ``MAX_INFERRED_CLASSES``.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path} does not exist")
+    x, y = _read_npz_arrays(path)
+    _check_images(path, x)
+    if y.ndim != 1 or y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
+        raise DatasetError(
+            f"{path}: labels 'y' must be whole numbers of shape (N,), got dtype {y.dtype} and "
+            f"shape {y.shape}; e.g. y.reshape(-1).astype(np.int64)"
+        )
+    if len(y) != len(x):
+        raise DatasetError(f"{path}: {len(x)} images in 'x' but {len(y)} labels in 'y'")
+    if class_names is None:
+        high = int(y.max())
+        if high >= MAX_INFERRED_CLASSES:
+            raise DatasetError(
+                f"{path}: labels reach {high}, but compd handles at most "
+                f"{MAX_INFERRED_CLASSES:,} classes; labels must be class indices 0, 1, 2, ..."
+            )
+        class_names = tuple(str(c) for c in range(max(high, 0) + 1))
+    check_labels(y, len(class_names), str(path))  # named by its path, not only its stem
+    return from_uint8(x, y, class_names, path.stem)
+
+
+def _read_npz_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` of an archive, after checking their declared sizes against the limits."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "x" not in archive or "y" not in archive:
-                raise DatasetError(f"{path} must hold arrays 'x' and 'y'; found {archive.files}")
-            x, y = archive["x"], archive["y"]
-    except (ValueError, OSError) as exc:
-        raise DatasetError(f"{path} is not a readable .npz archive: {exc}") from exc
-    if np.issubdtype(x.dtype, np.floating) and (np.nanmin(x) < 0 or np.nanmax(x) > 1):
-        raise DatasetError(f"{path}: float images must lie in [0, 1]; scale them first")
-    names = class_names or tuple(str(c) for c in range(int(y.max()) + 1))
-    return from_uint8(x, y, names, path.stem)
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DatasetError(
+            f"{path} is not a readable .npz archive (damaged or truncated?); {_NPZ_HOWTO}"
+        ) from exc
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DatasetError(f"{path} holds a single array, not an .npz archive; {_NPZ_HOWTO}")
+    with archive:
+        if "x" not in archive.files or "y" not in archive.files:
+            found = ", ".join(archive.files) or "no arrays at all"
+            raise DatasetError(f"{path} must hold arrays 'x' and 'y', found {found}; {_NPZ_HOWTO}")
+        for key in ("x", "y"):
+            size = archive.zip.getinfo(f"{key}.npy").file_size
+            if size > MAX_ARRAY_BYTES:
+                raise DatasetError(
+                    f"{path}: array '{key}' holds {size / 1024**3:.1f} GiB; compd reads "
+                    f"at most {MAX_ARRAY_BYTES / 1024**3:.0f} GiB per array: use fewer images"
+                )
+        try:
+            return archive["x"], archive["y"]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            raise DatasetError(
+                f"{path} is not a readable .npz archive (an array is damaged or holds Python "
+                f"objects); {_NPZ_HOWTO} from numeric arrays"
+            ) from exc
+
+
+def _check_images(path: Path, x: np.ndarray) -> None:
+    """Images must be numbers on one of the two scales the models read, in 3 or 4 dimensions."""
+    if x.dtype == np.bool_ or not (
+        np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
+    ):
+        raise DatasetError(
+            f"{path}: images 'x' must be numbers (uint8 0..255 or float 0..1), got dtype "
+            f"{x.dtype}"
+        )
+    if x.ndim not in (3, 4) or len(x) == 0:
+        raise DatasetError(
+            f"{path}: images 'x' must have shape (N, H, W), (N, H, W, C) or (N, C, H, W) with "
+            f"N >= 1, got {x.shape}"
+        )
+    if np.issubdtype(x.dtype, np.floating):
+        if not np.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+            raise DatasetError(
+                f"{path}: float images must be finite and lie in [0, 1]; scale them first"
+            )
+    elif x.min() < 0 or x.max() > 255:
+        raise DatasetError(f"{path}: integer images must lie in 0..255 (8-bit pixels)")

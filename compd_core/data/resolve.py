@@ -1,8 +1,14 @@
-"""Turn what a user types for a dataset (``mnist``, ``mnist:train``, a folder, an .npz) into one."""
+"""Turn what a user types for a dataset (``mnist``, ``mnist:train``, a folder, an .npz) into one.
+
+``load_dataset`` is the one door every command and page goes through: it checks the images
+against the models' input shape and the labels against the models' classes, once, at load.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import torch
 
 from compd_core.data.dataset import ImageDataset
 from compd_core.data.files import load_image_folder, load_npz
@@ -10,24 +16,59 @@ from compd_core.data.mnist import load_mnist
 from compd_core.errors import DatasetError
 
 
-def load_dataset(spec: str, input_shape: tuple[int, int, int] = (1, 28, 28)) -> ImageDataset:
-    """``mnist`` (test split), ``mnist:train``, an image folder, or an .npz with x and y."""
+def load_dataset(
+    spec: str,
+    input_shape: tuple[int, int, int] = (1, 28, 28),
+    class_names: tuple[str, ...] | None = None,
+) -> ImageDataset:
+    """``mnist`` (test split), ``mnist:train``, an image folder, or an .npz with x and y.
+
+    ``class_names`` are the models' classes: labels are then checked to index them, and a
+    folder's class sub-folders are matched to them by name (a folder holding only ``5/ 6/ 7/``
+    gets labels 5, 6 and 7, not 0, 1 and 2).
+    """
     if spec in ("mnist", "mnist:test"):
-        return load_mnist("test")
-    if spec == "mnist:train":
-        return load_mnist("train")
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        dataset = load_image_folder(path, channels=input_shape[0], size=input_shape[1:])
-    elif path.suffix.lower() == ".npz":
-        dataset = load_npz(path)
+        dataset = load_mnist("test")
+    elif spec == "mnist:train":
+        dataset = load_mnist("train")
     else:
-        raise DatasetError(
-            f"dataset {spec!r} is neither 'mnist', 'mnist:train', a folder of class sub-folders, "
-            "nor an .npz file"
-        )
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            dataset = load_image_folder(path, channels=input_shape[0], size=input_shape[1:])
+        elif path.suffix.lower() == ".npz":
+            dataset = load_npz(path, class_names)
+        else:
+            raise DatasetError(
+                f"dataset {spec!r} is neither 'mnist', 'mnist:train', a folder of class "
+                "sub-folders, nor an .npz file"
+            )
     if dataset.image_shape != input_shape:
         raise DatasetError(
             f"{spec}: images have shape {dataset.image_shape} but the models take {input_shape}"
         )
-    return dataset
+    return dataset if class_names is None else match_classes(dataset, class_names, spec)
+
+
+def names_a_dataset(spec: str) -> bool:
+    """Whether ``load_dataset`` can find ``spec`` (without reading it): a run stored under a
+    description, such as hand-picked seeds, cannot be loaded again by name."""
+    if spec in ("mnist", "mnist:test", "mnist:train"):
+        return True
+    path = Path(spec).expanduser()
+    return path.is_dir() or (path.suffix.lower() == ".npz" and path.is_file())
+
+
+def match_classes(dataset: ImageDataset, class_names: tuple[str, ...], spec: str) -> ImageDataset:
+    """The dataset with labels that index ``class_names``, matching its classes by name."""
+    if dataset.class_names == class_names:
+        return dataset
+    unknown = [name for name in dataset.class_names if name not in class_names]
+    if unknown:
+        shown = ", ".join(class_names[:12]) + (", ..." if len(class_names) > 12 else "")
+        raise DatasetError(
+            f"{spec}: classes {', '.join(unknown[:12])} are not among the models' "
+            f"{len(class_names)} classes ({shown}); name each class sub-folder after one of them"
+        )
+    position = torch.tensor([class_names.index(name) for name in dataset.class_names])
+    return ImageDataset(images=dataset.images, labels=position[dataset.labels],
+                        class_names=class_names, name=dataset.name, indices=dataset.indices)

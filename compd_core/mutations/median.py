@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -68,9 +69,13 @@ def selection_network(n: int, target: int) -> tuple[Comparator, ...]:
 
 def median_filter(x: torch.Tensor, kernel: int) -> torch.Tensor:
     """Median over kernel x kernel windows (odd kernel), replicated border, per channel."""
-    _, _, h, w = x.shape
+    n, c, h, w = x.shape
     half = kernel // 2
     padded = F.pad(x, (half, half, half, half), mode="replicate")
+    if n == 1:  # one image: a partition of its windows beats the network's many calls 3x
+        windows = F.unfold(padded.float(), kernel).view(c, kernel * kernel, h * w).numpy()
+        middle_values = np.partition(windows, kernel * kernel // 2, axis=1)[:, kernel * kernel // 2]
+        return torch.from_numpy(middle_values).view(1, c, h, w).to(x.dtype)
     wires = [padded[:, :, dy : dy + h, dx : dx + w] for dy in range(kernel) for dx in range(kernel)]
     middle = kernel * kernel // 2
     for low, high, keep_min, keep_max in selection_network(kernel * kernel, middle):

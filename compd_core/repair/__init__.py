@@ -10,12 +10,15 @@ from compd_core.repair.events import (
     StageStarted,
 )
 from compd_core.repair.report import RepairReport
-from compd_core.repair.run import chosen_triggers, fine_tunable_source, repair_run
+from compd_core.repair.run import REGISTER_CHOICES, Repair, chosen_triggers, fine_tunable_source, repair_run
 from compd_core.repair.settings import RepairSettings
 from compd_core.repair.split import TriggerSplit, split_triggers
+from compd_core.repair.verdict import Verdict
 
 __all__ = [
+    "REGISTER_CHOICES",
     "EpochFinished",
+    "Repair",
     "RepairEvent",
     "RepairFinished",
     "RepairReport",
@@ -24,6 +27,7 @@ __all__ = [
     "ResearchProgress",
     "StageStarted",
     "TriggerSplit",
+    "Verdict",
     "chosen_triggers",
     "fine_tunable_source",
     "repair_run",

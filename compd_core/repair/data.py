@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from compd_core.characterize.analysis import corruption_seed
+from compd_core.characterize.corruptions import resolve_corruptions
 from compd_core.models.base import Classifier
 from compd_core.mutations.base import MutationOperator
 
@@ -96,3 +98,29 @@ def trigger_set(
     probs = torch.cat([trigger_probs, variant_probs[keep]])
     data = LabelledImages(torch.cat([triggers, variants[keep]]), probs, probs.argmax(1))
     return TriggerSet(data, len(triggers), len(variants), int(keep.sum()))
+
+
+def corrupted_copies(images: torch.Tensor, severities: Sequence[int], seed: int) -> torch.Tensor:
+    """One corrupted copy of each image: a seeded random corruption of ``characterize`` at a
+    seeded random severity, so the teacher is also followed under the shifts users meet."""
+    corruptions = resolve_corruptions(None)
+    generator = torch.Generator().manual_seed(seed)
+    which = torch.randint(0, len(corruptions), (len(images),), generator=generator)
+    levels = torch.tensor(list(severities))[
+        torch.randint(0, len(severities), (len(images),), generator=generator)]
+    out = images.clone()
+    for index, corruption in enumerate(corruptions):
+        for severity in torch.unique(levels[which == index]).tolist():
+            rows = torch.nonzero((which == index) & (levels == severity)).flatten()
+            draws = torch.Generator().manual_seed(corruption_seed(seed, corruption.name))
+            out[rows] = corruption.apply(images[rows], int(severity), draws)
+    return out
+
+
+def every_corruption(images: torch.Tensor, severity: int, seed: int) -> torch.Tensor:
+    """Every corruption of ``characterize`` applied to every image at one severity, stacked."""
+    return torch.cat([
+        corruption.apply(images, severity, torch.Generator().manual_seed(
+            corruption_seed(seed, corruption.name)))
+        for corruption in resolve_corruptions(None)
+    ])

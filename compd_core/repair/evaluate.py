@@ -11,20 +11,29 @@ import torch
 
 from compd_core.data.dataset import ImageDataset
 from compd_core.models.pair import ModelPair
+from compd_core.search.criterion import Criterion, trigger_margins
 from compd_core.search.results import Seed, SeedResult
 from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import SearchContext, get_strategy
 
 
+def strictly_agrees(probs_compressed: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Boolean (N,): the compressed model gives ``labels`` and no other class ties with it
+    (an argmax tie is not an answer, so a tie is not a repair either)."""
+    _, margin_compressed = trigger_margins(probs_compressed, probs_compressed, labels)
+    return margin_compressed < 0
+
+
 def agreement_rate(pair: ModelPair, images: torch.Tensor) -> float:
-    """Fraction of images on which the compressed model now gives the original's label.
+    """Fraction of images on which the compressed model now strictly gives the original's label.
 
     On a trigger the original's label is the seed's (the deviation criterion required it),
     and the original is never changed, so agreeing is what "repaired" means.
     """
     if len(images) == 0:
         return 0.0
-    return float((~pair.predict(images).disagree).float().mean())
+    prediction = pair.predict(images)
+    return float(strictly_agrees(prediction.compressed, prediction.labels_original).float().mean())
 
 
 @dataclass(frozen=True)
@@ -36,11 +45,35 @@ class TestNumbers:
 
 
 def test_numbers(pair: ModelPair, dataset: ImageDataset) -> TestNumbers:
+    """Both models' accuracy and their top-1 disagreements (as ``characterize`` counts them)."""
     prediction = pair.predict(dataset.images)
     right_o = prediction.labels_original == dataset.labels
     right_c = prediction.labels_compressed == dataset.labels
     return TestNumbers(float(right_o.float().mean()), float(right_c.float().mean()),
                        int(prediction.disagree.sum()), len(dataset))
+
+
+def disagreements(pair: ModelPair, images: torch.Tensor) -> int:
+    """Top-1 disagreements on a batch of any size (predicted in ``pair``'s chunks)."""
+    return int(pair.predict(images).disagree.sum())
+
+
+def deviation_share(
+    pair: ModelPair,
+    seeds: Sequence[Seed],
+    max_linf: float,
+    max_queries: int,
+    rng_seed: int,
+    stop: threading.Event,
+) -> float | None:
+    """Share of ``seeds`` with a strict deviation within L-inf ``max_linf``, found by the
+    project's search; None when stopped. One point of the deviation profile."""
+    settings = SearchSettings(max_queries=max_queries, criterion=Criterion(max_linf=max_linf))
+    context = SearchContext(pair, settings, rng_seed, stop=stop)
+    results = list(get_strategy("compd").run(context, seeds))
+    if stop.is_set() or not results:
+        return None
+    return sum(r.found for r in results) / len(results)
 
 
 @dataclass(frozen=True)

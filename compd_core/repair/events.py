@@ -8,7 +8,7 @@ from typing import Literal
 
 from compd_core.repair.report import RepairReport
 
-Stage = Literal["variants", "training", "evaluating", "research-before", "research-after", "saving"]
+Stage = Literal["mining", "variants", "training", "evaluating", "research-before", "research-after", "saving"]
 
 
 @dataclass(frozen=True)
@@ -21,17 +21,20 @@ class StageStarted:
 
 @dataclass(frozen=True)
 class EpochFinished:
-    """One pass over the trigger set.
+    """One pass over the trigger set (epoch 0: the model before training, loss NaN).
 
     ``heldout_repaired_rate`` is measured on the served (converted) model for display only:
-    nothing in training, checkpoint choice or stopping reads it.
+    nothing in training, checkpoint choice or stopping reads it. ``validation_failures`` is
+    what picks the epoch that is kept.
     """
 
-    epoch: int  # 1-based
+    epoch: int
     epochs: int
     loss: float  # mean training loss over the epoch
     train_repaired_rate: float
     heldout_repaired_rate: float
+    validation_failures: int = 0  # validation triggers still deviating + validation disagreements
+    best_epoch: int = 0  # the epoch kept so far
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
@@ -24,11 +24,18 @@ class RepairReport:
     triggers: int  # triggers chosen for the repair (both parts)
     train_positions: list[int]  # seed positions of the triggers trained on
     heldout_positions: list[int]  # seed positions of the held-out triggers
+    verdict: str | None = None  # "better" or "worse" by the settings' thresholds; None when stopped
+    verdict_reasons: list[str] = field(default_factory=list)  # one plain sentence per threshold missed
+    registered: bool = False  # whether the repaired pair was added to the user zoo
+    validation_triggers: int | None = None  # training triggers kept for checkpoint choice
+    mined_triggers: int | None = None  # deviations found on the training split (all parts)
     variants_made: int | None = None
     variants_kept: int | None = None  # the original still gave the seed's label on these
     trigger_set_images: int | None = None  # training triggers plus kept variants
-    clean_images: int | None = None
+    clean_images: int | None = None  # teacher images: clean training digits and corrupted copies
+    validation_images: int | None = None  # teacher images kept for checkpoint choice
     epochs_run: int = 0
+    best_epoch: int | None = None  # the epoch kept (0 = no epoch beat the unrepaired model)
     final_loss: float | None = None
     heldout_repaired_before: float | None = None  # 0 unless a trigger no longer deviates
     heldout_repaired_rate: float | None = None
@@ -40,6 +47,13 @@ class RepairReport:
     accuracy_after: float | None = None
     disagreements_before: int | None = None
     disagreements_after: int | None = None
+    corrupted_images: int | None = None  # every corruption of `characterize`, severity 3, same images
+    corrupted_disagreements_before: int | None = None
+    corrupted_disagreements_after: int | None = None
+    profile_linf: float | None = None  # the deviation profile's L-inf budget
+    profile_seeds: int | None = None
+    profile_share_before: float | None = None  # seeds with a strict deviation within the budget
+    profile_share_after: float | None = None
     research_strategy: str | None = None
     research_seeds: int | None = None  # the run's seeds minus the training triggers' seeds
     research_max_queries: int | None = None

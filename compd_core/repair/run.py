@@ -2,15 +2,20 @@
 
 The source pair is never modified: its cached, shared models are only read, and the model that
 is trained is a deep copy rebuilt from the pair's files. A stop before the end leaves no new
-pair and no record behind.
+pair and no record behind. What is learned from: the training part of the chosen triggers,
+more deviations mined on the training split, label-preserving variants of both, and the
+original as teacher on clean and corrupted training digits. What picks the epoch: validation
+parts of those, never the held-out triggers. What judges it: the held-out triggers, clean and
+corrupted test data, the run's search and the deviation profile, before and after.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -23,8 +28,21 @@ from compd_core.data.resolve import load_dataset
 from compd_core.errors import ConfigError, UnknownPairError, WhiteBoxRequiredError
 from compd_core.models.pair import ModelPair
 from compd_core.mutations import get_operators
-from compd_core.repair.data import labelled, trigger_set
-from compd_core.repair.evaluate import agreement_rate, research, test_numbers
+from compd_core.repair.checkpoint import BestCheckpoint, ValidationSet
+from compd_core.repair.data import (
+    corrupted_copies,
+    every_corruption,
+    labelled,
+    probabilities,
+    trigger_set,
+)
+from compd_core.repair.evaluate import (
+    agreement_rate,
+    deviation_share,
+    disagreements,
+    research,
+    test_numbers,
+)
 from compd_core.repair.events import (
     EpochFinished,
     RepairFinished,
@@ -33,12 +51,14 @@ from compd_core.repair.events import (
     StageStarted,
     no_repair_events,
 )
+from compd_core.repair.mining import mine_triggers
 from compd_core.repair.registry import SourcePair, new_pair_id, register_repaired_pair, source_pair
 from compd_core.repair.report import RepairReport
 from compd_core.repair.serving import served_form
 from compd_core.repair.settings import RepairSettings
 from compd_core.repair.split import split_triggers
 from compd_core.repair.train import fine_tune
+from compd_core.repair.verdict import judge
 from compd_core.search.results import SeedResult
 from compd_core.store import DEFAULT_SELECTION, RunRecord, Store
 from compd_core.zoo import load_pair
@@ -93,22 +113,41 @@ def chosen_triggers(
 
 
 def _test_set(
-    settings: RepairSettings, run: RunRecord, exclude: list[int], shape: tuple[int, int, int]
+    settings: RepairSettings, run: RunRecord, exclude: list[int], pair: ModelPair
 ) -> tuple[ImageDataset, ImageDataset]:
     """(full test split, test split without the training triggers' seed images)."""
-    full = load_dataset(settings.test_dataset, shape)
+    full = load_dataset(settings.test_dataset, pair.input_shape, pair.class_names)
     if run.dataset != settings.test_dataset:
         return full, full
     keep = ~torch.isin(full.indices, torch.tensor(exclude, dtype=torch.long))
     return full, full.subset(torch.nonzero(keep).flatten())
 
 
-class _Repair:
-    """The state one repair carries between its stages."""
+RegisterWhen = Literal["if-better", "always", "never"]
+REGISTER_CHOICES: tuple[str, ...] = ("if-better", "always", "never")
+VALIDATION_IMAGES = 1000  # clean training digits (plus corrupted copies) kept out to pick the epoch
+TEACHER_SEVERITIES = (1, 2, 3)  # shifts a digit survives; stronger ones blur what the original means
+TEST_SEVERITY = 3  # the middle of characterize's five: every corruption once per test image
 
-    def __init__(self, store: Store, run_id: str, settings: RepairSettings, selection: str | None,
-                 emit: RepairSink, stop: threading.Event) -> None:
-        self.store, self.settings, self.emit, self.stop = store, settings, emit, stop
+
+def _validation_split(count: int, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fit rows, validation rows) of ``count`` items; no validation part below 4 items, where
+    taking one away would leave too little to learn from."""
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    size = round(count * fraction) if count >= 4 else 0
+    return order[size:].sort().values, order[:size].sort().values
+
+
+class Repair:
+    """One repair of a run's chosen triggers: ``execute`` trains and judges it, ``register``
+    adds the result to the user zoo (on its own when the user confirms a worse repair)."""
+
+    def __init__(self, store: Store, run_id: str, settings: RepairSettings | None = None,
+                 selection: str | None = None, *, emit: RepairSink = no_repair_events,
+                 stop: threading.Event | None = None) -> None:
+        self.store, self.emit = store, emit
+        self.settings = settings or RepairSettings()
+        self.stop = stop or threading.Event()
         self.started = time.perf_counter()
         self.run = store.get_run(run_id)
         self.source = fine_tunable_source(self.run.pair)
@@ -116,8 +155,8 @@ class _Repair:
         loaded = self.recipe.load(self.source.entry.arch, self.source.files)
         self.model: nn.Module = self.recipe.trainable(loaded)  # a deep copy: the pair stays as it is
         self.selection, chosen, self.results = chosen_triggers(store, run_id, selection)
-        self.split = split_triggers([r.seed.position for r in chosen], settings.heldout_fraction,
-                                    settings.seed)
+        self.split = split_triggers([r.seed.position for r in chosen],
+                                    self.settings.heldout_fraction, self.settings.seed)
         by_position = {r.seed.position: r for r in chosen}
         self.train = [by_position[p] for p in self.split.train]
         self.heldout = [by_position[p] for p in self.split.heldout]
@@ -126,10 +165,9 @@ class _Repair:
             "repaired_pair": None, "stopped": False, "triggers": len(chosen),
             "train_positions": list(self.split.train), "heldout_positions": list(self.split.heldout),
         }
-
-    @staticmethod
-    def _images(results: list[SeedResult]) -> torch.Tensor:
-        return torch.stack([r.trigger.image for r in results])  # type: ignore[union-attr]
+        self.report: RepairReport | None = None
+        self._repaired: Compressed | None = None
+        self._full_test: ImageDataset | None = None
 
     def _pair_after(self, before: ModelPair, compressed: Compressed) -> ModelPair:
         return ModelPair(before.original, classifier_for(compressed, f"{self.run.pair} (repaired)", 0),
@@ -139,47 +177,91 @@ class _Repair:
         self.values.update(changes, seconds=time.perf_counter() - self.started)
         return RepairReport(**self.values)
 
-    def execute(self) -> RepairReport:
+    def _stopped(self) -> RepairReport:
+        self.report = self._report(stopped=True)
+        return self.report
+
+    def execute(self, register: RegisterWhen = "if-better") -> RepairReport:
+        """Mine, train, pick the epoch, judge; register as ``register`` says. A stop at any
+        point returns a report with ``stopped`` set and leaves nothing behind."""
+        if register not in REGISTER_CHOICES:
+            raise ConfigError(f"register must be one of {', '.join(REGISTER_CHOICES)}, got {register!r}")
         s, emit = self.settings, self.emit
         before = load_pair(self.run.pair)
-        train_images, heldout_images = self._images(self.train), self._images(self.heldout)
-        clean_set = load_dataset(s.clean_dataset, before.input_shape)
-        full_test, test_set = _test_set(s, self.run, [r.seed.index for r in self.train],
-                                        before.input_shape)
+        shape = before.input_shape
+        original = before.original
+        train_images, heldout_images = _images(self.train), _images(self.heldout)
+        clean_all = load_dataset(s.clean_dataset, shape, before.class_names)
+        self._full_test, test_set = _test_set(s, self.run, [r.seed.index for r in self.train], before)
+
+        user_fit, user_val = _validation_split(len(self.train), s.validation_fraction, s.seed)
+        clean_order = torch.randperm(len(clean_all), generator=torch.Generator().manual_seed(s.seed))
+        held_back = min(VALIDATION_IMAGES, len(clean_all) // 5) if s.validation_fraction > 0 else 0
+        clean_val, clean_fit = clean_all.subset(clean_order[:held_back]), clean_all.subset(clean_order[held_back:])
+
+        emit(StageStarted("mining", f"searching {s.mined_seeds} training digits for more deviations"))
+        mined = mine_triggers(before, clean_fit, s.mined_seeds,
+                              replace(self.run.settings, max_queries=s.mine_queries), s.seed, self.stop)
+        if self.stop.is_set():
+            return self._stopped()
+        mined_images = _images(mined, shape)
+        mined_fit, mined_val = _validation_split(len(mined), s.validation_fraction, s.seed + 1)
+        fit_results = [self.train[i] for i in user_fit.tolist()] + [mined[i] for i in mined_fit.tolist()]
+
         emit(StageStarted("variants", f"{s.variants_per_trigger} variants around each of "
-                          f"{len(self.train)} training triggers"))
-        generator = torch.Generator().manual_seed(s.seed)
-        references = torch.tensor([r.seed.label for r in self.train])
-        made = trigger_set(before.original, train_images, references, s.variants_per_trigger,
-                           s.variant_steps, get_operators(s.operators), generator)
-        clean = labelled(before.original, clean_set.images)
+                          f"{len(fit_results)} training triggers"))
+        made = trigger_set(original, _images(fit_results, shape),
+                           torch.tensor([r.seed.label for r in fit_results], dtype=torch.long),
+                           s.variants_per_trigger, s.variant_steps, get_operators(s.operators),
+                           torch.Generator().manual_seed(s.seed))
+        teacher = labelled(original, torch.cat([
+            clean_fit.images, corrupted_copies(clean_fit.images, TEACHER_SEVERITIES, s.seed)]))
+        val_triggers = torch.cat([train_images[user_val], mined_images[mined_val]])
+        val_images = torch.cat([clean_val.images,
+                                corrupted_copies(clean_val.images, TEACHER_SEVERITIES, s.seed + 1)])
+        validation = ValidationSet(val_triggers, probabilities(original, val_triggers).argmax(1),
+                                   val_images, probabilities(original, val_images).argmax(1))
         self.values.update(
+            validation_triggers=len(user_val), mined_triggers=len(mined),
             variants_made=made.variants_made, variants_kept=made.variants_kept,
-            trigger_set_images=len(made.data), clean_images=len(clean),
+            trigger_set_images=len(made.data), clean_images=len(teacher),
+            validation_images=len(val_images),
             heldout_repaired_before=agreement_rate(before, heldout_images),
             train_repaired_before=agreement_rate(before, train_images),
         )
-        calibration = clean_set.images[:CALIBRATION_IMAGES]
-        losses: list[float] = []
+        calibration = clean_all.images[:CALIBRATION_IMAGES]  # the zoo build's calibration digits
+        arch = self.source.entry.arch if s.recalibrate else None
+        best, losses = BestCheckpoint(), []
+
+        def judge_epoch(epoch: int, loss: float) -> bool:
+            served = self._pair_after(before, served_form(self.recipe, self.model, calibration, arch))
+            on_triggers, on_images = validation.failures(served.compressed)
+            best.offer(epoch, on_triggers + on_images, self.model)
+            emit(EpochFinished(epoch, s.epochs, loss, agreement_rate(served, train_images),
+                               agreement_rate(served, heldout_images), on_triggers + on_images,
+                               best.epoch))
+            return False  # every epoch runs: the cosine schedule anneals to the end
+
+        judge_epoch(0, math.nan)
+        emit(StageStarted("training", f"{s.epochs} epochs over {len(made.data)} trigger-set "
+                          f"images mixed with {len(teacher)} teacher images"))
 
         def on_epoch(epoch: int, loss: float) -> bool:
             losses.append(loss)
-            pair = self._pair_after(before, served_form(self.recipe, self.model, calibration))
-            emit(EpochFinished(epoch + 1, s.epochs, loss, agreement_rate(pair, train_images),
-                               agreement_rate(pair, heldout_images)))
-            return False  # no early stopping: the last epoch's model is the result
+            return judge_epoch(epoch + 1, loss)
 
-        emit(StageStarted("training", f"{s.epochs} epochs over {len(made.data)} trigger-set "
-                          f"images mixed with {len(clean)} clean images"))
-        completed = fine_tune(self.model, made.data, clean, s, on_epoch=on_epoch, stop=self.stop)
-        self.values.update(epochs_run=len(losses), final_loss=losses[-1] if losses else None)
+        completed = fine_tune(self.model, made.data, teacher, s, on_epoch=on_epoch, stop=self.stop)
+        self.values.update(epochs_run=len(losses), final_loss=losses[-1] if losses else None,
+                           best_epoch=best.epoch)
         if not completed:
-            return self._report(stopped=True)
+            return self._stopped()
 
-        emit(StageStarted("evaluating", "held-out and training triggers, test split"))
-        repaired = served_form(self.recipe, self.model, calibration)
-        after = self._pair_after(before, repaired)
+        emit(StageStarted("evaluating", "held-out and training triggers, clean and corrupted test data"))
+        best.restore(self.model)
+        self._repaired = served_form(self.recipe, self.model, calibration, arch)
+        after = self._pair_after(before, self._repaired)
         test_before, test_after = test_numbers(before, test_set), test_numbers(after, test_set)
+        corrupted = every_corruption(test_set.images, TEST_SEVERITY, s.seed)
         self.values.update(
             heldout_repaired_rate=agreement_rate(after, heldout_images),
             train_repaired_rate=agreement_rate(after, train_images),
@@ -188,33 +270,57 @@ class _Repair:
             accuracy_after=test_after.accuracy_compressed,
             disagreements_before=test_before.disagreements,
             disagreements_after=test_after.disagreements,
+            corrupted_images=len(corrupted),
+            corrupted_disagreements_before=disagreements(before, corrupted),
+            corrupted_disagreements_after=disagreements(after, corrupted),
         )
         if s.research and not self._research(before, after):
-            return self._report(stopped=True)
+            return self._stopped()
         if self.stop.is_set():
-            return self._report(stopped=True)
+            return self._stopped()
+        verdict = judge(
+            s, heldout_repaired=self.values["heldout_repaired_rate"],
+            accuracy_before=test_before.accuracy_compressed,
+            accuracy_after=test_after.accuracy_compressed,
+            disagreements_before=test_before.disagreements,
+            disagreements_after=test_after.disagreements,
+            corrupted_before=self.values["corrupted_disagreements_before"],
+            corrupted_after=self.values["corrupted_disagreements_after"],
+            unchanged=best.epoch == 0,
+        )
+        self.report = self._report(verdict=verdict.outcome, verdict_reasons=list(verdict.reasons))
+        if register == "always" or (register == "if-better" and verdict.better):
+            return self.register()
+        emit(RepairFinished(self.report))
+        return self.report
 
-        emit(StageStarted("saving", "registering the repaired pair in the user zoo"))
-        report = self._report()
-        extra = {"run_id": self.run.id, "selection": self.selection,
+    def register(self) -> RepairReport:
+        """Add the repaired model to the user zoo as a new pair and store the report."""
+        if self.report is None or self._repaired is None or self._full_test is None:
+            raise ConfigError("there is no finished repair to register; run the repair to its end first")
+        if self.report.registered:
+            return self.report
+        self.emit(StageStarted("saving", "registering the repaired pair in the user zoo"))
+        pair_id = new_pair_id(self.run.pair, self.run.id)
+        report = replace(self.report, repaired_pair=pair_id, registered=True)
+        extra = {"run_id": self.run.id, "selection": self.selection, "verdict": report.verdict,
                  "heldout_repaired_rate": report.heldout_repaired_rate,
                  "train_triggers": len(self.train), "heldout_triggers": len(self.heldout)}
-        pair_id = register_repaired_pair(self.source, repaired, new_pair_id(self.run.pair, self.run.id),
-                                         full_test, extra).id
-        report = self._report(repaired_pair=pair_id)
+        register_repaired_pair(self.source, self._repaired, pair_id, self._full_test, extra)
         repair_id = self.store.save_repair(self.run.id, self.selection, self.run.pair, pair_id,
-                                           s, report)
-        report = replace(report, repair_id=repair_id)
-        emit(RepairFinished(report))
-        return report
+                                           self.settings, report)
+        self.report = replace(report, repair_id=repair_id)
+        self.emit(RepairFinished(self.report))
+        return self.report
 
     def _research(self, before: ModelPair, after: ModelPair) -> bool:
-        """Search the seeds not trained on, on both pairs; False when stopped."""
+        """The run's search and the deviation profile on the seeds not trained on, on both
+        pairs; False when stopped."""
         s, trained = self.settings, set(self.split.train)
         seeds = [r.seed for r in self.results if r.seed.position not in trained]
         budget = s.research_max_queries or self.run.settings.max_queries
         settings = replace(self.run.settings, max_queries=budget)
-        numbers = {}
+        numbers, shares = {}, {}
         for phase, pair in (("before", before), ("after", after)):
             self.emit(StageStarted(f"research-{phase}",  # type: ignore[arg-type]
                                    f"{self.run.strategy} on {len(seeds)} seeds, {budget} queries each"))
@@ -223,6 +329,8 @@ class _Repair:
                 on_seed=lambda done, found, p=phase: self.emit(
                     ResearchProgress(p, done, len(seeds), found)),  # type: ignore[arg-type]
             )
+            shares[phase] = deviation_share(pair, seeds, s.profile_linf, s.profile_queries,
+                                            self.run.rng_seed, self.stop)
             if self.stop.is_set():
                 return False
         self.values.update(
@@ -234,8 +342,16 @@ class _Repair:
             research_median_queries_after=numbers["after"].median_queries,
             research_queries_per_trigger_before=numbers["before"].queries_per_trigger,
             research_queries_per_trigger_after=numbers["after"].queries_per_trigger,
+            profile_linf=s.profile_linf, profile_seeds=len(seeds),
+            profile_share_before=shares["before"], profile_share_after=shares["after"],
         )
         return True
+
+
+def _images(results: list[SeedResult], shape: tuple[int, int, int] | None = None) -> torch.Tensor:
+    if not results and shape is not None:
+        return torch.empty((0, *shape))
+    return torch.stack([r.trigger.image for r in results])  # type: ignore[union-attr]
 
 
 def repair_run(
@@ -246,12 +362,12 @@ def repair_run(
     *,
     emit: RepairSink = no_repair_events,
     stop: threading.Event | None = None,
+    register: RegisterWhen = "if-better",
 ) -> RepairReport:
     """Fine-tune the compressed model of a run's pair on its chosen triggers (see module doc).
 
-    Refuses a black-box compressed model before any work. Returns the report; when the repair
-    finishes, the new pair is in the user zoo and the report in ``store``.
+    Refuses a black-box compressed model before any work. Returns the report; the repaired
+    pair is added to the user zoo (and the report to ``store``) as ``register`` says: by
+    default only when the verdict is "better".
     """
-    job = _Repair(store, run_id, settings or RepairSettings(), selection, emit,
-                  stop or threading.Event())
-    return job.execute()
+    return Repair(store, run_id, settings, selection, emit=emit, stop=stop).execute(register)

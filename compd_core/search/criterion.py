@@ -14,8 +14,11 @@ _LOG_FLOOR = 1e-30  # probabilities that underflow to 0 still get a finite log
 _GRID_SLACK = 1e-6  # snapping to the 8-bit grid may land a hair outside an L-inf budget
 
 
-# Distance budget of the default criterion, in [0, 1] pixel units; None = unbounded.
-DEFAULT_MAX_LINF: float | None = None
+# Distance budget of the default criterion, in [0, 1] pixel units: 64 grey levels. Measured
+# with ``compd`` on 20 class-balanced seeds of lenet5-int8-static and lenet5-distilled: 48
+# levels solved 80-95% of seeds, 64 levels 95-100% (median L2 about 3), 96 and more raise L2
+# without solving more. ``max_linf=None`` (CLI: ``--max-linf 1``) lifts it.
+DEFAULT_MAX_LINF: float | None = 64 / 255
 
 CriterionKind = Literal["valid", "any"]
 
@@ -78,8 +81,13 @@ class Criterion:
         seeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Boolean (N,): which inputs are deviations under this criterion."""
-        m_o, m_c = self.strength(probs_original, probs_compressed, seed_labels)
-        ok = (m_o > self.min_margin_original) & (m_c > self.min_margin_compressed)
+        if len(probs_original) == 1:
+            m_o, m_c = _row_margins(probs_original[0].tolist(), probs_compressed[0].tolist(),
+                                    None if self.kind == "any" else int(seed_labels[0]))
+            ok = torch.tensor([m_o > self.min_margin_original and m_c > self.min_margin_compressed])
+        else:
+            m_o, m_c = self.strength(probs_original, probs_compressed, seed_labels)
+            ok = (m_o > self.min_margin_original) & (m_c > self.min_margin_compressed)
         if images is not None and seeds is not None and (self.max_linf or self.max_l2):
             l2, linf = distances(images, seeds)
             if self.max_linf is not None:
@@ -107,6 +115,16 @@ def trigger_margins(
     own_c = probs_compressed.gather(1, index).squeeze(1)
     other_c = probs_compressed.scatter(1, index, float("-inf")).max(1).values
     return own_o - other_o, other_c - own_c
+
+
+def _row_margins(original: list[float], compressed: list[float], label: int | None) -> tuple[float, float]:
+    """``trigger_margins`` of one row in plain Python (a batch-1 search checks every query);
+    ``label`` None means the original's own top-1, as for ``kind='any'``."""
+    if label is None:
+        label = max(range(len(original)), key=original.__getitem__)
+    other_o = max(v for j, v in enumerate(original) if j != label)
+    other_c = max(v for j, v in enumerate(compressed) if j != label)
+    return original[label] - other_o, other_c - compressed[label]
 
 
 def is_deviation(

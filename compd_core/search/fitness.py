@@ -21,26 +21,36 @@ def pair_state(probs_original: torch.Tensor, probs_compressed: torch.Tensor) -> 
 
 
 class NoveltyArchive:
-    """The probability states one chain has seen (DFLARE's coverage of model behaviour)."""
+    """The probability states one chain has seen (DFLARE's coverage of model behaviour).
+
+    States live in one preallocated buffer that doubles when full, so checking a state costs
+    one vectorised distance computation and adding one costs a row copy.
+    """
 
     def __init__(self, threshold: float = NOVELTY_THRESHOLD) -> None:
         self.threshold = threshold
-        self._states: list[torch.Tensor] = []
-        self._stacked: torch.Tensor | None = None
+        self._buffer: torch.Tensor | None = None
+        self._count = 0
 
     def __len__(self) -> int:
-        return len(self._states)
+        return self._count
 
     def is_novel(self, probs_original: torch.Tensor, probs_compressed: torch.Tensor) -> bool:
         """True when the (single) state is farther than the threshold from every stored one."""
-        state = pair_state(probs_original, probs_compressed)[0]
-        if self._stacked is None:
+        if self._buffer is None:
             return True
-        return bool(((self._stacked - state) ** 2).sum(1).min() > self.threshold)
+        state = pair_state(probs_original, probs_compressed)
+        nearest = float(torch.cdist(state, self._buffer[: self._count]).min())
+        return nearest * nearest > self.threshold
 
     def add(self, probs_original: torch.Tensor, probs_compressed: torch.Tensor) -> None:
-        self._states.append(pair_state(probs_original, probs_compressed)[0])
-        self._stacked = torch.stack(self._states)
+        state = pair_state(probs_original, probs_compressed)[0]
+        if self._buffer is None:
+            self._buffer = torch.empty(16, len(state), dtype=state.dtype)
+        elif self._count == len(self._buffer):
+            self._buffer = torch.cat([self._buffer, torch.empty_like(self._buffer)])
+        self._buffer[self._count] = state
+        self._count += 1
 
 
 def deviation_gap(

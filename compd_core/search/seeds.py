@@ -12,7 +12,7 @@ from compd_core.models.pair import ModelPair
 from compd_core.search.criterion import log_margin
 from compd_core.search.results import Seed
 
-Order = Literal["random", "margin"]
+Order = Literal["random", "margin", "balanced"]
 
 
 def select_seeds(
@@ -25,7 +25,9 @@ def select_seeds(
 ) -> list[Seed]:
     """``count`` seeds on which both models agree (and, by default, are right).
 
-    A seed where the models already disagree is not a search problem. ``order='margin'`` puts
+    A seed where the models already disagree is not a search problem. ``order='balanced'`` takes
+    the same number of seeds of every class (random within a class, classes interleaved), so a
+    benchmark's numbers are not dominated by the easiest digits. ``order='margin'`` puts
     the inputs with the smallest margin of the compressed model first: Hu et al. (CAIN 2023)
     found the margin the best predictor of disagreement, so these deviate soonest.
     """
@@ -47,9 +49,29 @@ def select_seeds(
     elif order == "random":
         generator = torch.Generator().manual_seed(seed)
         chosen = candidates[torch.randperm(len(candidates), generator=generator)[:count]]
+    elif order == "balanced":
+        chosen = _balanced(candidates, labels[candidates], count, pair.num_classes, seed)
     else:
-        raise ConfigError(f"seed order must be 'random' or 'margin', got {order!r}")
+        raise ConfigError(f"seed order must be 'random', 'margin' or 'balanced', got {order!r}")
     return seeds_from(dataset, chosen, labels[chosen])
+
+
+def _balanced(
+    candidates: torch.Tensor, labels: torch.Tensor, count: int, num_classes: int, seed: int
+) -> torch.Tensor:
+    """``count`` candidates, as many of each class as possible, classes taken in turn."""
+    generator = torch.Generator().manual_seed(seed)
+    shuffled = torch.randperm(len(candidates), generator=generator)
+    by_class = [shuffled[labels[shuffled] == c].tolist() for c in range(num_classes)]
+    per_class = -(-count // num_classes)
+    if any(len(rows) < per_class for rows in by_class):
+        short = [c for c, rows in enumerate(by_class) if len(rows) < per_class]
+        raise ConfigError(
+            f"class-balanced seeds need {per_class} eligible inputs per class, but classes "
+            f"{short} have fewer; ask for fewer seeds or use seed order 'random'"
+        )
+    interleaved = [by_class[c][i] for i in range(per_class) for c in range(num_classes)]
+    return candidates[torch.tensor(interleaved[:count], dtype=torch.long)]
 
 
 def seeds_from(dataset: ImageDataset, positions: torch.Tensor, reference: torch.Tensor) -> list[Seed]:

@@ -127,3 +127,16 @@ def replay_figure(
     fig.update_yaxes(range=[0, 1.05], tickformat=".0%", title_text=f"p(class {class_name})")
     fig.update_xaxes(title_text="step (0 = original image)", dtick=1 if len(steps) <= 20 else None)
     return _layout(fig, height)
+
+
+def profile_figure(budgets: Sequence[int], shares: Sequence[float], solved: Sequence[int],
+                   seeds: int, height: int = 300) -> go.Figure:
+    """The deviation profile: share of seeds that deviate within each largest pixel change."""
+    labels = [f"≤{b}/255" for b in budgets]
+    fig = go.Figure()
+    fig.add_bar(x=labels, y=list(shares), marker_color=COMPRESSED_COLOUR, name="seeds that deviate",
+                text=[f"{s:.0%} ({n})" for s, n in zip(shares, solved)], textposition="outside",
+                hovertemplate="%{x}: %{y:.0%} of " + str(seeds) + " seeds<extra></extra>")
+    fig.update_yaxes(range=[0, 1.12], tickformat=".0%", title_text=f"share of {seeds} seeds")
+    fig.update_xaxes(type="category", title_text="largest change of any pixel (grey levels)")
+    return _layout(fig, height, showlegend=False)

@@ -41,6 +41,10 @@ def _count(value: float | None, digits: int = 0) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
+def _linf(value: float | None) -> str:
+    return "—" if value is None else f"{255 * value:.0f}/255"
+
+
 def before_after_table(report: RepairReport) -> pd.DataFrame:
     """The numbers a repair is judged by, before and after, as text ready to show."""
     rows = [
@@ -48,6 +52,8 @@ def before_after_table(report: RepairReport) -> pd.DataFrame:
          _rate(report.accuracy_after)),
         ("Test images the models disagree on", _count(report.disagreements_before),
          _count(report.disagreements_after)),
+        (f"Corrupted test images they disagree on (of {_count(report.corrupted_images)})",
+         _count(report.corrupted_disagreements_before), _count(report.corrupted_disagreements_after)),
         ("Held-out triggers repaired", _rate(report.heldout_repaired_before),
          _rate(report.heldout_repaired_rate)),
         ("Trained-on triggers repaired", _rate(report.train_repaired_before),
@@ -56,6 +62,8 @@ def before_after_table(report: RepairReport) -> pd.DataFrame:
          _rate(report.research_success_after)),
         ("Re-search: median queries to deviate", _count(report.research_median_queries_before),
          _count(report.research_median_queries_after)),
+        (f"Seeds with a strict deviation within L-inf {_linf(report.profile_linf)}",
+         _rate(report.profile_share_before), _rate(report.profile_share_after)),
     ]
     return pd.DataFrame(rows, columns=["measure", "before", "after"])
 
@@ -66,7 +74,9 @@ def before_after_figure(report: RepairReport, height: int = 320) -> go.Figure:
                 ("held-out repaired", report.heldout_repaired_before, report.heldout_repaired_rate),
                 ("trained-on repaired", report.train_repaired_before, report.train_repaired_rate),
                 ("re-search success", report.research_success_before,
-                 report.research_success_after)]
+                 report.research_success_after),
+                ("deviate within L-inf budget", report.profile_share_before,
+                 report.profile_share_after)]
     shown = [m for m in measures if m[1] is not None and m[2] is not None]
     fig = go.Figure()
     for name, index, colour in (("before", 1, BEFORE_COLOUR), ("after", 2, AFTER_COLOUR)):

@@ -153,7 +153,7 @@ st.caption(f"Pair **{choice.name}** · dataset **{data_choice.label}** (change t
            "Models page)")
 try:
     pair = resources.new_pair(choice)
-    data = resources.dataset(data_choice, pair.input_shape)
+    data = resources.dataset(data_choice, pair.input_shape, pair.class_names)
 except CompdError as exc:
     st.error(str(exc), icon=":material/error:")
     st.stop()

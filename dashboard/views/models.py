@@ -9,8 +9,9 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from compd_core.errors import CompdError, ConfigError
-from dashboard import resources, session
+from dashboard import resources, session, uploads
 from dashboard.choices import DatasetChoice, PairChoice
+from dashboard.components.charts import profile_figure
 from dashboard.components.feedback import user_errors
 from dashboard.components.images import THUMB_SIZE, picture
 
@@ -39,10 +40,11 @@ def _class_names(text: str) -> tuple[str, ...] | None:
 def _model_source(role: str, upload: UploadedFile | None, path: str) -> str:
     """The path to load a model from: the uploaded file (kept on disk), else the typed path."""
     if upload is not None:
-        return str(resources.save_upload(upload.name, upload.getvalue()))
+        return str(uploads.save_upload(upload.name, upload.getvalue()))
     if path.strip():
         return path.strip()
-    raise ConfigError(f"give the {role} model: upload its file or type its path")
+    raise ConfigError(f"give the {role} model: upload its file (at most {uploads.limit_mb()} MB; "
+                      "the browser refuses a larger one) or type its path on this machine")
 
 
 def own_files_ui(current: PairChoice) -> PairChoice | None:
@@ -52,8 +54,9 @@ def own_files_ui(current: PairChoice) -> PairChoice | None:
                "inside the model.")
     with st.form("own-models", border=True):
         left, right = st.columns(2)
-        original_file = left.file_uploader("Original model", type=MODEL_TYPES)
-        compressed_file = right.file_uploader("Compressed model", type=MODEL_TYPES)
+        limit = f"At most {uploads.limit_mb()} MB; type the path of a larger file."
+        original_file = left.file_uploader("Original model", type=MODEL_TYPES, help=limit)
+        compressed_file = right.file_uploader("Compressed model", type=MODEL_TYPES, help=limit)
         original_path = left.text_input("…or its path on this machine",
                                         value=current.original_path or "", key="original-path")
         compressed_path = right.text_input("…or its path on this machine",
@@ -90,10 +93,11 @@ def dataset_ui(current: DatasetChoice) -> DatasetChoice:
     if kind in ("mnist", "mnist:train"):
         return DatasetChoice(kind, known[kind].split(" (")[0])
     if kind == "upload":
-        file = st.file_uploader("Dataset (.npz with x: images, y: labels)", type=["npz"])
+        file = st.file_uploader("Dataset (.npz with x: images, y: labels)", type=["npz"],
+                                help=f"At most {uploads.limit_mb()} MB.")
         if file is None:
             return current if current.uploaded else DatasetChoice()
-        path = resources.save_upload(file.name, file.getvalue())
+        path = uploads.save_upload(file.name, file.getvalue())
         return DatasetChoice(str(path), file.name, uploaded=True)
     text = st.text_input("Folder (one sub-folder of PNG/JPG images per class) or .npz file",
                          value="" if current.spec in options.values() or current.uploaded
@@ -103,9 +107,9 @@ def dataset_ui(current: DatasetChoice) -> DatasetChoice:
 
 def readable(message: str, choice: PairChoice) -> str:
     """Name uploaded files by the name the user gave them, not by where they were saved."""
-    uploads = str(resources.uploads_dir())
+    folder = str(uploads.uploads_dir())
     for path in (choice.original_path, choice.compressed_path):
-        if path and path.startswith(uploads):
+        if path and path.startswith(folder):
             message = message.replace(path, f"{Path(path).name} (uploaded)")
     return message
 
@@ -126,7 +130,7 @@ def _kib(size: int | None) -> str:
 
 def render_cards(choice: PairChoice, data_choice: DatasetChoice) -> None:
     pair = resources.new_pair(choice)
-    data = resources.dataset(data_choice, pair.input_shape)
+    data = resources.dataset(data_choice, pair.input_shape, pair.class_names)
     evaluation = resources.evaluation(choice, data_choice)
     if choice.is_zoo:
         entry = resources.zoo_entries()[choice.name]
@@ -158,7 +162,8 @@ def render_cards(choice: PairChoice, data_choice: DatasetChoice) -> None:
             e.metric("Latency", f"{latency[i]:.1f} ms", speed, delta_color="off", delta_arrow="off",
                      help=f"One batch of 256 images, median of 5; {latency_note}")
     st.caption("Accuracy hides where the two differ. The disagreements are what a search looks "
-               "for; it finds many more by changing images slightly.")
+               "for; it finds many more by changing images, and the deviation profile below "
+               "measures how large those changes must be.")
     disagree = evaluation.disagreement_indices[:MAX_DISAGREEMENTS_SHOWN].tolist()
     if disagree:
         names = pair.class_names
@@ -170,6 +175,51 @@ def render_cards(choice: PairChoice, data_choice: DatasetChoice) -> None:
             column.image(picture(data.images[position], THUMB_SIZE), width="stretch",
                          caption=f"true {names[int(data.labels[position])]} · "
                                  f"original {said_o} · compressed {said_c}")
+
+
+PROFILE_BUDGETS = (2, 4, 8, 16, 32, 64, 128)  # grey levels; 128 shows where most seeds give way
+
+
+def profile_ui(choice: PairChoice, data_choice: DatasetChoice) -> None:
+    """Measure and draw the pair's deviation profile on request (it takes seconds to minutes)."""
+    from compd_core.search.profile import ProfileProgress, deviation_profile
+    from compd_core.search.seeds import select_seeds
+
+    st.subheader("How close are the deviations? The deviation profile")
+    st.caption("For test images on which both models agree, the share on which a search finds a "
+               "change of at most N grey levels per pixel that makes the compressed model answer "
+               "differently while the original keeps its answer (ties never count). Each budget "
+               "searches only the images no smaller budget changed.")
+    key = f"profile-{choice.name}-{data_choice.spec}"
+    seeds_col, queries_col, button_col = st.columns([1, 1, 1], vertical_alignment="bottom")
+    seeds = seeds_col.number_input("Seed images", 5, 200, 20, step=5, key="profile-seeds")
+    queries = queries_col.number_input("Queries per image and budget", 100, 5_000, 500, step=100,
+                                       key="profile-queries")
+    if button_col.button("Measure the profile", icon=":material/stacked_bar_chart:", width="stretch"):
+        pair = resources.new_pair(choice)
+        data = resources.dataset(data_choice, pair.input_shape)
+        chosen = select_seeds(pair, data, int(seeds), seed=0)
+        bar = st.progress(0.0, text="starting")
+
+        def on_progress(event: ProfileProgress) -> None:
+            bar.progress((event.budget_index + event.seeds_done / max(event.seeds_searched, 1))
+                         / event.budgets_total,
+                         text=f"budget {event.budget}/255: {event.solved} of {len(chosen)} deviate")
+
+        st.session_state[key] = deviation_profile(pair, chosen, PROFILE_BUDGETS, max_queries=int(queries),
+                                                  emit=on_progress)
+        bar.empty()
+    profile = st.session_state.get(key)
+    if profile is None:
+        return
+    st.plotly_chart(profile_figure(profile.budgets, [p.share for p in profile.points],
+                                   [p.solved for p in profile.points], profile.seeds),
+                    key="profile-chart", config={"displayModeBar": False})
+    st.markdown(f"**{profile.sentence()}**")
+    st.caption(f"Search: {profile.strategy}, {profile.max_queries:,} queries per image and budget, "
+               f"{sum(p.queries for p in profile.points):,} queries in all."
+               + (f" `compd profile --pair {choice.name}` measures it from the command line."
+                  if choice.is_zoo else ""))
 
 
 current_pair, current_data = session.pair_choice(), session.dataset_choice()
@@ -193,6 +243,8 @@ else:
         st.error(readable(str(exc), chosen), icon=":material/error:")
     else:
         session.set_pair_and_dataset(chosen, data_choice)
+        with user_errors():
+            profile_ui(chosen, data_choice)
 
 with st.expander("All shipped sample pairs"):
     import pandas as pd

@@ -3,6 +3,8 @@ on triggers it never saw, and search the repaired pair."""
 
 from __future__ import annotations
 
+import math
+
 import streamlit as st
 
 from compd_core.errors import CompdError
@@ -24,6 +26,8 @@ JOB_KEY = "repair_job_id"
 REFRESH_SECONDS = 0.5
 SHOWN_TRIGGERS = 16
 DEMO_RESEARCH_QUERIES = 1_000  # a re-search at the run's own budget can take minutes
+DEMO_MINED_SEEDS = 256  # a quarter of the default: the demo repair takes seconds, not minutes
+DEFAULTS = RepairSettings()
 
 st.title("Repair")
 st.caption("Fine-tune the compressed model on the triggers you picked, so that it answers like "
@@ -73,25 +77,40 @@ def selection_ui(store: Store, run: RunRecord) -> bool:
 def settings_ui(run: RunRecord) -> tuple[RepairSettings, bool]:
     """The settings (small enough for a demo) and whether Start was pressed; raises ConfigError."""
     a, b, c, d = st.columns(4)
-    epochs = a.number_input("Epochs", 1, 200, 8, help="Passes over the trigger set")
+    epochs = a.number_input("Epochs", 1, 200, 8, help="Most passes over the trigger set; the "
+                            "epoch with the fewest validation disagreements is kept")
     variants = b.number_input("Variants per trigger", 0, 256, 8,
                               help="Label-preserving mutants made around each training trigger")
-    lr = c.number_input("Learning rate", 1e-6, 1.0, 1e-3, format="%.0e")
-    mix = d.number_input("Clean share of each batch", 0.0, 0.99, 0.75, step=0.05,
-                         help="Clean training images keep the model's accuracy")
+    lr = c.number_input("Learning rate", 1e-6, 1.0, DEFAULTS.lr, format="%.0e")
+    mix = d.number_input("Teacher share of each batch", 0.0, 0.99, DEFAULTS.mix_ratio, step=0.05,
+                         help="Clean and corrupted training digits labelled by the original: "
+                              "agreement everywhere, not only on the triggers")
     e, f, g, h = st.columns(4, vertical_alignment="bottom")
-    heldout = e.number_input("Held-out share", 0.05, 0.95, 0.5, step=0.05,
+    mined = e.number_input("Training digits to mine", 0, 8000, DEMO_MINED_SEEDS,
+                           help="Training digits searched for more deviations to learn from")
+    heldout = f.number_input("Held-out share", 0.05, 0.95, 0.5, step=0.05,
                              help="Triggers kept out of training to judge the repair")
-    seed = f.number_input("Random seed", 0, 2**31 - 1, 0)
-    research = g.checkbox("Re-search both pairs", value=True,
-                          help="Run the run's search again on the seeds not trained on")
-    budget = h.number_input("Re-search queries per seed", 1, 1_000_000,
-                            min(run.settings.max_queries, DEMO_RESEARCH_QUERIES),
-                            disabled=not research)
+    seed = g.number_input("Random seed", 0, 2**31 - 1, 0)
+    research = h.checkbox("Re-search both pairs", value=True,
+                          help="Run the run's search and the deviation profile again on the "
+                               "seeds not trained on")
+    with st.expander("When is a repair worse? (verdict thresholds)"):
+        i, j, k, budget_col = st.columns(4)
+        drop = i.number_input("Largest accuracy drop (points)", 0.0, 100.0,
+                              100 * DEFAULTS.max_accuracy_drop, step=0.1)
+        rise = j.number_input("Disagreements it may add", 0, 100_000, DEFAULTS.max_disagreement_rise,
+                              help="On clean and on corrupted test digits")
+        min_heldout = k.number_input("Held-out share to repair", 0.0, 1.0,
+                                     DEFAULTS.min_heldout_repaired, step=0.05)
+        budget = budget_col.number_input("Re-search queries per seed", 1, 1_000_000,
+                                         min(run.settings.max_queries, DEMO_RESEARCH_QUERIES),
+                                         disabled=not research)
     clicked = st.button("Start repair", type="primary", icon=":material/play_arrow:")
     settings = RepairSettings(lr=float(lr), epochs=int(epochs), mix_ratio=float(mix),
-                              variants_per_trigger=int(variants), heldout_fraction=float(heldout),
-                              seed=int(seed), research=research, research_max_queries=int(budget))
+                              variants_per_trigger=int(variants), mined_seeds=int(mined),
+                              heldout_fraction=float(heldout), seed=int(seed), research=research,
+                              research_max_queries=int(budget), max_accuracy_drop=float(drop) / 100,
+                              max_disagreement_rise=int(rise), min_heldout_repaired=float(min_heldout))
     return settings, clicked
 
 
@@ -108,13 +127,13 @@ def live_panel(job_id: str) -> None:
                f"**Repairing** `{job.pair}` (run `{job.run_id}`) · "
                f"{progress.stage}: {progress.detail}",
                "**Stopping:** nothing of this repair will be saved…")
-    done = len(progress.epochs)
+    done = progress.epochs[-1].epoch if progress.epochs else 0  # epoch 0: before training
     st.progress(min(done / job.settings.epochs, 1.0),
                 text=f"{done} of {job.settings.epochs} epochs · {job.seconds:.1f} s")
     if progress.epochs:
         last = progress.epochs[-1]
         a, b, c = st.columns(3)
-        a.metric("Loss", f"{last.loss:.4f}")
+        a.metric("Loss", "—" if math.isnan(last.loss) else f"{last.loss:.4f}")
         b.metric("Held-out triggers repaired", f"{last.heldout_repaired_rate:.0%}")
         c.metric("Trained-on triggers repaired", f"{last.train_repaired_rate:.0%}")
         st.plotly_chart(training_figure(progress.epochs), key=f"repair-live-{job_id}",
@@ -131,6 +150,37 @@ def _search_repaired(pair_id: str) -> None:
     st.switch_page("views/search.py")
 
 
+def render_verdict(report: RepairReport) -> None:
+    """The verdict first, in plain words: better by every threshold, or how it is worse."""
+    if report.verdict == "better":
+        st.success("**Better by every threshold:** held-out triggers repaired, test accuracy and "
+                   "disagreements (clean and corrupted) within the bounds you set.",
+                   icon=":material/verified:")
+    else:
+        st.error("**This repair made things worse.** " + " ".join(report.verdict_reasons),
+                 icon=":material/warning:")
+
+
+def register_ui(job: repair_jobs.RepairJob, report: RepairReport) -> None:
+    """Nothing is registered without the user's say: one button, and a confirmation when worse."""
+    if report.registered:
+        st.markdown(f"The repaired pair is saved as **`{report.repaired_pair}`**: every page can "
+                    "select it on the Models page.")
+        if st.button("Search the repaired pair", type="primary", icon=":material/travel_explore:"):
+            _search_repaired(report.repaired_pair)  # type: ignore[arg-type]
+        return
+    st.markdown("The repaired model is **not registered** yet.")
+    confirmed = True
+    if report.verdict != "better":
+        confirmed = st.checkbox("I have read why it is worse and want to keep it as a pair anyway",
+                                key=f"confirm-register-{job.id}")
+    if st.button("Register the repaired pair", icon=":material/save:", disabled=not confirmed,
+                 type="primary" if report.verdict == "better" else "secondary"):
+        job.register()
+        resources.zoo_entries.clear()
+        st.rerun()
+
+
 def render_outcome(job: repair_jobs.RepairJob) -> None:
     if job.status == "failed" or job.report is None:
         st.error(job.error or "the repair failed", icon=":material/error:")
@@ -141,9 +191,12 @@ def render_outcome(job: repair_jobs.RepairJob) -> None:
                    "epoch(s); no repaired pair was saved.", icon=":material/stop_circle:")
         return
     st.subheader("The last repair finished")
+    render_verdict(report)
     st.caption(f"Run `{report.run_id}` · selection `{report.selection}` · {report.triggers} "
-               f"triggers: {len(report.train_positions)} trained on, "
-               f"{len(report.heldout_positions)} held out · {report.epochs_run} epochs · "
+               f"triggers: {len(report.train_positions)} trained on "
+               f"({report.validation_triggers} of them kept to pick the epoch), "
+               f"{len(report.heldout_positions)} held out · {report.mined_triggers} deviations "
+               f"mined on training digits · epoch {report.best_epoch} of {report.epochs_run} kept · "
                f"{report.seconds or 0:.1f} s")
     a, b, c = st.columns(3)
     a.metric("Held-out triggers repaired", "—" if report.heldout_repaired_rate is None
@@ -152,9 +205,7 @@ def render_outcome(job: repair_jobs.RepairJob) -> None:
              else f"{report.accuracy_after:.2%}")
     c.metric("Test disagreements after", "—" if report.disagreements_after is None
              else f"{report.disagreements_after:,}")
-    if report.repaired_pair is not None:
-        st.markdown(f"The repaired pair is saved as **`{report.repaired_pair}`**: every page can "
-                    "select it on the Models page.")
+    register_ui(job, report)
     left, right = st.columns(2, gap="medium")
     with left:
         st.markdown("**Before and after**")
@@ -166,9 +217,6 @@ def render_outcome(job: repair_jobs.RepairJob) -> None:
     if epochs:
         st.plotly_chart(training_figure(epochs), key=f"repair-curves-{job.id}",
                         config=PLOTLY_CONFIG)
-    if report.repaired_pair is not None:
-        if st.button("Search the repaired pair", type="primary", icon=":material/travel_explore:"):
-            _search_repaired(report.repaired_pair)
 
 
 store = resources.get_store()

@@ -7,6 +7,8 @@ import time
 import pandas as pd
 import streamlit as st
 
+from compd_core.data.resolve import names_a_dataset
+from compd_core.store import RunRecord, Store
 from dashboard import jobs, resources, session
 from dashboard.job_registry import job_using_run
 from dashboard.components.feedback import user_errors
@@ -18,6 +20,25 @@ st.caption(f"Every search stored in `{resources.db_path()}`, newest first. A run
 
 def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def interrupted_ui(store: Store, run: RunRecord) -> None:
+    """A run whose search process ended without closing it (a server stopped or killed):
+    say so, and let the user close it or resume it."""
+    if names_a_dataset(run.dataset):
+        then = ("Resume it on the command line with "
+                f"`compd search --resume {run.id} --db {resources.db_path()}`, or mark it stopped.")
+    else:
+        then = (f"Its seeds ({run.dataset}) lived only in the page that searched them, so it "
+                "cannot be resumed: mark it stopped, and search them again from the Seeds page.")
+    st.warning(
+        f"Run `{run.id}` was interrupted: the process searching it ended without closing it "
+        f"(a stopped or killed server). It keeps the {run.seeds_done} of {run.seed_count} seeds "
+        f"it finished. {then}", icon=":material/pause_circle:")
+    if st.button("Mark as stopped", key="stop-interrupted", icon=":material/stop_circle:"):
+        store.finish_run(run.id, "stopped", 0.0)
+        st.toast(f"Run {run.id} is marked stopped.")
+        st.rerun()
 
 
 store = resources.get_store()
@@ -45,6 +66,8 @@ with user_errors():
     current = session.current_run()
     chosen = st.selectbox("Run", ids, index=ids.index(current) if current in by_id else 0,
                           format_func=lambda i: f"{i} · {by_id[i].pair} · {by_id[i].strategy}")
+    if by_id[chosen].status == "interrupted":
+        interrupted_ui(store, by_id[chosen])
     open_col, report_col, delete_col = st.columns(3, vertical_alignment="bottom")
     if open_col.button("Open its triggers", icon=":material/compare:", width="stretch"):
         session.set_current_run(chosen)

@@ -40,6 +40,9 @@ class SearchForm:
     max_linf: float | None
     criterion: CriterionKind
     rng_seed: int
+    min_margin_original: float = 0.0  # 0 = strict only
+    min_margin_compressed: float = 0.0
+    max_l2: float | None = None
 
 
 LAST_FORM = "last_search_form"
@@ -74,7 +77,7 @@ def search_form_ui(picked: int, last: SearchForm | None) -> tuple[SearchForm, bo
                                  step=500, help="One query = one image through both models")
     rng_seed = f.number_input("Random seed", 0, 2**31 - 1, last.rng_seed,
                               help="Same seed, same triggers")
-    with st.expander("Limits and criterion"):
+    with st.expander("Limits and criterion: margins and distance budget"):
         g, h, i = st.columns(3)
         time_budget = g.number_input("Time budget per seed (s, 0 = none)", 0.0, 3600.0,
                                      last.time_budget or 0.0)
@@ -85,11 +88,23 @@ def search_form_ui(picked: int, last: SearchForm | None) -> tuple[SearchForm, bo
                             index=_index(list(criteria), last.criterion),
                             format_func={"valid": "the original keeps its answer",
                                          "any": "any disagreement"}.get)
+        j, k, m = st.columns(3)
+        margin_original = j.number_input(
+            "Original's margin at least", 0.0, 0.95, last.min_margin_original, step=0.05,
+            help="p(seed's label) minus the next class, original model. 0: strict only (a tie "
+                 "never counts); 0.5: the original is clearly sure the input still is the seed")
+        margin_compressed = k.number_input(
+            "Compressed model's margin at least", 0.0, 0.95, last.min_margin_compressed, step=0.05,
+            help="p(its new label) minus p(seed's label), compressed model. 0.2: it clearly "
+                 "answers something else")
+        max_l2 = m.number_input("Largest L2 distance (0 = no limit)", 0.0, 28.0, last.max_l2 or 0.0,
+                                step=0.5, help="Euclidean distance to the seed, pixel values in [0, 1]")
     clicked = st.button("Start search", type="primary", icon=":material/play_arrow:")
     form = SearchForm(strategy or last.strategy, operators or last.operators, use_picks,
                       int(seeds), order or last.order, int(max_queries),
                       time_budget or None, max_linf / 255 if max_linf else None,
-                      criterion or last.criterion, int(rng_seed))
+                      criterion or last.criterion, int(rng_seed), float(margin_original),
+                      float(margin_compressed), max_l2 or None)
     return form, clicked
 
 
@@ -97,9 +112,12 @@ def start(form: SearchForm) -> list[str]:
     """Start the search; returns the seeds that were left out, and why."""
     choice, data_choice = session.pair_choice(), session.dataset_choice()
     pair = resources.new_pair(choice)
-    data = resources.dataset(data_choice, pair.input_shape)
+    data = resources.dataset(data_choice, pair.input_shape, pair.class_names)
     settings = SearchSettings(max_queries=form.max_queries, time_budget=form.time_budget,
-                              criterion=Criterion(kind=form.criterion, max_linf=form.max_linf),
+                              criterion=Criterion(kind=form.criterion, max_linf=form.max_linf,
+                                                  max_l2=form.max_l2,
+                                                  min_margin_original=form.min_margin_original,
+                                                  min_margin_compressed=form.min_margin_compressed),
                               operators=form.operators)
     dataset_name, seeds, dropped = data_choice.spec, form.seeds, []
     if form.use_picks:

@@ -101,8 +101,9 @@ def uploads_ui(pair: ModelPair, names: tuple[str, ...]) -> None:
         for file in files:
             try:
                 pixels = read_image(file.getvalue(), shape[0], (shape[1], shape[2]))
-            except DatasetError:
-                st.error(f"**{file.name}** is not a readable image: upload PNG or JPG files.",
+            except DatasetError as exc:
+                reason = str(exc).removeprefix("uploaded image ")  # says what is wrong
+                st.error(f"**{file.name[:80]}** {reason}",
                          icon=":material/broken_image:")
                 continue
             if invert:
@@ -133,7 +134,7 @@ st.caption(f"Pair **{choice.name}** · dataset **{data_choice.label}** (change t
            "Models page)")
 try:
     pair = resources.new_pair(choice)
-    data = resources.dataset(data_choice, pair.input_shape)
+    data = resources.dataset(data_choice, pair.input_shape, pair.class_names)
     evaluation = resources.evaluation(choice, data_choice)
 except CompdError as exc:
     st.error(str(exc), icon=":material/error:")

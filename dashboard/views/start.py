@@ -9,23 +9,32 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import warmup
-from dashboard.choices import DEFAULT_PAIR
-
-DEMO_SEEDS = 8  # the digits the compressed model is least sure about: one flips within seconds
-DEMO_BUDGET = 2_000  # queries per seed; the demo stops at its first deviation long before that
-DEMO_NOTE = "one-click demo: stops at the first deviation"
+from dashboard.demo import (
+    DEMO_BUDGET,
+    DEMO_FOUND,
+    DEMO_MARGIN_COMPRESSED,
+    DEMO_MARGIN_ORIGINAL,
+    DEMO_MAX_LEVELS,
+    DEMO_NOTE,
+    DEMO_PAIR,
+    DEMO_SEEDS,
+    strongest_closest,
+)
 
 st.title("Where does the compressed model stop agreeing with its original?")
 st.markdown(
     "A **compression deviation** is an input on which a compressed model (quantized, pruned or "
     "distilled to run on a small device) answers differently from the original model it was "
-    "made from, while the original still answers correctly. Such inputs often look unchanged "
-    "to a person, and they are exactly where the compressed copy can no longer be trusted."
+    "made from, while the original still answers correctly. The demo below looks for one that "
+    f"changes no pixel by more than {DEMO_MAX_LEVELS} of 255 grey levels, and says by how much "
+    "each model is sure: such inputs are exactly where the compressed copy can no longer be "
+    "trusted."
 )
 
 
 def _start_demo() -> None:
     from compd_core.campaign import CampaignSpec
+    from compd_core.search.criterion import Criterion
     from compd_core.search.settings import SearchSettings
     from dashboard import jobs, resources, session
     from dashboard.choices import DatasetChoice, PairChoice
@@ -35,14 +44,16 @@ def _start_demo() -> None:
         st.warning("One of your searches is still running (see the Search page); stop it before "
                    "starting the demo.", icon=":material/hourglass_top:")
         return
-    choice, data_choice = PairChoice(zoo_id=DEFAULT_PAIR), DatasetChoice()
+    choice, data_choice = PairChoice(zoo_id=DEMO_PAIR), DatasetChoice()
     pair = resources.new_pair(choice)
-    data = resources.dataset(data_choice, pair.input_shape)
+    data = resources.dataset(data_choice, pair.input_shape, pair.class_names)
+    criterion = Criterion(min_margin_original=DEMO_MARGIN_ORIGINAL,
+                          min_margin_compressed=DEMO_MARGIN_COMPRESSED, max_linf=DEMO_MAX_LEVELS / 255)
     spec = CampaignSpec(pair=choice.name, strategy="compd", seeds=DEMO_SEEDS,
-                        settings=SearchSettings(max_queries=DEMO_BUDGET), rng_seed=0,
-                        dataset=data_choice.spec, seed_order="margin")
-    job = jobs.start_search(resources.get_store(), spec, pair, data, kind="demo", stop_after=1,
-                            note=DEMO_NOTE)
+                        settings=SearchSettings(max_queries=DEMO_BUDGET, criterion=criterion),
+                        rng_seed=0, dataset=data_choice.spec, seed_order="random")
+    job = jobs.start_search(resources.get_store(), spec, pair, data, kind="demo",
+                            stop_after=DEMO_FOUND, note=DEMO_NOTE)
     session.set_current_job(job)
 
 
@@ -66,10 +77,11 @@ def _show_demo() -> None:
         st.info(f"No deviation among the {len(results)} seeds searched within "
                 f"{DEMO_BUDGET:,} queries each. Try a larger budget on the Search page.")
         return
-    result = found[0]
+    result = strongest_closest(found)
     queries = sum(r.queries for r in results)
-    st.success(f"Found a deviation in {job.seconds:.1f} s, searching {len(results)} digits at once "
-               f"({queries:,} queries of both models in all).", icon=":material/check_circle:")
+    st.success(f"Found {len(found)} deviation{'s' * (len(found) != 1)} in {job.seconds:.1f} s, "
+               f"searching {len(results)} digits at once ({queries:,} queries of both models in "
+               "all). The strongest, closest one:", icon=":material/check_circle:")
     render_trigger(result, job.class_names, key=f"demo-{job.run_id}")
     st.page_link("views/triggers.py", label="Inspect this trigger and how it was made",
                  icon=":material/compare:")
@@ -83,10 +95,12 @@ clicked = False
 with st.container(border=True):
     text, action = st.columns([3, 1], vertical_alignment="center")
     text.markdown(
-        f"**Try it now.** Search the shipped pair `{DEFAULT_PAIR}` (LeNet-5 on "
-        f"handwritten digits against its int8-quantized copy), starting from the {DEMO_SEEDS} "
-        "digits the compressed model is least sure about; the search stops at its first "
-        "deviation, usually within seconds."
+        f"**Try it now.** Search the shipped pair `{DEMO_PAIR}` (LeNet-5 on handwritten "
+        f"digits against a smaller student distilled from it) from {DEMO_SEEDS} test digits "
+        f"for inputs that change no pixel by more than {DEMO_MAX_LEVELS}/255, on which the "
+        f"original stays sure of the digit (probability margin at least {DEMO_MARGIN_ORIGINAL}) "
+        f"and the compressed model clearly answers another (margin at least "
+        f"{DEMO_MARGIN_COMPRESSED}). It stops after {DEMO_FOUND}, usually within seconds."
     )
     clicked = action.button("Find a deviation now", type="primary", icon=":material/bolt:",
                             width="stretch")

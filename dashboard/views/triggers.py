@@ -11,6 +11,7 @@ import torch
 from compd_core.search.results import SeedResult
 from compd_core.export import run_summary
 from compd_core.store import RunRecord, Store
+from compd_core.strength import STRONG_MARGIN, TIE_TEXT, summarize_strength
 from dashboard import jobs, resources, session
 from dashboard.choices import PairChoice
 from dashboard.downloads import selection_downloads
@@ -85,7 +86,8 @@ def gallery(store: Store, run: RunRecord, found: list[SeedResult], names: tuple[
             column.image(picture(trigger.image, THUMB_SIZE),
                          caption=f"{class_name(names, trigger.label_original)} → "
                                  f"{class_name(names, trigger.label_compressed)} · "
-                                 f"{source_name(result.seed.index).replace('image ', '')}",
+                                 f"{source_name(result.seed.index).replace('image ', '')} · "
+                                 f"{margins_text(result)}",
                          width="stretch")
             column.checkbox("for repair", value=p in selected, key=f"sel-{run.id}-{p}-{p in selected}",
                             on_change=_toggle, args=(store, run.id, p))
@@ -95,6 +97,57 @@ def gallery(store: Store, run: RunRecord, found: list[SeedResult], names: tuple[
                 st.session_state[inspected_key] = p
                 st.rerun()
     return int(st.session_state[inspected_key])
+
+
+def margins_text(result: SeedResult) -> str:
+    """'0.85/0.40' (original/compressed margin) under a thumbnail, or 'tie'."""
+    trigger = result.trigger
+    if trigger is None or not trigger.is_strict:
+        return "tie"
+    return f"{trigger.margin_original:.2f}/{trigger.margin_compressed:.2f}"
+
+
+ORDERS = {
+    "as found": None,
+    "strongest first (smaller of the two margins)": lambda r: -min(r.trigger.margins),
+    "closest first (L2 to the seed)": lambda r: r.trigger.l2,
+}
+
+
+def _forget_inspected(run_id: str) -> None:
+    if f"inspect-{run_id}" in st.session_state:
+        del st.session_state[f"inspect-{run_id}"]
+
+
+def order_ui(run: RunRecord, found: list[SeedResult]) -> list[SeedResult]:
+    """The gallery in the order a user picks: strongest or closest triggers first.
+
+    A new order inspects its first trigger, so "strongest first" opens the strongest one.
+    """
+    order = st.radio("Order", list(ORDERS), horizontal=True, key="trigger-order",
+                     on_change=_forget_inspected, args=(run.id,),
+                     help="Margins are probability differences: how sure the original stays of the "
+                          "seed's label, how clearly the compressed model prefers its new one.")
+    key = ORDERS[order]
+    return found if key is None else sorted(found, key=key)
+
+
+def strength_ui(results: list[SeedResult]) -> None:
+    """Median margins, strong triggers and stored ties of the run."""
+    strength = summarize_strength([r.trigger for r in results if r.trigger is not None])
+    if not strength.triggers:
+        return
+    a, b, c = st.columns(3)
+    a.metric("Median margin, original", f"{strength.median_margin_original:.2f}",
+             help="p(seed's label) minus the next class, original model, median over triggers")
+    b.metric("Median margin, compressed", f"{strength.median_margin_compressed:.2f}",
+             help="p(new label) minus p(seed's label), compressed model, median over triggers")
+    c.metric(f"Both margins ≥ {STRONG_MARGIN}", f"{strength.strong} of {strength.triggers}",
+             f"{strength.strong_share:.0%}", delta_color="off", delta_arrow="off")
+    if strength.not_strict:
+        st.warning(f"{strength.not_strict} of these stored triggers are ties ({TIE_TEXT}); an older, "
+                   "non-strict search stored them. Their thumbnails say **tie**.",
+                   icon=":material/balance:")
 
 
 def export_ui(store: Store, run: RunRecord) -> None:
@@ -195,9 +248,10 @@ with user_errors():
     if not found or found[0].trigger is None:
         st.info("This run has found no trigger (yet).", icon=":material/search_off:")
         st.stop()
+    strength_ui(found)
     pair_choice = resources.choice_for_run(run.pair, session.pair_choice())
     names = resources.class_names_for(pair_choice, found[0].trigger.probs_original.numel())
-    position = gallery(store, run, found, names)
+    position = gallery(store, run, order_ui(run, found), names)
     export_ui(store, run)
     st.divider()
     detail = store.load_results(run.id, [position], details=True)[0]

@@ -99,4 +99,20 @@ def test_missing_path_and_missing_model_are_explained(app: AppTest) -> None:
     assert "/no/such/original.onnx does not exist" in app.error[0].value
     app.text_input(key="original-path").input("")
     app.button[0].click().run()
-    assert "give the original model: upload its file or type its path" in app.error[0].value
+    assert ("give the original model: upload its file (at most 200 MB; the browser refuses a "
+            "larger one) or type its path on this machine") in app.error[0].value
+
+
+def test_profile_button_measures_and_draws_the_deviation_profile(app: AppTest) -> None:
+    open_page(app, "models")
+    assert not app.get("plotly_chart")  # nothing is measured before the click
+    app.number_input(key="profile-seeds").set_value(5)
+    app.number_input(key="profile-queries").set_value(100)
+    next(b for b in app.button if b.label == "Measure the profile").click().run(timeout=120)
+    assert not app.exception and not app.error
+    profile = app.session_state[f"profile-{PAIR}-mnist"]
+    assert profile.seeds == 5 and profile.budgets == (2, 4, 8, 16, 32, 64, 128)
+    solved = [p.solved for p in profile.points]
+    assert solved == sorted(solved)
+    assert len(app.get("plotly_chart")) == 1
+    assert any(m.value == f"**{profile.sentence()}**" for m in app.markdown)

@@ -1,5 +1,6 @@
-"""Repair page: the hand-picked selection, a repair in the background with its before/after
-account, Stop, the refusal of a black-box pair, and the repaired pair handed to the Search page."""
+"""Repair page: the hand-picked selection, a repair in the background with its verdict and
+before/after account, nothing registered without the user's say, Stop, the refusal of a
+black-box pair, and the repaired pair handed to the Search page."""
 
 from __future__ import annotations
 
@@ -58,6 +59,7 @@ def test_repair_shows_live_curves_and_the_before_after_account(
     assert sum(len(i.captions) for i in app.image) == 4
     _set(app, "Epochs", 2)
     _set(app, "Variants per trigger", 2)
+    _set(app, "Training digits to mine", 16)
     _set(app, "Re-search queries per seed", 200)
     next(b for b in app.button if b.label == "Start repair").click().run()
     assert not app.exception
@@ -65,11 +67,33 @@ def test_repair_shows_live_curves_and_the_before_after_account(
     assert job is not None and job.settings.epochs == 2 and job.settings.research_max_queries == 200
     _finish()
     app.run()
-    assert not app.exception and not app.error
+    assert not app.exception  # a worse verdict is an error box, checked below
     report = job.report
     assert job.status == "finished" and report is not None and report.triggers == 4
-    assert [e.epoch for e in job.progress().epochs] == [1, 2]
+    assert [e.epoch for e in job.progress().epochs] == [0, 1, 2]  # 0: before training
     assert app.subheader[0].value == "The last repair finished"
+    # The verdict comes first, in words, and nothing is registered until the user says so.
+    assert report.verdict in ("better", "worse") and not report.registered
+    if report.verdict == "better":
+        assert app.success[0].value.startswith("**Better by every threshold:**")
+    else:
+        (box,) = app.error
+        assert box.value.startswith("**This repair made things worse.** ")
+        assert report.verdict_reasons[0] in box.value
+    assert any(m.value.startswith("The repaired model is **not registered**") for m in app.markdown)
+    with Store(db) as store:
+        assert store.list_repairs(run_id) == []
+    assert not (user_zoo / "manifest.json").exists()
+    register = next(b for b in app.button if b.label == "Register the repaired pair")
+    if report.verdict == "worse":
+        assert register.disabled  # asks first: a worse repair needs an explicit confirmation
+        next(c for c in app.checkbox if c.label.startswith("I have read why it is worse")).check().run()
+        register = next(b for b in app.button if b.label == "Register the repaired pair")
+    assert not register.disabled
+    register.click().run()
+    assert not app.exception
+    report = job.report
+    assert report is not None and report.registered and report.repaired_pair is not None
     table = app.dataframe[0].value.set_index("measure")
     assert table.loc["Held-out triggers repaired", "after"] == f"{report.heldout_repaired_rate:.1%}"
     assert table.loc["Held-out triggers repaired", "before"] == f"{report.heldout_repaired_before:.1%}"
@@ -77,6 +101,10 @@ def test_repair_shows_live_curves_and_the_before_after_account(
     assert table.loc["Test images the models disagree on", "after"] == f"{report.disagreements_after:,}"
     assert table.loc["Compressed model's test accuracy", "after"] == f"{report.accuracy_after:.1%}"
     assert table.loc["Re-search: seeds that deviate", "before"] == f"{report.research_success_before:.1%}"
+    profile = "Seeds with a strict deviation within L-inf 16/255"
+    assert table.loc[profile, "before"] == f"{report.profile_share_before:.1%}"
+    corrupted = f"Corrupted test images they disagree on (of {report.corrupted_images:,})"
+    assert table.loc[corrupted, "after"] == f"{report.corrupted_disagreements_after:,}"
     assert any(f"`{report.repaired_pair}`" in m.value for m in app.markdown)
     assert len(app.get("plotly_chart")) == 2  # before/after bars, loss and repair curves
     with Store(db) as store:

@@ -123,3 +123,18 @@ def test_a_shared_job_link_lets_others_watch_but_not_stop(app: AppTest, db) -> N
     assert job.running and not job.stop_event.is_set()
     job.request_stop()
     finish_jobs()
+
+
+def test_margins_and_distance_budget_reach_the_searchs_criterion(app: AppTest, db) -> None:
+    open_page(app, "search")
+    _set(app, "Original's margin at least", 0.5)
+    _set(app, "Compressed model's margin at least", 0.2)
+    _set(app, "Largest L2 distance (0 = no limit)", 3.0)
+    _start(app, seeds=2, budget=50)
+    job = jobs.get_job(app.session_state["job_id"])
+    criterion = job.spec.settings.criterion
+    assert (criterion.min_margin_original, criterion.min_margin_compressed, criterion.max_l2) == (0.5, 0.2, 3.0)
+    finish_jobs()
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    assert run.settings.criterion == criterion  # stored with the run

@@ -36,8 +36,27 @@ def test_gallery_and_detail_show_the_runs_triggers(run_app: AppTest, run_db: Sto
     captions = [c for image in run_app.image for c in image.captions]
     for result in found:  # every trigger has a thumbnail labelled with the two answers
         t = result.trigger
-        assert f"{t.label_original} → {t.label_compressed} · #{result.seed.index}" in captions
+        m_o, m_c = t.margins
+        assert f"{t.label_original} → {t.label_compressed} · #{result.seed.index} · {m_o:.2f}/{m_c:.2f}" in captions
     assert len(run_app.get("plotly_chart")) == 2  # probabilities, and the replay's curves
+    assert metrics["Original's margin"] == f"{first.margin_original:.2f}"
+    assert metrics["Compressed model's margin"] == f"{first.margin_compressed:.2f}"
+    assert metrics["Median margin, compressed"] == f"{np.median([r.trigger.margin_compressed for r in found]):.2f}"
+
+
+def test_gallery_sorts_strongest_and_closest_first(run_app: AppTest, found) -> None:
+    open_page(run_app, "triggers")
+    run_app.radio(key="trigger-order").set_value("strongest first (smaller of the two margins)").run()
+    thumbs = [c for image in run_app.image for c in image.captions if " · #" in c]
+    strongest = sorted(found, key=lambda r: -min(r.trigger.margins))
+    assert [t.split(" · ")[1] for t in thumbs] == [f"#{r.seed.index}" for r in strongest]
+    # The detail view follows the order: the strongest trigger is inspected first.
+    metrics = {m.label: m.value for m in run_app.metric}
+    assert metrics["Original's margin"] == f"{strongest[0].trigger.margin_original:.2f}"
+    run_app.radio(key="trigger-order").set_value("closest first (L2 to the seed)").run()
+    thumbs = [c for image in run_app.image for c in image.captions if " · #" in c]
+    closest = sorted(found, key=lambda r: r.trigger.l2)
+    assert [t.split(" · ")[1] for t in thumbs] == [f"#{r.seed.index}" for r in closest]
 
 
 def test_inspect_switches_the_detail_to_another_trigger(run_app: AppTest, found) -> None:

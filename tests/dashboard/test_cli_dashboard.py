@@ -24,6 +24,8 @@ def test_streamlit_is_configured_for_a_local_headless_server() -> None:
     assert flags["--server.headless"] == "true"
     assert flags["--browser.gatherUsageStats"] == "false"
     assert flags["--server.fileWatcherType"] == "none"
+    assert flags["--client.showErrorDetails"] == "none"  # no traceback with server paths
+    assert flags["--server.maxUploadSize"] == "200"  # the limit the Models page names
 
 
 def test_a_busy_port_is_refused_with_the_fix() -> None:

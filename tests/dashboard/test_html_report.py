@@ -7,6 +7,9 @@ from pathlib import Path
 
 import torch
 
+from compd_core.search.criterion import Criterion
+from compd_core.search.profile import DeviationProfile, ProfilePoint
+from compd_core.strength import change_size
 from compd_core.report import BRIGHTER, DARKER, SEED_SHADOW, build_report, diff_heatmap
 from compd_core.search.results import ExitReason, Seed, SeedResult, Trigger
 from compd_core.search.settings import SearchSettings
@@ -48,7 +51,10 @@ def test_report_is_self_contained_and_states_the_runs_numbers(stored_run: Stored
         t = result.trigger
         p_original = float(t.probs_original[t.label_original])
         assert f"original: <b>{t.label_original}</b> ({p_original:.0%})" in html
-        assert f"image #{result.seed.index} · largest pixel change {t.linf * 255:.0f}/255" in html
+        size = change_size(result.seed.image, t.image)
+        assert (f"image #{result.seed.index} · margins: original {t.margin_original:.2f}, compressed "
+                f"{t.margin_compressed:.2f} · L2 {t.l2:.2f}; largest pixel change {size.max_levels}/255; "
+                f"{size.pixels_changed} of 784 pixels changed") in html
     assert "int8 static post-training quantization" in html  # the zoo's description of the pair
 
 
@@ -85,3 +91,18 @@ def test_report_on_the_users_own_models_uses_their_class_names(tmp_path: Path) -
         html = build_report(store, run_id, class_names=names)
     assert "the user's own models" in html
     assert "original: <b>class-3</b> (55%)" in html and "compressed: <b>class-8</b>" in html
+
+
+def test_report_shows_the_deviation_profile_and_a_stored_tie(tmp_path: Path) -> None:
+    store, run_id = _store_one(tmp_path / "p.sqlite", "lenet5-int8-static", found=True)
+    points = (ProfilePoint(8, 1, 0.25, 4, 400), ProfilePoint(32, 3, 0.75, 3, 250))
+    profile = DeviationProfile("lenet5-int8-static", "compd", 4, 100, 0, Criterion(), points, (),
+                               stopped=False)
+    with store:
+        html = build_report(store, run_id, profile=profile)
+    assert ("With changes of at most 8/255 per pixel, 25% of 4 test digits (1) make the compressed "
+            "model answer differently while the original keeps its answer.") in html
+    assert "at most 32/255 (75%)" in html
+    # The stored trigger's compressed model puts 0.55 on 8 against 0.05 on 3: strict, margins 0.50.
+    assert "margins: original 0.50, compressed 0.50" in html
+    assert "1 of 1 triggers (100%)" in html and "not a deviation under the strict criterion" not in html

@@ -32,7 +32,8 @@ class SignallingStore(Store):
             Path(sys.argv[2]).touch()
             threading.Event().wait()
 
-spec = CampaignSpec("lenet5-int8-static", "dflare", seeds=12, settings=SearchSettings(max_queries=400), rng_seed=1)
+spec = CampaignSpec("lenet5-int8-static", "dflare", seeds=12, settings=SearchSettings(max_queries=400), rng_seed=1,
+                    seed_order="margin")
 run_campaign(spec, SignallingStore(sys.argv[1]))
 """
 KILL_AFTER = 3
@@ -64,15 +65,21 @@ def test_sigkill_then_resume(tmp_path):
     finished_before_kill = store.finished_positions(run.id)
     saved = {r.seed.position: r for r in store.load_results(run.id)}
     assert len(finished_before_kill) == KILL_AFTER
-    assert run.status == "running"  # killed: never marked finished
+    assert run.status == "interrupted"  # killed: never marked finished, and its process is gone
+    plan = run.seed_plan
+    assert plan is not None and plan.order == "margin" and len(plan.indices) == 12
+    assert all(saved[p].seed.index == plan.indices[p] for p in saved)
 
-    result = compd("search", "--pair", "lenet5-int8-static", "--strategy", "dflare", "--seeds", "12",
-                   "--budget", "400", "--seed", "1", "--db", str(db), "--resume", run.id, "--json")
+    # --resume alone restores the pair, strategy, seed count, budget, order and rng seed
+    result = compd("search", "--db", str(db), "--resume", run.id, "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["seeds"] == 12 - len(finished_before_kill)  # only the unfinished seeds ran
     after = {r.seed.position: r for r in Store(db).load_results(run.id)}
     assert set(after) == set(range(12))
+    # every position searched the image it was given when the run started
+    assert [after[p].seed.index for p in range(12)] == list(plan.indices)
+    assert all(r.queries <= 400 for r in after.values())
     for position, before in saved.items():  # nothing found before the kill was lost or redone
         assert after[position].queries == before.queries
         assert after[position].found == before.found

@@ -20,6 +20,7 @@ from compd_core.errors import ConfigError, WhiteBoxRequiredError
 from compd_core.repair import EpochFinished, RepairSettings, repair_run
 from compd_core.repair.registry import source_pair
 from compd_core.compress.pruning import detach_derived_weights
+from compd_core.repair.evaluate import agreement_rate
 from compd_core.repair.serving import served_form
 from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
@@ -29,7 +30,7 @@ from compd_core.zoo.loading import USER_ZOO_ENV
 SEEDS = 40
 PRUNED_LAYERS = ("conv1", "conv2", "fcs.0", "fcs.1", "head")
 # Small on purpose (the test must stay fast); bench/repair.py measures the real defaults.
-QUICK = RepairSettings(epochs=6, batch_size=32, mix_ratio=0.5, variants_per_trigger=4, lr=1e-3,
+QUICK = RepairSettings(epochs=4, variants_per_trigger=4, mined_seeds=128, mine_queries=300,
                        research=False)
 
 
@@ -71,17 +72,17 @@ def test_converting_an_untrained_twin_gives_back_the_served_int8_model(mnist_tes
 def test_repair_fixes_held_out_triggers_and_registers_an_int8_pair(runs, user_zoo, mnist_test):
     path, ids = runs
     with Store(path) as store:
-        report = repair_run(store, ids["lenet5-int8-static"], QUICK)
+        report = repair_run(store, ids["lenet5-int8-static"], QUICK, register="always")
         held = _held_out_images(store, report.run_id, report.heldout_positions)
         assert [r.pair_after for r in store.list_repairs(report.run_id)] == [report.repaired_pair]
+    assert report.registered and report.verdict in ("better", "worse")
     assert report.heldout_repaired_before == 0.0  # every held-out trigger deviated before
     assert report.heldout_repaired_rate >= 0.3
     assert report.train_repaired_rate >= report.heldout_repaired_rate - 0.2
     assert set(report.train_positions).isdisjoint(report.heldout_positions)
     assert abs(report.accuracy_after - report.accuracy_before) < 0.01
     repaired = load_pair(report.repaired_pair)  # loads from the files, like every command does
-    assert float((~repaired.predict(held).disagree).float().mean()) == pytest.approx(
-        report.heldout_repaired_rate)
+    assert agreement_rate(repaired, held) == pytest.approx(report.heldout_repaired_rate)
     kinds = {type(m).__module__ for m in repaired.compressed.module.modules()}
     assert any(k.startswith("torch.ao.nn.quantized") for k in kinds)
     assert repaired.compressed.module.conv1.weight().dtype == torch.qint8
@@ -95,7 +96,7 @@ def test_a_repaired_pruned_model_keeps_its_masks(runs, user_zoo, mnist_test):
     path, ids = runs
     before = load_pair("lenet5-prune90").compressed.module
     with Store(path) as store:
-        report = repair_run(store, ids["lenet5-prune90"], QUICK)
+        report = repair_run(store, ids["lenet5-prune90"], QUICK, register="always")
     after = load_pair(report.repaired_pair).compressed.module
     detach_derived_weights(after)  # pruned weights are derived in forward
     zeros = total = 0
@@ -124,13 +125,7 @@ def test_cli_refuses_a_black_box_in_one_line(tmp_path):
     db = tmp_path / "onnx.sqlite"
     with Store(db) as store:
         run_id = store.create_run("lenet5-onnx-int8", "compd", SearchSettings(), 10, 0, "mnist")
-    result = subprocess.run(
-        [sys.executable, "-c", "from compd_core.cli import app, main\n"
-         "from compd_core.cli.repair import repair\napp.command('repair')(repair)\n"
-         f"main(['repair', '--run', '{run_id}', '--db', r'{db}'])"],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, USER_ZOO_ENV: str(tmp_path / "z")},
-    )
+    result = _cli(["--run", run_id, "--db", str(db)], tmp_path)
     assert result.returncode == 2
     assert "cannot be repaired" in result.stderr and "Traceback" not in result.stderr
 
@@ -147,14 +142,15 @@ def test_stopping_a_repair_leaves_the_original_pair_untouched(runs, user_zoo, mn
     def emit(event) -> None:
         if isinstance(event, EpochFinished):
             epochs_seen.append(event.epoch)
-            stop.set()
+            if event.epoch == 1:
+                stop.set()
 
     with Store(path) as store:
         repairs_before = store.list_repairs(ids["lenet5-int8-static"])
         report = repair_run(store, ids["lenet5-int8-static"], QUICK, emit=emit, stop=stop)
         assert store.list_repairs(ids["lenet5-int8-static"]) == repairs_before
     assert report.stopped and report.repaired_pair is None
-    assert epochs_seen == [1] and report.epochs_run == 1
+    assert epochs_seen == [0, 1] and report.epochs_run == 1  # epoch 0: the model before training
     assert not (user_zoo / "manifest.json").exists()
     again = load_pair("lenet5-int8-static")
     assert torch.equal(again.predict(mnist_test.images[:500]).compressed, probs_before)
@@ -191,15 +187,22 @@ def test_cli_json_reports_every_number_the_issue_asks_for(runs, user_zoo):
     path, ids = runs
     result = CliRunner().invoke(app, [
         "--run", ids["lenet5-int8-static"], "--db", str(path), "--epochs", "2", "--variants", "2",
-        "--batch-size", "32", "--research-budget", "200", "--json",
+        "--batch-size", "32", "--research-budget", "200", "--mined-seeds", "32",
+        "--register", "always", "--json",
     ])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     for key in ("repaired_pair", "heldout_repaired_rate", "train_repaired_rate", "accuracy_before",
                 "accuracy_after", "disagreements_before", "disagreements_after",
                 "research_success_before", "research_success_after",
-                "research_median_queries_before", "research_median_queries_after"):
+                "research_median_queries_before", "research_median_queries_after",
+                "corrupted_disagreements_before", "corrupted_disagreements_after",
+                "profile_share_before", "profile_share_after", "mined_triggers", "best_epoch"):
         assert report[key] is not None, key
+    assert report["verdict"] in ("better", "worse") and report["registered"] is True
+    assert (report["verdict"] == "worse") == bool(report["verdict_reasons"])
+    assert report["corrupted_images"] == 18 * report["test_images"]
+    assert report["profile_linf"] == pytest.approx(16 / 255)
     assert 0 < report["research_success_before"] <= 1
     assert report["research_seeds"] == SEEDS - len(report["train_positions"])
     assert load_pair(report["repaired_pair"]).name == report["repaired_pair"]
@@ -242,3 +245,51 @@ def test_ctrl_c_stops_a_cli_repair_after_the_current_epoch(runs, user_zoo, monke
     assert not (user_zoo / "manifest.json").exists()
     with Store(path) as store:
         assert len(store.list_repairs(ids["lenet5-int8-static"])) == repairs_before
+
+
+def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from compd_core.cli import app, main\n"
+         "from compd_core.cli.repair import repair\napp.command('repair')(repair)\n"
+         f"main({['repair', *args]!r})"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, USER_ZOO_ENV: str(tmp_path / "z")},
+    )
+
+
+@pytest.mark.parametrize(("flag", "value", "words"), [
+    ("--lr", "inf", "--lr must be a finite number in (0, 1], got inf"),
+    ("--ce-weight", "nan", "--ce-weight must be a finite number in [0, inf), got nan"),
+    ("--epochs", "-1", "--epochs must be a whole number >= 1, got -1"),
+    ("--register", "sometimes", "--register must be one of if-better, always, never"),
+])
+def test_cli_refuses_a_bad_setting_in_one_line_before_opening_anything(tmp_path, flag, value, words):
+    result = _cli(["--run", "no-such-run", "--db", str(tmp_path / "missing.sqlite"), flag, value],
+                  tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_a_small_selection_of_eight_triggers_makes_no_figure_worse(runs, user_zoo):
+    """Eight hand-picked triggers, default settings: four trained on (one of them picks the
+    epoch), four held out. Every figure of the report is at least as good as before."""
+    path, ids = runs
+    run_id = ids["lenet5-prune90"]
+    with Store(path) as store:
+        found = [r.seed.position for r in store.load_results(run_id, details=False) if r.found]
+        store.set_selection(run_id, found[:8], name="eight")
+        report = repair_run(store, run_id, RepairSettings(research_max_queries=300),
+                            selection="eight")
+    assert report.triggers == 8 and len(report.heldout_positions) == 4
+    assert report.validation_triggers == 1 and report.mined_triggers >= 100
+    assert report.heldout_repaired_rate > report.heldout_repaired_before
+    assert report.train_repaired_rate > report.train_repaired_before
+    assert report.accuracy_after >= report.accuracy_before
+    assert report.disagreements_after <= report.disagreements_before
+    assert report.corrupted_disagreements_after <= report.corrupted_disagreements_before
+    assert report.profile_share_after <= report.profile_share_before
+    assert report.research_success_after <= report.research_success_before
+    assert report.verdict == "better" and report.verdict_reasons == []
+    assert report.registered and load_pair(report.repaired_pair).name == report.repaired_pair

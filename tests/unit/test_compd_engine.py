@@ -1,41 +1,47 @@
-"""The compd engine's own parts: the patch_nudge move and batch filling."""
+"""The compd engine's own parts: square moves, square reverts, the loop's budgets and shrinking."""
 
 from __future__ import annotations
 
+import threading
+
 import torch
 
-from compd_core.mutations.nudge import PatchNudge
+from compd_core.mutations.squares import revert_square, square_step
+from compd_core.search.strategies.engine import EngineSettings
+from compd_core.search.events import Step
+from compd_core.search.results import ExitReason
 from compd_core.search.seeds import select_seeds
 from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import CompdParameters, CompdStrategy, SearchContext
 
 
-def test_patch_nudge_changes_one_small_patch_by_its_level(mnist_test):
-    x = mnist_test.images[:64]
-    result = PatchNudge()(x, torch.Generator().manual_seed(0))
-    assert result.images.shape == x.shape
+def test_square_step_sets_one_square_to_seed_plus_or_minus_eps(mnist_test):
+    seeds = mnist_test.images[:64]
+    eps = torch.full((64,), 20 / 255)
+    result = square_step(seeds.clone(), seeds, eps, torch.Generator().manual_seed(0), max_side=5)
     assert torch.allclose(result.images * 255, (result.images * 255).round(), atol=1e-4)
+    assert float((result.images - seeds).abs().max()) <= 20 / 255 + 1e-6
     for i, params in enumerate(result.params):
-        changed = int((result.images[i] != x[i]).sum())
-        assert changed <= params["size"] ** 2
-        step = (result.images[i] - x[i]).abs().max() * 255
-        assert step <= abs(params["delta"]) + 1e-3
-    # a darkening nudge on black background is clipped away; the others change the digit
-    changed_images = (result.images != x).flatten(1).any(1).float().mean()
-    assert changed_images >= 0.5
-    again = PatchNudge()(x, torch.Generator().manual_seed(0))
+        changed = (result.images[i] != seeds[i]).flatten().nonzero().flatten()
+        assert len(changed) <= params["side"] ** 2
+        rows, cols = changed // 28, changed % 28
+        if len(changed):
+            assert int(rows.min()) >= params["top"] and int(rows.max()) < params["top"] + params["side"]
+            assert int(cols.min()) >= params["left"] and int(cols.max()) < params["left"] + params["side"]
+    assert (result.images != seeds).flatten(1).any(1).float().mean() >= 0.5
+    again = square_step(seeds.clone(), seeds, eps, torch.Generator().manual_seed(0), max_side=5)
     assert torch.equal(result.images, again.images)
 
 
-def test_few_chains_get_more_proposals_within_budget(int8_pair, mnist_test):
-    strategy = CompdStrategy(CompdParameters(proposals=2, batch_target=256))
-    seeds = select_seeds(int8_pair, mnist_test, 4, seed=0)
-    context = SearchContext(int8_pair, SearchSettings(max_queries=50), rng_seed=0)
-    chains = strategy._start(context, seeds)
-    assert strategy._proposals(context, chains) == 49  # 64 wanted, capped by the 49 queries left
-    context = SearchContext(int8_pair, SearchSettings(max_queries=10_000), rng_seed=0)
-    assert strategy._proposals(context, chains) == 64
-    assert strategy._proposals(context, chains * 100) == 2
+def test_revert_square_only_moves_pixels_back_to_the_seed(mnist_test):
+    seeds = mnist_test.images[:32]
+    far = square_step(seeds.clone(), seeds, torch.full((32,), 60 / 255),
+                      torch.Generator().manual_seed(1), max_side=7).images
+    back = revert_square(far, seeds, torch.Generator().manual_seed(2), max_side=4).images
+    moved = back != far
+    assert torch.equal(back[moved], seeds[moved])  # every changed pixel now equals the seed
+    assert int(moved.flatten(1).any(1).sum()) >= 24  # it reverts around changed pixels
+    assert ((back - seeds).flatten(1).norm(dim=1) <= (far - seeds).flatten(1).norm(dim=1) + 1e-6).all()
 
 
 def test_query_budget_is_never_exceeded_and_all_queries_are_counted(mnist_test):
@@ -48,3 +54,43 @@ def test_query_budget_is_never_exceeded_and_all_queries_are_counted(mnist_test):
     results = list(CompdStrategy().run(context, seeds))
     assert all(r.queries <= 37 for r in results)
     assert sum(r.queries for r in results) == pair.queries
+
+
+def test_triggers_stay_in_the_default_budget_and_shrinking_only_gets_closer(int8_pair, mnist_test):
+    seeds = select_seeds(int8_pair, mnist_test, 8, seed=0, order="balanced")
+    settings = SearchSettings(max_queries=3_000)
+    assert settings.max_linf is not None and 0 < settings.max_linf < 1
+    shrunk = CompdStrategy(CompdParameters(engine=EngineSettings(shrink_rounds=12)))
+    results = list(shrunk.run(SearchContext(int8_pair, settings, rng_seed=0), seeds))
+    found = [r for r in results if r.found]
+    assert len(found) >= 6
+    for r in found:
+        assert r.trigger.linf <= settings.max_linf + 1e-6
+        check = int8_pair.predict(r.trigger.image[None])
+        assert bool(settings.criterion.met(check.original, check.compressed,
+                                           torch.tensor([r.seed.label]), r.trigger.image[None],
+                                           r.seed.image[None])[0])
+        # the accepted steps after the first deviation are reverts that only got closer
+        distances = [float((s.image - r.seed.image).norm()) for s in r.chain
+                     if s.operator == "revert_square"]
+        assert distances == sorted(distances, reverse=True)
+    assert any(s.operator == "revert_square" for r in found for s in r.chain)
+
+
+def test_a_stop_keeps_triggers_found_while_shrinking(int8_pair, mnist_test):
+    seeds = select_seeds(int8_pair, mnist_test, 4, seed=0, order="balanced")
+    stop = threading.Event()
+
+    def stop_at_first_find(event):
+        if isinstance(event, Step) and event.found:
+            stop.set()
+
+    # Shrinking would go on for 10,000 rounds: the stop arrives while the trigger is shrunk.
+    strategy = CompdStrategy(CompdParameters(engine=EngineSettings(shrink_rounds=10_000)))
+    context = SearchContext(int8_pair, SearchSettings(max_queries=20_000), rng_seed=0,
+                            emit=stop_at_first_find, stop=stop)
+    results = list(strategy.run(context, seeds))
+    assert len(results) == 4
+    found = [r for r in results if r.found]
+    assert found and all(r.exit_reason is ExitReason.FOUND for r in found)
+    assert all(r.exit_reason is ExitReason.STOPPED for r in results if not r.found)

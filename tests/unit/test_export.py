@@ -248,3 +248,43 @@ def test_runs_list_on_a_missing_or_foreign_file(compd, tmp_path):
     (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     code, _, err = compd("runs", "list", "--db", str(tmp_path / "image.png"))
     assert code == 2 and "is not an SQLite database" in err
+
+
+def _handmade(position: int, probs_o: list[float], probs_c: list[float], image: torch.Tensor) -> SeedResult:
+    trigger_image = image.clone()
+    trigger_image[0, 3, 4:7] = trigger_image[0, 3, 4:7] + torch.tensor([8, 16, 32]) / 255.0
+    delta = (trigger_image - image).flatten()
+    trigger = Trigger(trigger_image, torch.tensor(probs_o), torch.tensor(probs_c),
+                      float(delta.norm()), float(delta.abs().max()))
+    return SeedResult(Seed(position, position, image, 0, 0), ExitReason.FOUND, 10, 10, 0.1, trigger)
+
+
+def test_export_carries_margins_ties_and_change_size(tmp_path, compd):
+    image = torch.zeros(1, 28, 28)
+    strong = _handmade(0, [0.9, 0.1, 0.0], [0.2, 0.7, 0.1], image)  # margins 0.8 and 0.5
+    tie = _handmade(1, [0.6, 0.4, 0.0], [0.45, 0.45, 0.1], image)  # compressed tie: not strict
+    store = Store(tmp_path / "strength.sqlite")
+    run_id = store.create_run("lenet5-int8-static", "dflare", SearchSettings(max_queries=10), 2, 0, "mnist")
+    for result in (strong, tie):
+        store.save_result(run_id, result)
+    store.finish_run(run_id, "finished", 1.0)
+    export_run(store, run_id, tmp_path / "out", formats={"csv", "json"})
+    with open(tmp_path / "out" / "triggers.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert float(rows[0]["margin_original"]) == pytest.approx(0.8)
+    assert float(rows[0]["margin_compressed"]) == pytest.approx(0.5)
+    assert rows[0]["strict"] == "True" and rows[1]["strict"] == "False"
+    assert float(rows[1]["margin_compressed"]) == 0.0
+    assert [rows[0]["max_change_levels"], rows[0]["pixels_changed"]] == ["32", "3"]
+    seeds = json.loads((tmp_path / "out" / "run.json").read_text())["seeds"]
+    assert seeds[1]["margin_original"] == pytest.approx(0.2) and seeds[1]["strict"] is False
+    from compd_core.export import run_summary
+
+    summary = run_summary(store.load_results(run_id))
+    assert summary["not_strict"] == 1 and summary["strong"] == 1
+    assert summary["median_margin_compressed"] == pytest.approx(0.25)
+    code, out, _ = compd("runs", "show", run_id, "--db", str(store.path))
+    assert code == 0
+    assert "both >= 0.2: 1 of 2 triggers (50%); 1 stored: tie: not a deviation under the strict criterion" in out
+    assert "0.80/0.50" in out and "tie" in out.splitlines()[-1]
+    store.close()

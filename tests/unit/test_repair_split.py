@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from compd_core.errors import ConfigError
 from compd_core.repair import split_triggers
@@ -46,3 +47,34 @@ def test_two_triggers_split_one_and_one():
 def test_refuses_what_cannot_be_split(positions, fraction, message):
     with pytest.raises(ConfigError, match=message):
         split_triggers(positions, fraction, seed=0)
+
+
+def test_the_validation_part_is_seeded_disjoint_and_absent_below_four_items():
+    from compd_core.repair.run import _validation_split
+
+    fit, val = _validation_split(20, 0.25, seed=3)
+    assert len(val) == 5 and len(fit) == 15
+    assert sorted(fit.tolist() + val.tolist()) == list(range(20))
+    again_fit, again_val = _validation_split(20, 0.25, seed=3)
+    assert torch.equal(val, again_val) and torch.equal(fit, again_fit)
+    assert not torch.equal(val, _validation_split(20, 0.25, seed=4)[1])
+    fit, val = _validation_split(3, 0.25, seed=0)
+    assert len(val) == 0 and fit.tolist() == [0, 1, 2]
+
+
+def test_the_checkpoint_kept_is_the_one_with_fewest_failures_and_the_earlier_on_a_tie():
+    from torch import nn
+
+    from compd_core.repair.checkpoint import BestCheckpoint
+
+    model = nn.Linear(2, 1)
+    best = BestCheckpoint()
+    weights = {}
+    for epoch, failures in enumerate([9, 5, 7, 5, 6]):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))
+        weights[epoch] = model.weight.clone()
+        best.offer(epoch, failures, model)
+    assert best.epoch == 1 and best.failures == 5
+    best.restore(model)
+    assert torch.equal(model.weight, weights[1])

@@ -18,7 +18,7 @@ from compd_core.search.results import ExitReason
 from compd_core.search.seeds import select_seeds
 from compd_core.search.settings import SearchSettings
 from search_support import search_settings
-from compd_core.search.strategies import SearchContext, get_strategy
+from compd_core.search.strategies import STRATEGIES, SearchContext, get_strategy
 
 
 def test_criterion_requires_the_original_to_keep_the_label():
@@ -111,12 +111,13 @@ def _run(pair, seeds, name="compd", **settings):
     return list(get_strategy(name).run(context, seeds)), recorder
 
 
-@pytest.mark.parametrize("name", ["compd", "dflare"])
+@pytest.mark.parametrize("name", list(STRATEGIES))
 def test_same_seed_same_triggers(name, int8_pair, mnist_test):
     seeds = select_seeds(int8_pair, mnist_test, 4, seed=3)
-    first, _ = _run(int8_pair, seeds, name, max_queries=600)
-    second, _ = _run(int8_pair, seeds, name, max_queries=600)
+    first, _ = _run(int8_pair, seeds, name, max_queries=400)
+    second, _ = _run(int8_pair, seeds, name, max_queries=400)
     assert [r.queries for r in first] == [r.queries for r in second]
+    assert [len(r.chain) for r in first] == [len(r.chain) for r in second]
     for a, b in zip(first, second):
         assert (a.trigger is None) == (b.trigger is None)
         if a.trigger is not None:
@@ -195,3 +196,13 @@ def test_a_stored_tie_shows_as_a_tie():
     assert tie.margin_compressed == 0.0 and not tie.is_strict
     assert real.margin_compressed == pytest.approx(0.1) and real.margin_original == pytest.approx(0.7)
     assert real.is_strict
+
+
+def test_class_balanced_seeds_take_each_class_in_turn(int8_pair, mnist_test):
+    seeds = select_seeds(int8_pair, mnist_test, 30, seed=0, order="balanced")
+    assert [s.label for s in seeds] == list(range(10)) * 3
+    assert len({s.index for s in seeds}) == 30
+    again = select_seeds(int8_pair, mnist_test, 30, seed=0, order="balanced")
+    assert [s.index for s in again] == [s.index for s in seeds]
+    with pytest.raises(ConfigError, match="per class"):
+        select_seeds(int8_pair, mnist_test.subset(list(range(40))), 30, order="balanced")

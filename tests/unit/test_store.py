@@ -19,7 +19,7 @@ from compd_core.errors import CompdError, StoreError
 from compd_core.search.results import ChainStep, ExitReason, Seed, SeedResult, Trigger
 from compd_core.search.criterion import Criterion
 from compd_core.search.settings import SearchSettings
-from compd_core.store import Store, decode_image, encode_image
+from compd_core.store import SCHEMA_VERSION, Store, decode_image, encode_image
 
 SETTINGS = SearchSettings(max_queries=500, criterion=Criterion(max_linf=0.2))
 
@@ -198,11 +198,11 @@ def test_finished_positions_after_partial_writes_then_resume(tmp_path, results):
     assert resumed.finished_positions(run_id) == {0, 3, 4}
     for position in sorted(set(range(6)) - resumed.finished_positions(run_id)):
         resumed.save_result(run_id, results[position])
-    resumed.finish_run(run_id, "finished", wall_seconds=2.5)
+    resumed.finish_run(run_id, "stopped", wall_seconds=2.5)
     resumed.resume_run(run_id)
-    resumed.finish_run(run_id, "stopped", wall_seconds=1.25)
+    resumed.finish_run(run_id, "finished", wall_seconds=1.25)
     run = resumed.get_run(run_id)
-    assert (run.status, run.seeds_done, run.found) == ("stopped", 6, 3)
+    assert (run.status, run.seeds_done, run.found) == ("finished", 6, 3)
     assert run.wall_seconds == 3.75  # the sessions add up
     assert run.queries == sum(r.queries for r in results)
     assert run.found_rate == 0.5
@@ -464,7 +464,7 @@ def test_a_version_1_database_upgrades_in_place(tmp_path):
         (run,) = store.list_runs()
         results = store.load_results(run.id)
     version, tables = _header_version(path)
-    assert version == 2 and "schema_version" not in tables
+    assert version == SCHEMA_VERSION and "schema_version" not in tables
     assert (run.pair, run.seed_count, run.status) == ("lenet5-int8-static", 3, "finished")
     assert [r.found for r in results] == [False, False, True]
     assert results[2].trigger.label_original != results[2].trigger.label_compressed
@@ -475,7 +475,7 @@ def test_a_version_1_database_upgrades_in_place(tmp_path):
 def test_a_fresh_database_carries_its_version_in_the_header(tmp_path):
     Store(tmp_path / "new.sqlite").close()
     version, tables = _header_version(tmp_path / "new.sqlite")
-    assert version == 2 and {"runs", "seeds", "triggers"} <= tables and "schema_version" not in tables
+    assert version == SCHEMA_VERSION and {"runs", "seeds", "triggers"} <= tables and "schema_version" not in tables
 
 
 def test_a_newer_database_is_refused(tmp_path):
@@ -485,7 +485,7 @@ def test_a_newer_database_is_refused(tmp_path):
         connection.execute("PRAGMA user_version = 99")
     connection.close()
     for read_only in (False, True):
-        with pytest.raises(StoreError, match="newer compd .schema 99, this one reads 2"):
+        with pytest.raises(StoreError, match=f"newer compd .schema 99, this one reads {SCHEMA_VERSION}"):
             Store(path, read_only=read_only)
 
 

@@ -1,0 +1,65 @@
+"""``compd profile``: the share of seeds that deviate within each L-inf distance budget."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import typer
+from rich.table import Table
+
+from compd_core.cli.characterize import run_stoppable
+from compd_core.cli.common import console, out, parse_csv_ints, print_json
+from compd_core.search.profile import DEFAULT_BUDGETS, DeviationProfile, ProfileProgress
+
+
+def profile(
+    pair: str = typer.Option(..., "--pair", help="Zoo pair id (see `compd zoo list`)."),
+    seeds: int = typer.Option(50, help="Number of seed images from the test split."),
+    budgets: str = typer.Option(",".join(map(str, DEFAULT_BUDGETS)),
+                                help="L-inf budgets in grey levels of 255, comma-separated."),
+    budget: int = typer.Option(2_000, "--budget", help="Query budget per seed and distance budget."),
+    strategy: str = typer.Option("compd", help="compd (any pair) or gradient (PyTorch pairs)."),
+    seed_order: str = typer.Option("random", help="How seeds are picked from the test split (as in `compd search`)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same profile."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Search each seed under growing per-pixel budgets; print the share that deviates within each."""
+    from compd_core.data.resolve import load_dataset
+    from compd_core.search.profile import check_budgets, deviation_profile
+    from compd_core.search.seeds import select_seeds
+    from compd_core.zoo import load_pair
+
+    chosen = check_budgets(parse_csv_ints(budgets, "--budgets"))
+    model_pair = load_pair(pair)
+    seed_list = select_seeds(model_pair, load_dataset("mnist", model_pair.input_shape), seeds,
+                             seed=seed, order=seed_order)  # type: ignore[arg-type]
+
+    def work(on_progress: Callable[[int, int, str], None], stop: threading.Event) -> DeviationProfile:
+        def emit(event: ProfileProgress) -> None:
+            on_progress(event.seeds_done, event.seeds_searched,
+                        f"budget {event.budget}/255 ({event.budget_index + 1} of {event.budgets_total}), "
+                        f"{event.solved} of {seeds} seeds deviate")
+
+        return deviation_profile(model_pair, seed_list, chosen, strategy=strategy, max_queries=budget,
+                                 rng_seed=seed, stop=stop, emit=emit)
+
+    result, stopped = run_stoppable(work, "starting")
+    if json_output:
+        print_json(result.to_dict())
+        return
+    render_profile(result)
+    if stopped:
+        console.print("stopped: budgets not shown were not searched to the end")
+
+
+def render_profile(result: DeviationProfile) -> None:
+    """A table of the profile and its sentence in numbers."""
+    table = Table(title=f"Deviation profile of {result.pair} ({result.strategy}, {result.seeds} seeds, "
+                        f"{result.max_queries:,} queries per seed and budget)")
+    for column in ("largest pixel change", "seeds that deviate", "share", "seeds searched", "queries"):
+        table.add_column(column, justify="right")
+    for p in result.points:
+        table.add_row(f"{p.budget}/255", str(p.solved), f"{p.share:.0%}", str(p.searched), f"{p.queries:,}")
+    out.print(table)
+    out.print(result.sentence())

@@ -1,0 +1,53 @@
+"""Square moves on the L-inf ball around a seed, and their inverse, for the ``compd`` engine.
+
+``square_step`` sets one random square of each image to ``seed +/- eps`` (one sign per square):
+the move of Square Attack (Andriushchenko et al., ECCV 2020), made sparse by starting from the
+seed instead of from a full stripe pattern, so the change stays small in L2. ``revert_square``
+sets a small square around a changed pixel back to the seed: the shrinker's move.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from compd_core.mutations.base import MutationResult, snap_to_grid
+
+
+def _square_masks(top: torch.Tensor, left: torch.Tensor, side: torch.Tensor, height: int,
+                  width: int) -> torch.Tensor:
+    """Boolean (N, 1, H, W): the square of each row."""
+    rows = torch.arange(height).view(1, height, 1)
+    cols = torch.arange(width).view(1, 1, width)
+    n = len(top)
+    inside = ((rows >= top.view(n, 1, 1)) & (rows < (top + side).view(n, 1, 1))
+              & (cols >= left.view(n, 1, 1)) & (cols < (left + side).view(n, 1, 1)))
+    return inside[:, None]
+
+
+def square_step(parents: torch.Tensor, seeds: torch.Tensor, eps: torch.Tensor,
+                generator: torch.Generator, max_side: int) -> MutationResult:
+    """Each row of ``parents`` with one random square (side 1..max_side) set to seed +/- eps."""
+    n, _, h, w = parents.shape
+    side = torch.randint(1, max_side + 1, (n,), generator=generator).clamp_max(min(h, w))
+    top = (torch.rand(n, generator=generator) * (h - side + 1)).long()
+    left = (torch.rand(n, generator=generator) * (w - side + 1)).long()
+    sign = torch.randint(0, 2, (n,), generator=generator) * 2 - 1
+    target = snap_to_grid(seeds + (sign * eps).view(n, 1, 1, 1))
+    images = torch.where(_square_masks(top, left, side, h, w), target, parents)
+    return MutationResult(images, "square", {"top": top, "left": left, "side": side,
+                                             "delta": torch.round(sign * eps * 255).long()})
+
+
+def revert_square(images: torch.Tensor, seeds: torch.Tensor, generator: torch.Generator,
+                  max_side: int) -> MutationResult:
+    """Each row with a random square around one of its changed pixels set back to the seed."""
+    n, _, h, w = images.shape
+    changed = (images != seeds).any(1).flatten(1).float()  # (N, H*W)
+    has_change = changed.sum(1) > 0
+    weights = torch.where(has_change[:, None], changed, torch.ones_like(changed))
+    centre = torch.multinomial(weights, 1, generator=generator).squeeze(1)
+    side = torch.randint(1, max_side + 1, (n,), generator=generator).clamp_max(min(h, w))
+    top = (centre // w - side // 2).clamp(0, None).minimum(h - side)
+    left = (centre % w - side // 2).clamp(0, None).minimum(w - side)
+    out = torch.where(_square_masks(top, left, side, h, w), seeds, images)
+    return MutationResult(out, "revert_square", {"top": top, "left": left, "side": side})

@@ -1,0 +1,120 @@
+"""Repair settings are checked at the door, and the verdict says in words what got worse."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from compd_core.cli.common import out
+from compd_core.cli.repair import _print_report
+from compd_core.errors import ConfigError
+from compd_core.repair import RepairReport, RepairSettings
+from compd_core.repair.verdict import judge
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("lr", math.inf, "--lr must be a finite number in \\(0, 1\\], got inf"),
+    ("lr", 0.0, "--lr must be a finite number"),
+    ("ce_weight", math.nan, "--ce-weight must be a finite number in \\[0, inf\\), got nan"),
+    ("kl_weight", -1.0, "--kl-weight must be a finite number"),
+    ("temperature", math.inf, "--temperature must be a finite number"),
+    ("mix_ratio", 1.0, "--mix-ratio must be a finite number in \\[0, 0.99\\]"),
+    ("heldout_fraction", 0.0, "--heldout-fraction"),
+    ("validation_fraction", math.nan, "--validation-fraction"),
+    ("max_accuracy_drop", -0.1, "--max-accuracy-drop"),
+    ("min_heldout_repaired", 1.5, "--min-heldout-repaired"),
+    ("profile_linf", 0.0, "--profile-linf"),
+    ("epochs", -1, "--epochs must be a whole number >= 1, got -1"),
+    ("epochs", 2.5, "--epochs must be a whole number"),
+    ("epochs", True, "--epochs must be a whole number"),
+    ("batch_size", 1, "--batch-size must be a whole number >= 2"),
+    ("variants_per_trigger", -3, "--variants-per-trigger"),
+    ("mined_seeds", -1, "--mined-seeds"),
+    ("max_disagreement_rise", -1, "--max-disagreement-rise"),
+    ("research_max_queries", 0, "--research-max-queries"),
+    ("seed", -5, "--seed"),
+])
+def test_each_bad_setting_is_refused_with_its_name_and_the_allowed_range(name, value, message):
+    with pytest.raises(ConfigError, match=message):
+        RepairSettings(**{name: value})
+
+
+def test_both_loss_weights_zero_is_refused_with_a_fix():
+    with pytest.raises(ConfigError, match="both 0.*set at least one"):
+        RepairSettings(ce_weight=0.0, kl_weight=0.0)
+
+
+def test_the_defaults_and_edge_values_are_accepted():
+    RepairSettings()
+    RepairSettings(mix_ratio=0.0, ce_weight=0.0, validation_fraction=0.0, mined_seeds=0,
+                   max_accuracy_drop=0.0, min_heldout_repaired=1.0, lr=1.0)
+
+
+NUMBERS = dict(heldout_repaired=0.9, accuracy_before=0.978, accuracy_after=0.977,
+               disagreements_before=6, disagreements_after=6, corrupted_before=374,
+               corrupted_after=370)
+
+
+def test_a_repair_within_every_threshold_is_better():
+    verdict = judge(RepairSettings(), **NUMBERS)
+    assert verdict.better and verdict.reasons == ()
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"heldout_repaired": 0.25}, "Only 25% of the held-out triggers are repaired (at least 50% asked)"),
+    ({"accuracy_after": 0.974}, "Test accuracy fell by 0.40 points (97.80% -> 97.40%; at most 0.30"),
+    ({"disagreements_after": 7}, "disagree on more test images (6 -> 7; at most 0 more allowed)"),
+    ({"corrupted_after": 375}, "disagree on more corrupted-test images (374 -> 375"),
+])
+def test_each_threshold_missed_is_one_plain_sentence(change, words):
+    verdict = judge(RepairSettings(), **{**NUMBERS, **change})
+    assert verdict.outcome == "worse" and len(verdict.reasons) == 1
+    assert words in verdict.reasons[0]
+
+
+def test_the_user_sets_the_thresholds():
+    numbers = {**NUMBERS, "accuracy_after": 0.974, "disagreements_after": 9}
+    assert not judge(RepairSettings(), **numbers).better
+    lenient = RepairSettings(max_accuracy_drop=0.005, max_disagreement_rise=3)
+    assert judge(lenient, **numbers).better
+
+
+def test_a_repair_that_kept_the_model_unchanged_says_so():
+    verdict = judge(RepairSettings(), **{**NUMBERS, "unchanged": True})
+    assert verdict.outcome == "worse"
+    assert verdict.reasons[0].startswith("No training epoch disagreed with the original less")
+
+
+def _report(**changes) -> RepairReport:
+    values = dict(run_id="r", selection="all", pair_before="lenet5-int8-static",
+                  repaired_pair=None, stopped=False, triggers=8, train_positions=[1, 2, 3, 4],
+                  heldout_positions=[5, 6, 7, 8], verdict="worse",
+                  verdict_reasons=["The models now disagree on more test images (6 -> 9; at most "
+                                   "0 more allowed)."], validation_triggers=1, mined_triggers=400,
+                  best_epoch=5, epochs_run=8, heldout_repaired_rate=0.75,
+                  train_repaired_rate=1.0, accuracy_before=0.9774, accuracy_after=0.978,
+                  disagreements_before=6, disagreements_after=9, test_images=1996,
+                  corrupted_images=35928, corrupted_disagreements_before=380,
+                  corrupted_disagreements_after=370)
+    return RepairReport(**{**values, **changes})
+
+
+def test_the_cli_says_the_verdict_first_and_why_a_worse_repair_was_not_registered():
+    with out.capture() as captured:
+        _print_report(_report())
+    lines = captured.get().splitlines()
+    assert lines[0] == ("Verdict: worse. The models now disagree on more test images (6 -> 9; at "
+                        "most 0 more allowed).")
+    assert "6 -> 9 on 1996 test images, 380 -> 370 on 35928 corrupted ones" in captured.get()
+    assert lines[-1].startswith("not registered as a pair because it is worse; run again with "
+                                "`--register always`")
+
+
+def test_the_cli_names_the_new_pair_of_a_better_repair():
+    with out.capture() as captured:
+        _print_report(_report(verdict="better", verdict_reasons=[], registered=True,
+                              repaired_pair="lenet5-int8-static-repaired-x"))
+    lines = captured.get().splitlines()
+    assert lines[0].startswith("Verdict: better by every threshold")
+    assert lines[-1].startswith("new pair: lenet5-int8-static-repaired-x")
