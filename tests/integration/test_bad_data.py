@@ -184,10 +184,10 @@ def test_zoo_build_into_an_unwritable_folder_fails_before_training(tmp_path, cap
     a_file = tmp_path / "notes.txt"
     a_file.write_text("not a folder")
     code, _, err = run_cli(capsys, "zoo", "build", "--out", str(a_file))
-    assert code == 2 and f"--out {a_file} is a file; give a folder to write into" in err
+    assert code == 2 and f"--out {a_file} is a file; give a folder" in err
     code, _, err = run_cli(capsys, "zoo", "build", "--out", str(a_file / "zoo"))
     assert code == 2 and err.count("\n") == 1
-    assert f"cannot write into --out {a_file / 'zoo'} (Not a directory)" in err
+    assert f"--out {a_file / 'zoo'} cannot be written (Not a directory)" in err
 
 
 def test_own_model_files_on_a_folder_of_some_digits_are_scored_against_those_digits(
