@@ -238,7 +238,7 @@ def test_ctrl_c_stops_a_cli_repair_after_the_current_epoch(runs, user_zoo, monke
               "--variants", "2", "--batch-size", "32", "--no-research"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 130, err
-    assert epochs == [1]  # stopped after the epoch that was running, not at the end
+    assert max(epochs) == 1  # stopped after the epoch that was running, not at epoch 20
     assert [line for line in err.splitlines() if line.startswith("stopped:")] == [
         f"stopped: nothing registered; run {ids['lenet5-int8-static']}, its triggers and pair "
         "lenet5-int8-static are as they were"]
