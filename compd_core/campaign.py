@@ -205,11 +205,15 @@ def run_campaign(
     pair.reset_queries()
     context = SearchContext(pair, spec.settings, spec.rng_seed, emit, stop)
     results: list[SeedResult] = []
+    after_stop: list[SeedResult] = []  # what the strategy hands back once Stop was asked for
     started = time.perf_counter()
     try:
         for result in strategy.run(context, seeds):
             if store is not None and run_id is not None:
-                store.save_result(run_id, result)
+                if stop.is_set():
+                    after_stop.append(result)
+                else:
+                    store.save_result(run_id, result)  # committed at once: a kill loses nothing
             results.append(result)
     except BaseException:
         stop.set()  # Ctrl-C or a crash: the run is recorded as stopped, its results are kept
@@ -217,6 +221,7 @@ def run_campaign(
     finally:
         wall = time.perf_counter() - started
         if store is not None and run_id is not None:
+            store.save_results(run_id, after_stop)  # the rest of a stopped run: one commit
             store.finish_run(run_id, "stopped" if stop.is_set() else "finished", wall)
     if store is not None and run_id is not None:
         # Report what the file holds, not what was meant to be written: a write that did not

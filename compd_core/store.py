@@ -285,6 +285,36 @@ class RepairRecord:
     created: float
 
 
+def _result_rows(run_id: str, result: SeedResult) -> tuple[tuple, tuple | None, list[tuple], tuple]:
+    """One seed's rows: seeds, triggers (or None), chain_steps, traces."""
+    seed = result.seed
+    if not isinstance(result.exit_reason, ExitReason):
+        raise StoreError(f"exit_reason must be an ExitReason, got {result.exit_reason!r}")
+    seed_row = (
+        run_id, int(seed.position), int(seed.index), int(seed.label),
+        None if seed.true_label is None else int(seed.true_label), encode_image(seed.image),
+        result.exit_reason.name, int(result.queries), int(result.iterations),
+        float(result.seconds), int(result.found),
+    )
+    trigger_row = None
+    if result.trigger is not None:
+        t = result.trigger
+        trigger_row = (
+            run_id, int(seed.position), encode_image(t.image),
+            _dumps(_floats(t.probs_original)), _dumps(_floats(t.probs_compressed)),
+            t.label_original, t.label_compressed,
+            float(t.l2), float(t.linf),
+        )
+    chain_rows = [
+        (run_id, int(seed.position), step_no, int(step.iteration), step.operator,
+         _dumps(step.params), float(step.fitness), int(step.label_original),
+         int(step.label_compressed), encode_image(step.image))
+        for step_no, step in enumerate(result.chain)
+    ]
+    trace_blob = zlib.compress(np.asarray(result.trace, dtype="<f8").tobytes())
+    return seed_row, trigger_row, chain_rows, (run_id, int(seed.position), trace_blob)
+
+
 # ---------------------------------------------------------------------------------------------
 # Connections
 
@@ -684,54 +714,40 @@ class Store:
 
         Saving a position again replaces its earlier result (and drops it from selections).
         """
-        seed = result.seed
-        if not isinstance(result.exit_reason, ExitReason):
-            raise StoreError(f"exit_reason must be an ExitReason, got {result.exit_reason!r}")
-        seed_row = (
-            run_id, int(seed.position), int(seed.index), int(seed.label),
-            None if seed.true_label is None else int(seed.true_label), encode_image(seed.image),
-            result.exit_reason.name, int(result.queries), int(result.iterations),
-            float(result.seconds), int(result.found),
-        )
-        trigger_row = None
-        if result.trigger is not None:
-            t = result.trigger
-            trigger_row = (
-                run_id, int(seed.position), encode_image(t.image),
-                _dumps(_floats(t.probs_original)), _dumps(_floats(t.probs_compressed)),
-                t.label_original, t.label_compressed,
-                float(t.l2), float(t.linf),
-            )
-        chain_rows = [
-            (run_id, int(seed.position), step_no, int(step.iteration), step.operator,
-             _dumps(step.params), float(step.fitness), int(step.label_original),
-             int(step.label_compressed), encode_image(step.image))
-            for step_no, step in enumerate(result.chain)
-        ]
-        trace_blob = zlib.compress(np.asarray(result.trace, dtype="<f8").tobytes())
+        self.save_results(run_id, [result])
+
+    def save_results(self, run_id: str, results: Sequence[SeedResult]) -> None:
+        """Persist several seeds' results in ONE transaction: all or none of them.
+
+        A stopped campaign saves its unfinished seeds this way, so Stop costs one commit,
+        not one per seed.
+        """
+        rows = [_result_rows(run_id, result) for result in results]
+        if not rows:
+            return
         with self._write() as connection:
             run = self._require_run(connection, run_id)
-            if not 0 <= seed.position < run["seed_count"]:
-                raise StoreError(
-                    f"seed position {seed.position} is outside run {run_id!r}, which has "
-                    f"{run['seed_count']} seeds (positions 0..{run['seed_count'] - 1})"
-                )
-            connection.execute(
-                "DELETE FROM seeds WHERE run_id = ? AND position = ?", (run_id, seed.position)
-            )
-            connection.execute(
-                "INSERT INTO seeds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", seed_row
-            )
-            if trigger_row is not None:
+            for seed_row, trigger_row, chain_rows, trace_row in rows:
+                position = seed_row[1]
+                if not 0 <= position < run["seed_count"]:
+                    raise StoreError(
+                        f"seed position {position} is outside run {run_id!r}, which has "
+                        f"{run['seed_count']} seeds (positions 0..{run['seed_count'] - 1})"
+                    )
                 connection.execute(
-                    "INSERT INTO triggers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", trigger_row
+                    "DELETE FROM seeds WHERE run_id = ? AND position = ?", (run_id, position)
                 )
-            connection.executemany(
-                "INSERT INTO chain_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", chain_rows
-            )
-            connection.execute(
-                "INSERT INTO traces VALUES (?, ?, ?)", (run_id, seed.position, trace_blob)
-            )
+                connection.execute(
+                    "INSERT INTO seeds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", seed_row
+                )
+                if trigger_row is not None:
+                    connection.execute(
+                        "INSERT INTO triggers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", trigger_row
+                    )
+                connection.executemany(
+                    "INSERT INTO chain_steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", chain_rows
+                )
+                connection.execute("INSERT INTO traces VALUES (?, ?, ?)", trace_row)
             connection.execute("UPDATE runs SET updated = ? WHERE id = ?", (time.time(), run_id))
 
     def finished_positions(self, run_id: str) -> set[int]:

@@ -13,6 +13,7 @@ import logging
 import secrets
 import threading
 import time
+from concurrent.futures import Future
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -45,7 +46,7 @@ class CharacterizeJob(JobLifecycle):
     comparison: PairComparison | None = None
     error: str | None = None
     ended: float | None = None
-    thread: threading.Thread | None = None
+    future: Future | None = None
 
     def _progress(self, done: int, total: int, label: str) -> None:
         self.done, self.total, self.label = done, total, label
@@ -64,10 +65,7 @@ def start_characterize(
     """Start characterizing ``pairs`` (the first is the one studied) in a worker thread."""
     job = CharacterizeJob(id=secrets.token_hex(6), pairs=tuple(p.name for p in pairs),
                           corruptions=tuple(corruptions), severities=tuple(severities), seed=seed)
-    job.thread = threading.Thread(target=_work, args=(job, list(pairs), dataset),
-                                  name=f"compd-characterize-{job.id}", daemon=True)
-    _REGISTRY.add(job)
-    job.thread.start()
+    _REGISTRY.start(job, lambda: _work(job, list(pairs), dataset))
     return job
 
 

@@ -15,7 +15,8 @@ import logging
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from compd_core.campaign import CampaignSpec, run_campaign
@@ -65,6 +66,14 @@ class LiveRecorder(EventRecorder):
         ):
             self.stop_event.set()
 
+    def compact(self) -> None:
+        """What a finished job keeps: its numbers and the chain the page shows (the latest
+        trigger's); every other chain's images go, they are in the store."""
+        with self._lock:
+            latest = next((r for r in reversed(self.results) if r.found), None)
+            self.results = [r if r is latest else replace(r, chain=[], trace=[]) for r in self.results]
+            self.last_chain.clear()
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -106,7 +115,7 @@ class Job(JobLifecycle):
     error: str | None = None
     ended: float | None = None
     stop_requested: float | None = None  # when Stop was pressed: how fast it stopped is shown
-    thread: threading.Thread | None = None
+    future: Future | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -147,6 +156,7 @@ class Job(JobLifecycle):
         )
 
     def _end(self, status: JobStatus, summary: dict | None = None, error: str | None = None) -> None:
+        self.recorder.compact()
         with self._lock:
             self.summary, self.error, self.ended = summary, error, time.time()
             self.status = status  # last: a reader that sees the status sees the rest
@@ -185,11 +195,7 @@ def start_search(
         recorder=LiveRecorder(stop_after=stop_after, stop_event=stop_event),
         stop_event=stop_event,
     )
-    job.thread = threading.Thread(
-        target=_work, args=(job, store, pair, dataset), name=f"compd-search-{job.id}", daemon=True
-    )
-    _REGISTRY.add(job)
-    job.thread.start()
+    _REGISTRY.start(job, lambda: _work(job, store, pair, dataset))
     return job
 
 

@@ -12,6 +12,7 @@ import logging
 import secrets
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from compd_core.errors import CompdError, ConfigError
@@ -58,7 +59,7 @@ class RepairJob(JobLifecycle):
     repair: Repair | None = None  # kept until the user decides whether to register the result
     error: str | None = None
     ended: float | None = None
-    thread: threading.Thread | None = None
+    future: Future | None = None
     _stage: tuple[str, str] = ("starting", "loading the models and the run's triggers")
     _epochs: list[EpochFinished] = field(default_factory=list)
     _research: dict[str, ResearchProgress] = field(default_factory=dict)
@@ -108,10 +109,7 @@ def start_repair(store: Store, run_id: str, settings: RepairSettings) -> RepairJ
     run = store.get_run(run_id)
     fine_tunable_source(run.pair)
     job = RepairJob(id=secrets.token_hex(6), run_id=run_id, pair=run.pair, settings=settings)
-    job.thread = threading.Thread(target=_work, args=(job, store), name=f"compd-repair-{job.id}",
-                                  daemon=True)
-    _REGISTRY.add(job)
-    job.thread.start()
+    _REGISTRY.start(job, lambda: _work(job, store))
     return job
 
 

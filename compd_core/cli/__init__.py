@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _register()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # a command's typer.Exit(n) returns n here
     except CompdError as exc:
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(2)
@@ -60,3 +60,5 @@ def main(argv: list[str] | None = None) -> None:
             show()
             sys.exit(2)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from compd_core.cli.common import console, out, parse_csv, parse_csv_ints, print_json, seed_option
+from compd_core.cli.stoppable import exit_stopped, run_until_stopped
 from compd_core.paths import writable_output_dir
 
 if TYPE_CHECKING:
@@ -22,13 +23,8 @@ Work = Callable[[Callable[[int, int, str], None], threading.Event], T]
 
 
 def run_stoppable(work: Work[T], description: str) -> tuple[T, bool]:
-    """Run ``work(on_progress, stop)`` in a worker with a progress bar; Ctrl-C sets ``stop``.
-
-    The worker finishes its current cell and returns a partial result, so an interrupted run
-    still prints (and saves) what it measured. Returns the result and whether it was stopped.
-    """
-    stop = threading.Event()
-    outcome: dict[str, object] = {}
+    """Run ``work(on_progress, stop)`` with a progress bar; Ctrl-C stops it after the current
+    cell, so an interrupted run still prints (and saves) what it measured."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
@@ -37,29 +33,7 @@ def run_stoppable(work: Work[T], description: str) -> tuple[T, bool]:
         def on_progress(done: int, total: int, label: str) -> None:
             progress.update(task, completed=done, total=total, description=label)
 
-        finished = threading.Event()
-
-        def target() -> None:
-            try:
-                outcome["value"] = work(on_progress, stop)
-            except BaseException as exc:  # re-raised on the main thread below
-                outcome["error"] = exc
-            finally:
-                finished.set()
-
-        # Waiting on an event, not Thread.join: an interrupted join can leave the thread
-        # looking finished while it still runs.
-        threading.Thread(target=target, name="characterize", daemon=True).start()
-        try:
-            while not finished.wait(0.2):
-                pass
-        except KeyboardInterrupt:
-            stop.set()
-            console.print("stopping after the current cell (Ctrl-C again to abort)")
-            finished.wait()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["value"], stop.is_set()  # type: ignore[return-value]
+        return run_until_stopped(lambda stop: work(on_progress, stop), "cell")
 
 
 def characterize(
@@ -118,7 +92,8 @@ def characterize(
     else:
         _print_summary(report, comparison, written)
     if stopped:
-        raise typer.Exit(130)
+        exit_stopped(f"kept the {len(report.cells)} finished cells"
+                     + (f" in {out_dir}" if out_dir is not None else ""))
 
 
 def _percent(value: float) -> str:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from compd_core.cli.common import console, out, print_json, seed_option
+from compd_core.cli.stoppable import exit_stopped, run_until_stopped
 from compd_core.paths import default_db_path
 from compd_core.repair.events import EpochFinished, RepairEvent, ResearchProgress, StageStarted
 from compd_core.errors import ConfigError
@@ -115,9 +115,17 @@ def repair(
     with Store(db or default_db_path(), create=False) as store:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=json_output) as progress:
-            report = repair_run(store, run, settings, selection,
-                                emit=_ProgressSink(progress, settings.epochs),
-                                stop=threading.Event(), register=register)  # type: ignore[arg-type]
+            report, stopped = run_until_stopped(
+                lambda stop: repair_run(store, run, settings, selection,
+                                        emit=_ProgressSink(progress, settings.epochs), stop=stop,
+                                        register=register),  # type: ignore[arg-type]
+                "training epoch",
+            )
+    if stopped:
+        if json_output:
+            print_json(report.to_dict())
+        exit_stopped(f"nothing registered; run {run}, its triggers and pair "
+                     f"{report.pair_before} are as they were")
     if json_output:
         print_json(report.to_dict())
         return

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from compd_core.cli.common import console, out, print_json, seed_option
+from compd_core.cli.stoppable import exit_stopped, run_until_stopped
 from compd_core.errors import ConfigError
 from compd_core.paths import default_db_path
 from compd_core.search.criterion import DEFAULT_MAX_LINF
 from compd_core.search.events import Event, SeedFinished, Step
+
+if TYPE_CHECKING:
+    from compd_core.campaign import CampaignSummary
 
 
 def _new_spec(given: dict[str, Any]):
@@ -111,16 +114,25 @@ def search(
     store = Store(db or default_db_path())
     spec = _resumed_spec(store, resume, given) if resume else _new_spec(given)
     seeds = spec.seeds
-    stop = threading.Event()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=json_output) as progress:
         task = progress.add_task("starting", total=seeds)
-        summary = run_campaign(spec, store, emit=_ProgressSink(progress, task), stop=stop,
-                               resume=resume)
+        summary, stopped = run_until_stopped(
+            lambda stop: run_campaign(spec, store, emit=_ProgressSink(progress, task), stop=stop,
+                                      resume=resume),
+            "search step",
+        )
     report = summary.to_dict()
     if json_output:
         print_json(report)
-        return
+    else:
+        _print_summary(summary)
+    if stopped:
+        exit_stopped(f"run {summary.run_id} keeps every seed searched so far ({summary.found} "
+                     f"deviations); `compd search --resume {summary.run_id}` finishes it")
+
+
+def _print_summary(summary: CampaignSummary) -> None:
     rate = f"{summary.found}/{summary.seeds} seeds deviated ({summary.success_rate:.0%})"
     out.print(f"run {summary.run_id}: {rate} in {summary.wall_seconds:.1f} s, "
               f"{summary.queries_per_second:,.0f} queries/s")

@@ -11,7 +11,8 @@ import torch
 
 from compd_core.data.dataset import ImageDataset
 from compd_core.models.pair import ModelPair
-from compd_core.search.criterion import Criterion, trigger_margins
+from compd_core.search.criterion import trigger_margins
+from compd_core.search.profile import deviation_profile
 from compd_core.search.results import Seed, SeedResult
 from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import SearchContext, get_strategy
@@ -61,19 +62,18 @@ def disagreements(pair: ModelPair, images: torch.Tensor) -> int:
 def deviation_share(
     pair: ModelPair,
     seeds: Sequence[Seed],
-    max_linf: float,
+    budget: int,
     max_queries: int,
     rng_seed: int,
     stop: threading.Event,
 ) -> float | None:
-    """Share of ``seeds`` with a strict deviation within L-inf ``max_linf``, found by the
-    project's search; None when stopped. One point of the deviation profile."""
-    settings = SearchSettings(max_queries=max_queries, criterion=Criterion(max_linf=max_linf))
-    context = SearchContext(pair, settings, rng_seed, stop=stop)
-    results = list(get_strategy("compd").run(context, seeds))
-    if stop.is_set() or not results:
+    """Share of ``seeds`` with a strict deviation within ``budget`` grey levels (L-inf): one
+    point of the deviation profile; None when stopped."""
+    profile = deviation_profile(pair, seeds, [budget], max_queries=max_queries,
+                                rng_seed=rng_seed, stop=stop)
+    if profile.stopped or not profile.points:
         return None
-    return sum(r.found for r in results) / len(results)
+    return profile.points[0].share
 
 
 @dataclass(frozen=True)

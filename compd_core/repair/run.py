@@ -329,7 +329,7 @@ class Repair:
                 on_seed=lambda done, found, p=phase: self.emit(
                     ResearchProgress(p, done, len(seeds), found)),  # type: ignore[arg-type]
             )
-            shares[phase] = deviation_share(pair, seeds, s.profile_linf, s.profile_queries,
+            shares[phase] = deviation_share(pair, seeds, s.profile_budget, s.profile_queries,
                                             self.run.rng_seed, self.stop)
             if self.stop.is_set():
                 return False
@@ -342,7 +342,7 @@ class Repair:
             research_median_queries_after=numbers["after"].median_queries,
             research_queries_per_trigger_before=numbers["before"].queries_per_trigger,
             research_queries_per_trigger_after=numbers["after"].queries_per_trigger,
-            profile_linf=s.profile_linf, profile_seeds=len(seeds),
+            profile_linf=s.profile_budget / 255, profile_seeds=len(seeds),
             profile_share_before=shares["before"], profile_share_after=shares["after"],
         )
         return True

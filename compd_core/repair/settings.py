@@ -20,7 +20,6 @@ _BOUNDS: dict[str, tuple[float, bool, float | None, str]] = {
     "kl_weight": (0.0, True, None, "the weight of KL to the original's probabilities"),
     "max_accuracy_drop": (0.0, True, 1.0, "the largest acceptable accuracy drop, e.g. 0.003"),
     "min_heldout_repaired": (0.0, True, 1.0, "the held-out share that must be repaired, e.g. 0.5"),
-    "profile_linf": (0.0, False, 1.0, "the L-inf budget of the deviation profile, e.g. 0.0627"),
 }
 _WHOLE: dict[str, tuple[int, str]] = {  # name -> (lowest allowed, what it is)
     "epochs": (1, "most passes over the trigger set"),
@@ -30,6 +29,7 @@ _WHOLE: dict[str, tuple[int, str]] = {  # name -> (lowest allowed, what it is)
     "mined_seeds": (0, "count of training-split seeds searched for more deviations"),
     "mine_queries": (1, "query budget per mined seed"),
     "max_disagreement_rise": (0, "count of test disagreements the repair may add"),
+    "profile_budget": (1, "largest pixel change of the deviation profile, in grey levels (1 to 255)"),
     "profile_queries": (1, "query budget per seed of the deviation profile"),
     "seed": (0, "random seed of the split, mining, variants and batches"),
 }
@@ -61,7 +61,7 @@ class RepairSettings:
     test_dataset: str = "mnist"  # where accuracy and disagreements are measured
     research: bool = True  # re-run the run's search and the deviation profile on both pairs
     research_max_queries: int | None = None  # per-seed budget of the re-search; None = the run's
-    profile_linf: float = 16 / 255  # distance budget of the deviation profile (strict criterion)
+    profile_budget: int = 16  # grey levels: the deviation profile's L-inf budget (strict criterion)
     profile_queries: int = 500  # per-seed budget of the deviation profile
     max_accuracy_drop: float = 0.003  # verdict: a larger test-accuracy drop makes the repair "worse"
     max_disagreement_rise: int = 0  # verdict: more added disagreements (clean or corrupted) = "worse"
@@ -75,6 +75,9 @@ class RepairSettings:
         for name in ("research", "recalibrate"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"repair setting {name} must be True or False, got {getattr(self, name)!r}")
+        if self.profile_budget > 255:
+            raise ConfigError(f"repair setting --profile-budget must be a whole number of grey levels "
+                              f"from 1 to 255, got {self.profile_budget!r}")
         if self.research_max_queries is not None:
             _check_whole("research_max_queries", self.research_max_queries, 1,
                          "query budget per seed of the re-search (leave it out for the run's budget)")

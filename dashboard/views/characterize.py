@@ -23,6 +23,7 @@ from dashboard.components.job_header import job_header
 # A first look in a few seconds: one corruption of each family, every severity.
 DEFAULT_CORRUPTIONS = ("gaussian_noise", "gaussian_blur", "rotate", "brightness", "stripe")
 JOB_KEY = "characterize_job_id"
+SETTINGS_KEY = "characterize_settings"  # what was last started, shown again after the run
 EXAMPLES = 8
 REFRESH_SECONDS = 0.5
 
@@ -33,17 +34,29 @@ st.caption("How often do the two models disagree on ordinary test images, and on
 
 
 def settings_ui(current: str) -> tuple[list[str], list[int], list[str], int, bool]:
-    """(corruptions, severities, pairs to compare with, seed, whether Start was pressed)."""
-    a, b = st.columns([3, 1])
-    corruptions = a.multiselect("Corruptions", list(CORRUPTIONS), default=list(DEFAULT_CORRUPTIONS),
-                                help="All 18 at all 5 severities take about half a minute")
-    severities = b.multiselect("Severities", list(SEVERITIES), default=list(SEVERITIES))
-    c, d = st.columns([3, 1])
+    """(corruptions, severities, pairs to compare with, seed, whether Start was pressed).
+
+    A form: changing a setting does not rerun the page. What was last started is kept in the
+    session (the widgets are not drawn while a job runs, which would forget their values)."""
+    last = st.session_state.get(SETTINGS_KEY, {})
     others = [i for i in resources.zoo_entries() if i != current]
-    compare = c.multiselect("Compare with these pairs", others, placeholder="none",
-                            help="Characterized on the same images, corruptions and severities")
-    seed = d.number_input("Random seed", 0, 2**31 - 1, 0, help="Same seed, same corrupted images")
-    clicked = st.button("Characterize", type="primary", icon=":material/play_arrow:")
+    with st.form("characterize-settings", border=False):
+        a, b = st.columns([3, 1])
+        corruptions = a.multiselect("Corruptions", list(CORRUPTIONS),
+                                    default=last.get("corruptions", list(DEFAULT_CORRUPTIONS)),
+                                    help="All 18 at all 5 severities take about half a minute")
+        severities = b.multiselect("Severities", list(SEVERITIES),
+                                   default=last.get("severities", list(SEVERITIES)))
+        c, d = st.columns([3, 1])
+        compare = c.multiselect("Compare with these pairs", others, placeholder="none",
+                                default=[p for p in last.get("compare", []) if p in others],
+                                help="Characterized on the same images, corruptions and severities")
+        seed = d.number_input("Random seed", 0, 2**31 - 1, last.get("seed", 0),
+                              help="Same seed, same corrupted images")
+        clicked = st.form_submit_button("Characterize", type="primary", icon=":material/play_arrow:")
+    if clicked:
+        st.session_state[SETTINGS_KEY] = {"corruptions": corruptions, "severities": severities,
+                                          "compare": compare, "seed": int(seed)}
     return corruptions, severities, compare, int(seed), clicked
 
 

@@ -114,6 +114,16 @@ def readable(message: str, choice: PairChoice) -> str:
     return message
 
 
+def _size_change(sizes: list[int]) -> str | None:
+    """How the compressed file compares with the original's: pruned files with masks are larger."""
+    original, compressed = sizes[0], sizes[1]
+    if not original or not compressed:
+        return None
+    if compressed > original:
+        return f"{compressed / original:.1f}× larger file"
+    return f"{original / compressed:.1f}× smaller"
+
+
 def _kib(size: int | None) -> str:
     return "—" if size is None else f"{size / 1024:,.0f} KiB"
 
@@ -146,8 +156,7 @@ def render_cards(choice: PairChoice, data_choice: DatasetChoice) -> None:
                      help="Share of images on which both models give the same top answer")
             c.metric("Disagreements", f"{evaluation.disagreements:,}",
                      help=f"Images of {data.name} on which the two top answers differ")
-            size_delta = (f"{sizes[0] / sizes[1]:.1f}× smaller" if i == 1 and sizes[0] and sizes[1]
-                          else None)
+            size_delta = _size_change(sizes) if i == 1 else None
             d.metric("Size", _kib(sizes[i]), size_delta, delta_color="off", delta_arrow="off")
             speed = None if i == 0 else f"{latency[0] / latency[1]:.1f}× the speed"
             e.metric("Latency", f"{latency[i]:.1f} ms", speed, delta_color="off", delta_arrow="off",

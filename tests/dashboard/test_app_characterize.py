@@ -67,6 +67,10 @@ def test_characterization_shows_heatmap_roc_comparison_and_examples(app: AppTest
     corrupted = [c for image in app.image for c in image.captions if c.startswith("corrupted: ")]
     assert len(corrupted) == 8
     assert all(c.split(": ")[1].split(" vs ")[0] != c.split(" vs ")[1] for c in corrupted)
+    # the settings that ran are still chosen afterwards, "Compare with" included
+    boxes = {m.label: m.value for m in app.multiselect}
+    assert boxes["Compare with these pairs"] == ["lenet5-prune90"]
+    assert boxes["Corruptions"] == CORRUPTIONS and boxes["Severities"] == SEVERITIES
 
 
 def test_stop_ends_a_full_characterization_early(app: AppTest) -> None:

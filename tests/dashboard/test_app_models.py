@@ -45,6 +45,9 @@ def test_choosing_another_sample_pair_changes_the_cards(app: AppTest) -> None:
     evaluation = evaluate_pair(load_pair("lenet1-prune90"), load_mnist("test"))
     assert ("Disagreements", f"{evaluation.disagreements:,}") in _metrics(app)
     assert evaluation.disagreements > 100  # 90% pruning of LeNet-1 is far from its original
+    # stored dense with its masks, the pruned file is larger than the original's: never "smaller"
+    size = next(m for m in app.metric if m.label == "Size" and m.proto.delta)
+    assert size.proto.delta.endswith("× larger file") and "smaller" not in size.proto.delta
     assert app.session_state["pair_choice"].zoo_id == "lenet1-prune90"
 
 

@@ -110,6 +110,21 @@ def test_two_sessions_search_independently(db) -> None:
         jobs.stop_all()
 
 
+def test_a_shared_job_link_lets_others_watch_but_not_stop(app: AppTest, db) -> None:
+    open_page(app, "search")
+    _start(app, seeds=60, budget=50_000)
+    job = jobs.get_job(app.session_state["job_id"])
+    assert any(b.label == "Stop" for b in app.button)  # its owner may stop it
+    jobs._REGISTRY.set_owner(job.id, "browser-someone-else")  # as seen from another browser
+    app.run()
+    assert not app.exception
+    assert not any(b.label == "Stop" for b in app.button)
+    assert any("only there can it be stopped" in c.value for c in app.caption)
+    assert job.running and not job.stop_event.is_set()
+    job.request_stop()
+    finish_jobs()
+
+
 def test_margins_and_distance_budget_reach_the_searchs_criterion(app: AppTest, db) -> None:
     open_page(app, "search")
     _set(app, "Original's margin at least", 0.5)

@@ -30,7 +30,7 @@ def test_a_job_stores_every_result_and_its_live_counts_match(tmp_path: Path) -> 
     with Store(tmp_path / "r.sqlite") as store:
         job = jobs.start_search(store, _spec(3, 200), load_pair(PAIR), load_mnist("test"))
         assert jobs.get_job(job.id) is job
-        job.thread.join(120)
+        job.wait(120)
         assert job.status == "finished" and job.error is None
         run = store.get_run(job.run_id)
         progress = job.progress()
@@ -38,6 +38,10 @@ def test_a_job_stores_every_result_and_its_live_counts_match(tmp_path: Path) -> 
         assert run.found == progress.found == job.summary["found"]
         assert run.queries == progress.queries == job.summary["total_queries"]
         assert jobs.job_for_run(job.run_id) is None  # ended: the run may be deleted now
+        # a finished job keeps numbers, not images: only the chain its page shows is left
+        kept = [r for r in progress.results if r.chain]
+        assert kept == ([progress.latest_found] if progress.latest_found and progress.latest_found.chain else [])
+        assert not job.recorder.last_chain and len(progress.results) == 3
 
 
 def _wait_for(condition, timeout: float = 120.0) -> None:
@@ -54,7 +58,7 @@ def test_stop_ends_a_long_search_and_keeps_its_results(tmp_path: Path) -> None:
         assert job.running and jobs.job_for_run(job.run_id) is job  # 200 seeds: far from done
         assert job_using_run(job.run_id) is job
         job.request_stop()
-        job.thread.join(120)
+        job.wait(120)
         assert job.status == "stopped" and job.stop_seconds is not None
         assert jobs.job_for_run(job.run_id) is None and job_using_run(job.run_id) is None
         run = store.get_run(job.run_id)
@@ -85,7 +89,7 @@ def test_demo_rule_stops_at_the_first_trigger(tmp_path: Path) -> None:
     with Store(tmp_path / "r.sqlite") as store:
         job = jobs.start_search(store, _spec(8, 2_000), load_pair(PAIR), load_mnist("test"),
                                 kind="demo", stop_after=1, note="demo")
-        job.thread.join(120)
+        job.wait(120)
         run = store.get_run(job.run_id)
     # seeds advance together, so the step that finds the first trigger may find a few at once
     assert job.status == "stopped" and 1 <= run.found < 8 and run.note == "demo"
@@ -94,7 +98,7 @@ def test_demo_rule_stops_at_the_first_trigger(tmp_path: Path) -> None:
 def test_a_failing_search_reports_the_message_and_leaves_no_empty_run(tmp_path: Path) -> None:
     with Store(tmp_path / "r.sqlite") as store:
         job = jobs.start_search(store, _spec(5_000, 100), load_pair(PAIR), load_mnist("test"))
-        job.thread.join(120)
+        job.wait(120)
         assert job.status == "failed"
         assert "eligible seeds" in job.error  # more seeds asked for than the test split has
         assert store.list_runs() == []
@@ -106,3 +110,59 @@ def test_mistakes_seen_at_once_raise_before_any_thread(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="unknown strategy"):
             jobs.start_search(store, spec, load_pair(PAIR), load_mnist("test"))
         assert store.list_runs() == []
+
+
+def test_the_browser_identity_survives_a_new_mask_and_differs_between_browsers() -> None:
+    """Streamlit re-masks its XSRF cookie on every response; the token under it stays."""
+    import binascii
+
+    from dashboard.viewer import _xsrf_token
+
+    def cookie(token: bytes, mask: bytes) -> str:
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(token))
+        return f"2|{binascii.b2a_hex(mask).decode()}|{binascii.b2a_hex(masked).decode()}|1700000000"
+
+    token = bytes(range(16))
+    assert _xsrf_token(cookie(token, b"\x01\x02\x03\x04")) == token
+    assert _xsrf_token(cookie(token, b"\xaa\xbb\xcc\xdd")) == token
+    assert _xsrf_token(cookie(bytes(16), b"\x01\x02\x03\x04")) != token
+    assert _xsrf_token("garbage") is None and _xsrf_token("2|zz|zz|1") is None
+
+
+def test_jobs_share_a_bounded_pool_and_queue_beyond_it() -> None:
+    import threading
+    from dataclasses import dataclass, field
+
+    from dashboard.job_registry import MAX_WORKERS, JobLifecycle, JobRegistry
+
+    @dataclass
+    class Waiting(JobLifecycle):
+        id: str
+        started: float = field(default_factory=time.time)
+        status: str = "running"
+        ended: float | None = None
+        stop_event: threading.Event = field(default_factory=threading.Event)
+        future: object = None
+
+    registry: JobRegistry = JobRegistry(keep_finished=0)
+    gate, lock = threading.Event(), threading.Lock()
+    running, most = [0], [0]
+
+    def work(job: Waiting) -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        gate.wait(60)
+        with lock:
+            running[0] -= 1
+        job.status = "finished"
+
+    crowd = [Waiting(id=f"w{i}") for i in range(MAX_WORKERS + 2)]
+    for job in crowd:
+        registry.start(job, lambda job=job: work(job))
+    _wait_for(lambda: running[0] == MAX_WORKERS, timeout=30)
+    time.sleep(0.2)  # give a would-be extra worker the chance to start (it must not)
+    assert running[0] == MAX_WORKERS and not crowd[-1].wait(0)
+    gate.set()
+    registry.join_all(60)
+    assert most[0] == MAX_WORKERS and all(job.status == "finished" for job in crowd)

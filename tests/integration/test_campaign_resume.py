@@ -125,3 +125,70 @@ def test_bad_search_arguments_exit_2(tmp_path):
         result = compd(*argv)
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_stopped_campaign_saves_its_unfinished_seeds_in_one_transaction(tmp_path, monkeypatch):
+    """Stop after the first final seed: that seed was committed alone, at once; every seed the
+    stop cut short lands in the store too, in one commit."""
+    import threading
+
+    from compd_core.campaign import CampaignSpec, run_campaign
+    from compd_core.search.results import ExitReason
+    from compd_core.search.settings import SearchSettings
+
+    batches: list[int] = []
+    original = Store.save_results
+
+    def counting(self, run_id, results):
+        batches.append(len(results))
+        original(self, run_id, results)
+        stop.set()  # Stop pressed right after the first seed was stored
+
+    monkeypatch.setattr(Store, "save_results", counting)
+    stop = threading.Event()
+
+    spec = CampaignSpec("lenet5-int8-static", "compd", seeds=12,
+                        settings=SearchSettings(max_queries=100_000), rng_seed=0)
+    with Store(tmp_path / "r.sqlite") as store:
+        summary = run_campaign(spec, store, stop=stop)
+        results = store.load_results(summary.run_id, details=False)
+        run = store.get_run(summary.run_id)
+    stopped = [r for r in results if r.exit_reason is ExitReason.STOPPED]
+    assert run.status == "stopped" and len(results) == 12 and len(stopped) >= 1
+    assert batches[0] == 1  # the first final seed, committed on its own before the stop
+    assert batches[-1] >= len(stopped) and all(b == 1 for b in batches[:-1])
+    assert sum(batches) == 12
+
+
+def test_ctrl_c_stops_a_cli_search_after_the_current_step_and_keeps_its_seeds(tmp_path):
+    """Ctrl-C (SIGINT) once the first seed is stored: exit 130, one line saying what was kept,
+    the run marked stopped with every seed in it, and ``--resume`` finishing it."""
+    db = tmp_path / "r.sqlite"
+    search = subprocess.Popen(
+        [sys.executable, "-m", "compd_core", "search", "--pair", "lenet5-int8-static",
+         "--strategy", "dflare", "--seeds", "30", "--budget", "3000", "--db", str(db), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def first_seed_stored() -> bool:
+        if search.poll() is not None or not db.exists():
+            return search.poll() is not None
+        try:
+            with Store(db, read_only=True) as store:
+                runs = store.list_runs()
+                return bool(runs) and len(store.finished_positions(runs[0].id)) >= 1
+        except Exception:  # the file exists but its tables are still being made
+            return False
+
+    _wait_for(first_seed_stored, timeout=300)
+    search.send_signal(signal.SIGINT)
+    stdout, stderr = search.communicate(timeout=300)
+    assert search.returncode == 130, stderr
+    stopped_lines = [line for line in stderr.splitlines() if line.startswith("stopped:")]
+    assert len(stopped_lines) == 1 and "Traceback" not in stderr
+    summary = json.loads(stdout)
+    with Store(db, read_only=True) as store:
+        run = store.get_run(summary["run_id"])
+        kept = store.finished_positions(run.id)
+    assert summary["stopped"] is True and run.status == "stopped"
+    assert 1 <= len(kept) < 30 and summary["seeds"] == len(kept)
+    assert f"run {run.id} keeps every seed" in stopped_lines[0]

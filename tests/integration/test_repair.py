@@ -208,6 +208,45 @@ def test_cli_json_reports_every_number_the_issue_asks_for(runs, user_zoo):
     assert load_pair(report["repaired_pair"]).name == report["repaired_pair"]
 
 
+def test_ctrl_c_stops_a_cli_repair_after_the_current_epoch(runs, user_zoo, monkeypatch, capsys):
+    """Ctrl-C during training: the epoch ends, nothing is registered, one `stopped:` line, 130."""
+    import _thread
+
+    import compd_core.repair as repair_package
+    from compd_core.cli import main
+
+    path, ids = runs
+    epochs: list[int] = []
+    real_repair_run = repair_package.repair_run
+
+    def interrupted_repair_run(*args, emit, stop, **kwargs):
+        def watching(event):
+            emit(event)
+            if isinstance(event, EpochFinished):
+                epochs.append(event.epoch)
+                if event.epoch == 1:
+                    _thread.interrupt_main()  # what Ctrl-C does to the waiting main thread
+                    assert stop.wait(120)  # which answers by setting the stop event
+
+        return real_repair_run(*args, emit=watching, stop=stop, **kwargs)
+
+    monkeypatch.setattr(repair_package, "repair_run", interrupted_repair_run)  # what the CLI calls
+    with Store(path) as store:
+        repairs_before = len(store.list_repairs(ids["lenet5-int8-static"]))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["repair", "--run", ids["lenet5-int8-static"], "--db", str(path), "--epochs", "20",
+              "--variants", "2", "--batch-size", "32", "--no-research"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 130, err
+    assert max(epochs) == 1  # stopped after the epoch that was running, not at epoch 20
+    assert [line for line in err.splitlines() if line.startswith("stopped:")] == [
+        f"stopped: nothing registered; run {ids['lenet5-int8-static']}, its triggers and pair "
+        "lenet5-int8-static are as they were"]
+    assert not (user_zoo / "manifest.json").exists()
+    with Store(path) as store:
+        assert len(store.list_repairs(ids["lenet5-int8-static"])) == repairs_before
+
+
 def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "from compd_core.cli import app, main\n"
