@@ -1,4 +1,4 @@
-"""Helpers for strategies that advance many chains in one forward pass."""
+"""Mutating a batch in which each row has its own operator (DiffChaser's population)."""
 
 from __future__ import annotations
 
@@ -38,10 +38,3 @@ def apply_grouped(
         out[rows] = result.images
         parts[index] = (rows, result)
     return GroupedMutation(out, parts, choices)
-
-
-def best_per_group(values: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Min value and its flat row index for each block of ``size`` consecutive rows."""
-    groups = len(values) // size
-    best, position = values.view(groups, size).min(1)
-    return best, position + torch.arange(groups) * size
