@@ -19,14 +19,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from compd_core.campaign import CampaignSpec, run_campaign
+from compd_core.campaign import CampaignSpec, run_campaign, spec_of_run
 from compd_core.data.dataset import ImageDataset
 from compd_core.errors import CompdError
 from compd_core.models.pair import ModelPair
 from compd_core.search.events import Event, EventRecorder, SeedFinished, SeedStarted, Step
 from compd_core.search.results import SeedResult
 from compd_core.search.strategies import get_strategy
-from compd_core.store import Store
+from compd_core.store import RunRecord, Store
 from dashboard.job_registry import JobLifecycle, JobRegistry
 
 logger = logging.getLogger(__name__)
@@ -185,6 +185,21 @@ def start_search(
         pair.white_box()
     run_id = store.create_run(spec.pair, spec.strategy, spec.settings, spec.seeds,
                               spec.rng_seed, spec.dataset, note=note)
+    return _launch(store, spec, run_id, pair, dataset, kind=kind, stop_after=stop_after)
+
+
+def resume_search(store: Store, run: RunRecord, pair: ModelPair, dataset: ImageDataset) -> Job:
+    """Continue a stored run (interrupted or stopped) in a worker, with its own stored campaign:
+    the same seeds, settings and rng seed as ``compd search --resume RUN``."""
+    store.check_resumable(run.id)  # finished, or searched right now elsewhere: say so at once
+    return _launch(store, spec_of_run(run), run.id, pair, dataset, kind="search")
+
+
+def _launch(
+    store: Store, spec: CampaignSpec, run_id: str, pair: ModelPair, dataset: ImageDataset, *,
+    kind: JobKind, stop_after: int | None = None,
+) -> Job:
+    """Register a job for a stored run and start its search on the shared worker pool."""
     stop_event = threading.Event()
     job = Job(
         id=secrets.token_hex(6),

@@ -10,6 +10,7 @@ import streamlit as st
 from compd_core.data.resolve import names_a_dataset
 from compd_core.store import RunRecord, Store
 from dashboard import jobs, resources, session
+from dashboard.choices import DatasetChoice
 from dashboard.job_registry import job_using_run
 from dashboard.components.feedback import user_errors
 
@@ -26,7 +27,7 @@ def interrupted_ui(store: Store, run: RunRecord) -> None:
     """A run whose search process ended without closing it (a server stopped or killed):
     say so, and let the user close it or resume it."""
     if names_a_dataset(run.dataset):
-        then = ("Resume it on the command line with "
+        then = ("Resume it here or on the command line with "
                 f"`compd search --resume {run.id} --db {resources.db_path()}`, or mark it stopped.")
     else:
         then = (f"Its seeds ({run.dataset}) lived only in the page that searched them, so it "
@@ -35,7 +36,17 @@ def interrupted_ui(store: Store, run: RunRecord) -> None:
         f"Run `{run.id}` was interrupted: the process searching it ended without closing it "
         f"(a stopped or killed server). It keeps the {run.seeds_done} of {run.seed_count} seeds "
         f"it finished. {then}", icon=":material/pause_circle:")
-    if st.button("Mark as stopped", key="stop-interrupted", icon=":material/stop_circle:"):
+    choice = resources.choice_for_run(run.pair, session.pair_choice())
+    resume_col, stop_col = st.columns(2)
+    if names_a_dataset(run.dataset) and choice is not None and resume_col.button(
+            "Resume", key="resume-interrupted", icon=":material/play_arrow:", width="stretch"):
+        pair = resources.new_pair(choice)
+        data = resources.dataset(DatasetChoice(spec=run.dataset, label=run.dataset),
+                                 pair.input_shape, pair.class_names)
+        session.set_current_job(jobs.resume_search(store, run, pair, data))
+        st.switch_page("views/search.py")
+    if stop_col.button("Mark as stopped", key="stop-interrupted", icon=":material/stop_circle:",
+                       width="stretch"):
         store.finish_run(run.id, "stopped", 0.0)
         st.toast(f"Run {run.id} is marked stopped.")
         st.rerun()

@@ -11,7 +11,7 @@ from compd_core.campaign import CampaignSpec
 from compd_core.errors import CompdError, ConfigError
 from compd_core.mutations import OPERATOR_SETS
 from compd_core.search.results import ExitReason
-from compd_core.search.criterion import Criterion, CriterionKind
+from compd_core.search.criterion import DEFAULT_MAX_LINF, Criterion, CriterionKind
 from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import STRATEGIES, get_strategy
 from dashboard import jobs, resources, seeding, session
@@ -55,7 +55,7 @@ def _index(options: list[str], value: str) -> int:
 def search_form_ui(picked: int, last: SearchForm | None) -> tuple[SearchForm, bool]:
     """The settings (starting from the last search's) and whether Start was pressed."""
     last = last or SearchForm("compd", "dflare", False, 20, "lowest margin first", 2_000, None,
-                              None, "valid", 0)
+                              DEFAULT_MAX_LINF, "valid", 0)
     a, b = st.columns(2)
     strategies, operator_sets = list(STRATEGIES), list(OPERATOR_SETS)
     described = {name: f"{name}: {get_strategy(name).description}" for name in strategies}

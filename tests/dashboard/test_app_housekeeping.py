@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 from compd_core.paths import sample_models_dir
 from compd_core.store import Store
 from dashboard.uploads import clean_uploads, safe_name
-from dashboard_support import open_page
+from dashboard_support import finish_jobs, open_page
 
 ONNX_ORIGINAL = sample_models_dir() / "lenet5" / "onnx-int8.float.onnx"
 ONNX_COMPRESSED = sample_models_dir() / "lenet5" / "onnx-int8.onnx"
@@ -59,6 +59,30 @@ def test_a_run_left_by_a_killed_process_reads_interrupted_and_can_be_stopped(db:
     with Store(db) as store:
         assert store.get_run(run.id).status == "stopped"
     assert at.dataframe[0].value.set_index("run").loc[run.id, "status"] == "stopped"
+
+
+def test_an_interrupted_run_resumes_from_the_runs_page(db: Path) -> None:
+    killed = subprocess.run([sys.executable, "-c", KILLED_AFTER_ONE_SEED, str(db)], timeout=300)
+    assert killed.returncode == -9
+    with Store(db) as store:
+        (run,) = store.list_runs()
+        (first,) = store.load_results(run.id)
+    assert (run.status, run.seeds_done) == ("interrupted", 1)
+    at = AppTest.from_file(str(Path(__file__).parents[2] / "dashboard" / "app.py"),
+                           default_timeout=120)
+    open_page(at, "runs")
+    at.button(key="resume-interrupted").click().run()
+    assert not at.exception and not at.error
+    finish_jobs()
+    with Store(db) as store:
+        done = store.get_run(run.id)
+        results = store.load_results(run.id)
+    # the run's own campaign finished the other seeds; the stored one was not searched again
+    assert (done.status, done.seeds_done, done.seed_count) == ("finished", 4, 4)
+    assert [r.seed.position for r in results] == [0, 1, 2, 3]
+    kept = next(r for r in results if r.seed.position == first.seed.position)
+    assert (kept.queries, kept.found) == (first.queries, first.found)
+    assert done.settings.max_queries == 200 and done.strategy == "dflare"
 
 
 def _use_own_files(app: AppTest, original: tuple[str, bytes], compressed: tuple[str, bytes]):

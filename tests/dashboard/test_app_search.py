@@ -3,6 +3,7 @@ sessions searching at the same time."""
 
 from __future__ import annotations
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from compd_core.data import load_mnist
@@ -29,6 +30,8 @@ def test_search_runs_in_the_background_and_shows_its_outcome(app: AppTest, db) -
     _start(app, seeds=3, budget=120)
     job = jobs.get_job(app.session_state["job_id"])
     assert job is not None and job.spec.seeds == 3 and job.spec.settings.max_queries == 120
+    # close by default: the form starts at the criterion's default distance budget
+    assert job.spec.settings.criterion.max_linf == pytest.approx(64 / 255)
     finish_jobs()
     app.run()
     assert not app.exception and not app.error
