@@ -141,3 +141,26 @@ def test_margins_and_distance_budget_reach_the_searchs_criterion(app: AppTest, d
     with Store(db) as store:
         (run,) = store.list_runs()
     assert run.settings.criterion == criterion  # stored with the run
+
+
+def test_picked_seeds_are_searched_by_default(app: AppTest, db) -> None:
+    app.session_state["picked_positions"] = {0, 1}
+    open_page(app, "search")
+    assert app.radio[0].value == "My 2 picked or uploaded seeds"
+    _set(app, "Query budget per seed", 50)
+    next(b for b in app.button if b.label == "Start search").click().run()
+    finish_jobs()
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    assert run.dataset.endswith("hand-picked")
+
+
+def test_settings_are_one_form_that_only_start_submits(app: AppTest, db) -> None:
+    open_page(app, "search")
+    start = next(b for b in app.button if b.label == "Start search")
+    widgets = [*app.number_input, *app.selectbox, *app.radio, *app.slider]
+    assert start.form_id and {w.form_id for w in widgets} == {start.form_id}
+    _set(app, "Number of seeds", 2)
+    app.run()
+    with Store(db) as store:
+        assert store.list_runs() == []
