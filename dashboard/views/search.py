@@ -143,7 +143,7 @@ def start(form: SearchForm) -> list[str]:
     spec = CampaignSpec(pair=choice.name, strategy=form.strategy, seeds=seeds, settings=settings,
                         rng_seed=form.rng_seed, dataset=dataset_name,
                         seed_order="margin" if form.order == "lowest margin first" else "random")
-    job = jobs.start_search(resources.get_store(), spec, pair, data)
+    job = jobs.start_search(resources.get_store(), spec, pair, data, choices=session.snapshot())
     session.set_current_job(job)
     return dropped
 
@@ -169,12 +169,12 @@ def render_outcome(job: jobs.Job) -> None:
     st.page_link("views/triggers.py", label="Open its triggers", icon=":material/compare:")
 
 
+job = session.current_job()  # first: a reload takes the job's pair and seeds back from it
 choice = session.pair_choice()
 st.caption(f"Pair **{choice.name}** · dataset **{session.dataset_choice().label}** "
            "(change them on the Models page)")
 for reason in st.session_state.pop("search_left_out", []):
     st.warning(f"Left out {reason}.", icon=":material/filter_alt_off:")
-job = session.current_job()
 if job is not None and job.running:
     live_panel(job.id)
 else:

@@ -11,6 +11,7 @@ from compd_core.models.evaluate import evaluate_pair
 from compd_core.store import Store
 from compd_core.zoo import load_pair
 from dashboard import jobs
+from dashboard.choices import PairChoice
 from dashboard_support import APP, PAIR, finish_jobs, open_page
 
 
@@ -164,3 +165,23 @@ def test_settings_are_one_form_that_only_start_submits(app: AppTest, db) -> None
     app.run()
     with Store(db) as store:
         assert store.list_runs() == []
+
+
+def test_a_reload_mid_search_keeps_the_jobs_pair_and_picks(app: AppTest, db) -> None:
+    other = "lenet1-int8-static"
+    app.session_state["pair_choice"] = PairChoice(zoo_id=other)
+    app.session_state["picked_positions"] = {0, 1, 2}
+    open_page(app, "search")
+    _set(app, "Query budget per seed", 50_000)
+    next(b for b in app.button if b.label == "Start search").click().run()
+    job = jobs.get_job(app.session_state["job_id"])
+    assert job is not None and job.spec.pair == other
+    reloaded = AppTest.from_file(str(APP), default_timeout=120)  # a new session on the job's link
+    reloaded.query_params["job"] = job.id
+    open_page(reloaded, "search")
+    assert not reloaded.exception
+    assert reloaded.caption[0].value.startswith(f"Pair **{other}**")
+    assert reloaded.session_state["pair_choice"] == PairChoice(zoo_id=other)
+    assert reloaded.session_state["picked_positions"] == {0, 1, 2}
+    job.request_stop()
+    finish_jobs()
