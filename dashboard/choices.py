@@ -50,3 +50,14 @@ class Upload:
     name: str
     pixels: bytes  # raw uint8 buffer, so the value stays hashable and immutable
     shape: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class SessionChoices:
+    """What a session had chosen when it started a job, so that a new session opened on the
+    job's link (a reload) can pick up the same pair, dataset, picked seeds and uploads."""
+
+    pair: PairChoice
+    dataset: DatasetChoice
+    picks: tuple[int, ...] = ()
+    uploads: tuple[Upload, ...] = ()

@@ -27,6 +27,7 @@ from compd_core.search.events import Event, EventRecorder, SeedFinished, SeedSta
 from compd_core.search.results import SeedResult
 from compd_core.search.strategies import get_strategy
 from compd_core.store import RunRecord, Store
+from dashboard.choices import SessionChoices
 from dashboard.job_registry import JobLifecycle, JobRegistry
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class Job(JobLifecycle):
     ended: float | None = None
     stop_requested: float | None = None  # when Stop was pressed: how fast it stopped is shown
     future: Future | None = None
+    choices: SessionChoices | None = None  # the starting session's choices, for a reload
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -174,6 +176,7 @@ def start_search(
     kind: JobKind = "search",
     stop_after: int | None = None,
     note: str = "",
+    choices: SessionChoices | None = None,
 ) -> Job:
     """Create the run in the store and start its search in a worker thread.
 
@@ -185,7 +188,8 @@ def start_search(
         pair.white_box()
     run_id = store.create_run(spec.pair, spec.strategy, spec.settings, spec.seeds,
                               spec.rng_seed, spec.dataset, note=note)
-    return _launch(store, spec, run_id, pair, dataset, kind=kind, stop_after=stop_after)
+    return _launch(store, spec, run_id, pair, dataset, kind=kind, stop_after=stop_after,
+                   choices=choices)
 
 
 def resume_search(store: Store, run: RunRecord, pair: ModelPair, dataset: ImageDataset) -> Job:
@@ -197,7 +201,7 @@ def resume_search(store: Store, run: RunRecord, pair: ModelPair, dataset: ImageD
 
 def _launch(
     store: Store, spec: CampaignSpec, run_id: str, pair: ModelPair, dataset: ImageDataset, *,
-    kind: JobKind, stop_after: int | None = None,
+    kind: JobKind, stop_after: int | None = None, choices: SessionChoices | None = None,
 ) -> Job:
     """Register a job for a stored run and start its search on the shared worker pool."""
     stop_event = threading.Event()
@@ -209,6 +213,7 @@ def _launch(
         class_names=pair.class_names,
         recorder=LiveRecorder(stop_after=stop_after, stop_event=stop_event),
         stop_event=stop_event,
+        choices=choices,
     )
     _REGISTRY.start(job, lambda: _work(job, store, pair, dataset))
     return job

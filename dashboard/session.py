@@ -1,15 +1,16 @@
 """One browser session's choices, kept in ``st.session_state`` and mirrored in the URL.
 
 The URL carries the job and run a session is looking at (``?job=…&run=…``), so a reload, which
-starts a new session, finds them again; everything heavier stays in ``resources`` and ``jobs``.
+starts a new session, finds them again, and with the job the pair, dataset, picked seeds and
+uploads it was started with; everything heavier stays in ``resources`` and ``jobs``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import jobs
-from dashboard.choices import DatasetChoice, PairChoice, Upload
+from dashboard import jobs, resources
+from dashboard.choices import DatasetChoice, PairChoice, SessionChoices, Upload
 
 _PAIR = "pair_choice"
 _DATASET = "dataset_choice"
@@ -37,12 +38,14 @@ def set_pair_and_dataset(pair: PairChoice, data: DatasetChoice) -> None:
 
 
 def current_job() -> jobs.Job | None:
-    """This session's search job, re-attached from the URL after a reload."""
+    """This session's search job, re-attached from the URL after a reload (with the choices
+    the job was started with: the reloaded page then shows the job's pair, not the default)."""
     job_id = st.session_state.get(_JOB)
     if job_id is None:
-        from_url = st.query_params.get("job")
-        if from_url and jobs.get_job(from_url) is not None:
-            job_id = st.session_state[_JOB] = from_url
+        found = jobs.get_job(st.query_params.get("job"))
+        if found is not None:
+            job_id = st.session_state[_JOB] = found.id
+            restore(found.choices or _choices_of_spec(found))
     job = jobs.get_job(job_id)
     if job is not None and st.query_params.get("job") != job.id:
         st.query_params["job"] = job.id
@@ -83,3 +86,24 @@ def uploads() -> list[Upload]:
 
 def set_uploads(items: list[Upload]) -> None:
     st.session_state[_UPLOADS] = items
+
+
+def snapshot() -> SessionChoices:
+    """This session's choices, for a job to carry (see ``current_job``)."""
+    return SessionChoices(pair_choice(), dataset_choice(), tuple(sorted(picked_positions())),
+                          tuple(uploads()))
+
+
+def restore(choices: SessionChoices) -> None:
+    """Take over the choices a job was started with (a reloaded page has none of its own)."""
+    st.session_state[_PAIR] = choices.pair
+    st.session_state[_DATASET] = choices.dataset
+    st.session_state[_PICKS] = set(choices.picks)
+    st.session_state[_UPLOADS] = list(choices.uploads)
+
+
+def _choices_of_spec(job: jobs.Job) -> SessionChoices:
+    """For a job started without a session's choices (a resumed run): its pair when that is a
+    shipped one, this session's otherwise; no picks or uploads."""
+    pair = resources.choice_for_run(job.spec.pair, pair_choice()) or pair_choice()
+    return SessionChoices(pair, dataset_choice())

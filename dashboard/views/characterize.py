@@ -8,7 +8,7 @@ import streamlit as st
 
 from compd_core.characterize import CORRUPTIONS, SEVERITIES, lowest_margin_indices
 from compd_core.characterize.analysis import CharacterizationReport, PairComparison
-from compd_core.characterize.figures import comparison_figure, disagreement_heatmap, roc_figure
+from compd_core.characterize.figures import comparison_figure, disagreement_heatmap
 from compd_core.data.dataset import ImageDataset
 from compd_core.errors import CompdError
 from compd_core.models.evaluate import PairEvaluation
@@ -16,6 +16,7 @@ from compd_core.models.pair import ModelPair
 from dashboard import characterize_jobs, resources, seeding, session
 from dashboard.choices import PairChoice
 from dashboard.components.feedback import user_errors
+from dashboard.components.roc_chart import render_indicators
 from dashboard.components.shift_examples import disagreeing_examples, render_examples
 from dashboard.components.trigger_view import PLOTLY_CONFIG
 from dashboard.components.job_header import job_header
@@ -26,6 +27,15 @@ JOB_KEY = "characterize_job_id"
 SETTINGS_KEY = "characterize_settings"  # what was last started, shown again after the run
 EXAMPLES = 8
 REFRESH_SECONDS = 0.5
+COMPARISON_HEADERS = {
+    "pair": "Pair", "original": "Original model",
+    "clean_disagreement_rate": "Disagree (clean)", "shifted_disagreement_rate": "Disagree (shifted)",
+    "shift_effect": "Shift effect", "clean_accuracy_compressed": "Accuracy compressed (clean)",
+    "shifted_accuracy_compressed": "Accuracy compressed (shifted)",
+    "best_indicator": "Best indicator", "complete": "Complete",
+}
+PERCENT_COLUMNS = ("clean_disagreement_rate", "shifted_disagreement_rate", "shift_effect",
+                   "clean_accuracy_compressed", "shifted_accuracy_compressed")
 
 st.title("Characterize")
 st.caption("How often do the two models disagree on ordinary test images, and on the same "
@@ -98,13 +108,13 @@ def render_comparison(comparison: PairComparison) -> None:
         st.caption("These pairs do not compress the same original model; compare with care.")
     st.plotly_chart(comparison_figure(comparison), key="characterize-comparison",
                     config=PLOTLY_CONFIG)
-    st.dataframe(pd.DataFrame(comparison.rows()), hide_index=True, width="stretch",
-                 column_config={
-                     name: st.column_config.NumberColumn(format="percent")
-                     for name in ("clean_disagreement_rate", "shifted_disagreement_rate",
-                                  "shift_effect", "clean_accuracy_compressed",
-                                  "shifted_accuracy_compressed")
-                 })
+    table = pd.DataFrame(comparison.rows()).rename(columns=COMPARISON_HEADERS)
+    percent = st.column_config.NumberColumn(format="percent", width="small")
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "Pair": st.column_config.TextColumn(pinned=True),
+        **{COMPARISON_HEADERS[name]: percent for name in PERCENT_COLUMNS},
+        "Complete": st.column_config.CheckboxColumn(width="small"),
+    })
 
 
 def render_examples_ui(report: CharacterizationReport, pair: ModelPair, data: ImageDataset) -> None:
@@ -188,7 +198,7 @@ if job is not None and not job.running:
         if report.cells:
             st.plotly_chart(disagreement_heatmap(report), key="characterize-heatmap",
                             config=PLOTLY_CONFIG)
-        st.plotly_chart(roc_figure(report), key="characterize-roc", config=PLOTLY_CONFIG)
+        render_indicators(report)
         render_comparison(comparison)
         if report.pair == choice.name:
             with user_errors():

@@ -250,15 +250,20 @@ with st.expander("All shipped sample pairs"):
     import pandas as pd
 
     rows = [
-        {"pair": e.id, "compression": e.description,
-         "accuracy original": e.accuracy_original, "accuracy compressed": e.accuracy_compressed,
-         "disagreements (test)": e.disagreements, "size KiB": e.size_bytes / 1024,
-         "latency ms (256 images)": e.latency_ms_compressed}
+        {"Pair": e.id, "Compression": e.description,
+         "Accuracy (original)": e.accuracy_original,
+         "Accuracy (compressed)": e.accuracy_compressed,
+         "Disagreements (test)": e.disagreements, "Size (KiB)": e.size_bytes / 1024,
+         "Latency (ms, 256 images)": e.latency_ms_compressed}
         for e in resources.zoo_entries().values()
     ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, column_config={
-        "accuracy original": st.column_config.NumberColumn(format="percent"),
-        "accuracy compressed": st.column_config.NumberColumn(format="percent"),
-        "size KiB": st.column_config.NumberColumn(format="%.0f"),
-        "latency ms (256 images)": st.column_config.NumberColumn(format="%.1f"),
+    percent = st.column_config.NumberColumn(format="percent", width="small")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", column_config={
+        "Pair": st.column_config.TextColumn(pinned=True),
+        "Compression": st.column_config.TextColumn(width="large"),
+        "Accuracy (original)": percent,
+        "Accuracy (compressed)": percent,
+        "Disagreements (test)": st.column_config.NumberColumn(width="small"),
+        "Size (KiB)": st.column_config.NumberColumn(format="%.0f", width="small"),
+        "Latency (ms, 256 images)": st.column_config.NumberColumn(format="%.1f", width="small"),
     })

@@ -53,9 +53,18 @@ def _index(options: list[str], value: str) -> int:
 
 
 def search_form_ui(picked: int, last: SearchForm | None) -> tuple[SearchForm, bool]:
-    """The settings (starting from the last search's) and whether Start was pressed."""
+    """The settings (starting from the last search's) and whether Start was pressed.
+
+    One form: changing a setting does not rerun the page, only Start does. Seeds picked by hand
+    are the default whenever there are any (that is why the user picked them)."""
     last = last or SearchForm("compd", "dflare", False, 20, "lowest margin first", 2_000, None,
                               DEFAULT_MAX_LINF, "valid", 0)
+    with st.form("search_settings", border=False):
+        return _settings(picked, last)
+
+
+def _settings(picked: int, last: SearchForm) -> tuple[SearchForm, bool]:
+    """The form's widgets, read back as a ``SearchForm``."""
     a, b = st.columns(2)
     strategies, operator_sets = list(STRATEGIES), list(OPERATOR_SETS)
     described = {name: f"{name}: {get_strategy(name).description}" for name in strategies}
@@ -65,14 +74,16 @@ def search_form_ui(picked: int, last: SearchForm | None) -> tuple[SearchForm, bo
                             index=_index(operator_sets, last.operators),
                             format_func=lambda n: f"{n}: {OPERATOR_HELP.get(n, '')}")
     options = [ENGINE_CHOOSES] + ([f"My {picked} picked or uploaded seeds"] if picked else [])
-    source = st.radio("Seeds", options, horizontal=True,
+    source = st.radio("Seeds", options, index=len(options) - 1, horizontal=True,
                       help="Pick seeds by hand or upload images on the Seeds page")
     use_picks = source != ENGINE_CHOOSES
     c, d, e, f = st.columns(4)
-    seeds = c.number_input("Number of seeds", 1, 2000, last.seeds, disabled=use_picks)
+    chosen_only = "Used when the search chooses the seeds"
+    seeds = c.number_input("Number of seeds", 1, 2000, last.seeds, help=chosen_only)
     orders = ["lowest margin first", "random"]
-    order = d.selectbox("Which seeds", orders, index=_index(orders, last.order), disabled=use_picks,
-                        help="Lowest margin: the images the compressed model is least sure about")
+    order = d.selectbox("Which seeds", orders, index=_index(orders, last.order),
+                        help=f"{chosen_only}. Lowest margin: the images the compressed model is "
+                             "least sure about")
     max_queries = e.number_input("Query budget per seed", 10, 1_000_000, last.max_queries,
                                  step=500, help="One query = one image through both models")
     rng_seed = f.number_input("Random seed", 0, 2**31 - 1, last.rng_seed,
@@ -99,7 +110,7 @@ def search_form_ui(picked: int, last: SearchForm | None) -> tuple[SearchForm, bo
                  "answers something else")
         max_l2 = m.number_input("Largest L2 distance (0 = no limit)", 0.0, 28.0, last.max_l2 or 0.0,
                                 step=0.5, help="Euclidean distance to the seed, pixel values in [0, 1]")
-    clicked = st.button("Start search", type="primary", icon=":material/play_arrow:")
+    clicked = st.form_submit_button("Start search", type="primary", icon=":material/play_arrow:")
     form = SearchForm(strategy or last.strategy, operators or last.operators, use_picks,
                       int(seeds), order or last.order, int(max_queries),
                       time_budget or None, max_linf / 255 if max_linf else None,
@@ -132,7 +143,7 @@ def start(form: SearchForm) -> list[str]:
     spec = CampaignSpec(pair=choice.name, strategy=form.strategy, seeds=seeds, settings=settings,
                         rng_seed=form.rng_seed, dataset=dataset_name,
                         seed_order="margin" if form.order == "lowest margin first" else "random")
-    job = jobs.start_search(resources.get_store(), spec, pair, data)
+    job = jobs.start_search(resources.get_store(), spec, pair, data, choices=session.snapshot())
     session.set_current_job(job)
     return dropped
 
@@ -158,12 +169,12 @@ def render_outcome(job: jobs.Job) -> None:
     st.page_link("views/triggers.py", label="Open its triggers", icon=":material/compare:")
 
 
+job = session.current_job()  # first: a reload takes the job's pair and seeds back from it
 choice = session.pair_choice()
 st.caption(f"Pair **{choice.name}** · dataset **{session.dataset_choice().label}** "
            "(change them on the Models page)")
 for reason in st.session_state.pop("search_left_out", []):
     st.warning(f"Left out {reason}.", icon=":material/filter_alt_off:")
-job = session.current_job()
 if job is not None and job.running:
     live_panel(job.id)
 else:

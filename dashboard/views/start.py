@@ -37,7 +37,7 @@ def _start_demo() -> None:
     from compd_core.search.criterion import Criterion
     from compd_core.search.settings import SearchSettings
     from dashboard import jobs, resources, session
-    from dashboard.choices import DatasetChoice, PairChoice
+    from dashboard.choices import DatasetChoice, PairChoice, SessionChoices
 
     running = session.current_job()
     if running is not None and running.running:
@@ -53,7 +53,8 @@ def _start_demo() -> None:
                         settings=SearchSettings(max_queries=DEMO_BUDGET, criterion=criterion),
                         rng_seed=0, dataset=data_choice.spec, seed_order="random")
     job = jobs.start_search(resources.get_store(), spec, pair, data, kind="demo",
-                            stop_after=DEMO_FOUND, note=DEMO_NOTE)
+                            stop_after=DEMO_FOUND, note=DEMO_NOTE,
+                            choices=SessionChoices(choice, data_choice))
     session.set_current_job(job)
 
 

@@ -29,3 +29,16 @@ def open_page(at: AppTest, name: str) -> AppTest:
     at.run()
     at.switch_page(f"views/{name}.py")
     return at.run()
+
+
+def column_formats(table) -> dict[str, str]:
+    """The number format each column of an ``st.dataframe`` is shown with (from its config)."""
+    import json
+
+    config = json.loads(table.proto.columns)
+    return {name: c.get("type_config", {}).get("format", "") for name, c in config.items()}
+
+
+def readable_header(name: str) -> bool:
+    """A column header written for people: capitalised words, no snake_case."""
+    return "_" not in name and name[:1].isupper()

@@ -3,6 +3,7 @@ and disagreeing examples, Stop, and the lowest-margin inputs handed to the Searc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +15,7 @@ from compd_core.data import load_mnist
 from compd_core.models.evaluate import evaluate_pair
 from compd_core.zoo import load_pair
 from dashboard import characterize_jobs
-from dashboard_support import PAIR, open_page
+from dashboard_support import PAIR, column_formats, open_page, readable_header
 
 CORRUPTIONS = ["gaussian_noise", "rotate"]
 SEVERITIES = [1, 5]
@@ -54,12 +55,19 @@ def test_characterization_shows_heatmap_roc_comparison_and_examples(app: AppTest
     assert metrics["Best indicator"] == expected.best_indicator
     assert expected.shifted_disagreement_rate > expected.clean_disagreement_rate
     charts = app.get("plotly_chart")
-    assert len(charts) == 3  # heatmap, ROC curves, the pairs side by side
-    heatmap, roc, comparison = (chart.proto.spec for chart in charts)
-    assert '"type":"heatmap"' in heatmap.replace(" ", "")
-    assert "AUROC" in roc and "lenet5-prune90" in comparison
-    table = app.dataframe[0].value
-    assert list(table["pair"]) == [PAIR, "lenet5-prune90"]
+    assert len(charts) == 3  # heatmap, AUROC bars, the pairs side by side
+    heatmap, aurocs, comparison = (json.loads(chart.proto.spec) for chart in charts)
+    assert heatmap["data"][0]["type"] == "heatmap"
+    assert "lenet5-prune90" in json.dumps(comparison)
+    # one bar per indicator and condition, for the compressed model (the default)
+    assert [bars["type"] for bars in aurocs["data"]] == ["bar", "bar"]
+    for bars, condition in zip(aurocs["data"], ("clean", "shifted")):
+        expected_values = [expected.auroc[condition][name]["compressed"] for name in bars["x"]]
+        assert bars["y"] == pytest.approx(expected_values)
+    table = app.dataframe[0]
+    assert list(table.value["Pair"]) == [PAIR, "lenet5-prune90"]
+    assert all(readable_header(h) for h in table.value.columns), list(table.value.columns)
+    assert column_formats(table)["Disagree (clean)"] == "percent"
     # the worst cell is chosen first, and every example shown really disagrees once corrupted
     worst = max(expected.cells, key=lambda c: c.rate)
     assert app.selectbox[0].value == 0
@@ -109,3 +117,23 @@ def test_lowest_margin_inputs_become_the_search_pages_seeds(app: AppTest) -> Non
     assert app.session_state["picked_positions"] == set(eligible[:5])
     assert app.title[0].value == "Search"  # handed to the Search page
     assert "My 5 picked or uploaded seeds" in app.radio[0].options
+
+
+def test_roc_curves_are_one_per_indicator_for_the_chosen_model(app: AppTest) -> None:
+    open_page(app, "characterize")
+    _start(app, CORRUPTIONS, SEVERITIES)
+    _finish()
+    app.run()
+    expected = characterize(load_pair(PAIR), load_mnist("test"), CORRUPTIONS, SEVERITIES, 0)
+    next(r for r in app.radio if r.label == "Indicators computed on").set_value("original").run()
+    next(t for t in app.toggle if t.label == "Show the ROC curves").set_value(True).run()
+    next(r for r in app.radio if r.label == "Data").set_value("shifted").run()
+    assert not app.exception
+    aurocs, curves = (json.loads(c.proto.spec) for c in app.get("plotly_chart")[1:3])
+    assert aurocs["data"][0]["y"][0] == pytest.approx(
+        expected.auroc["clean"][aurocs["data"][0]["x"][0]]["original"])
+    names = [trace["name"] for trace in curves["data"]]
+    assert len(names) == 5 and names[-1] == "chance"  # four indicators and the diagonal
+    for name in names[:-1]:
+        indicator = name.split(" (")[0]
+        assert name == f"{indicator} (AUROC {expected.auroc['shifted'][indicator]['original']:.3f})"

@@ -13,8 +13,8 @@ from compd_core.models.evaluate import evaluate_pair
 from compd_core.models.loading import load_classifier
 from compd_core.models.pair import ModelPair
 from compd_core.paths import sample_models_dir
-from compd_core.zoo import load_pair
-from dashboard_support import PAIR, open_page
+from compd_core.zoo import list_pairs, load_pair
+from dashboard_support import PAIR, column_formats, open_page, readable_header
 
 ONNX_ORIGINAL = sample_models_dir() / "lenet5" / "onnx-int8.float.onnx"
 ONNX_COMPRESSED = sample_models_dir() / "lenet5" / "onnx-int8.onnx"
@@ -116,3 +116,16 @@ def test_profile_button_measures_and_draws_the_deviation_profile(app: AppTest) -
     assert solved == sorted(solved)
     assert len(app.get("plotly_chart")) == 1
     assert any(m.value == f"**{profile.sentence()}**" for m in app.markdown)
+
+
+def test_all_pairs_table_has_readable_headers_and_formatted_numbers(app: AppTest) -> None:
+    open_page(app, "models")
+    table = app.dataframe[0]
+    headers = list(table.value.columns)
+    assert all(readable_header(h) for h in headers), headers
+    assert "Accuracy (original)" in headers and "Accuracy (compressed)" in headers
+    formats = column_formats(table)
+    assert formats["Accuracy (original)"] == formats["Accuracy (compressed)"] == "percent"
+    rows = table.value.set_index("Pair")
+    entry = next(e for e in list_pairs() if e.id == PAIR)
+    assert rows.loc[PAIR, "Accuracy (original)"] == entry.accuracy_original

@@ -11,6 +11,7 @@ from compd_core.models.evaluate import evaluate_pair
 from compd_core.store import Store
 from compd_core.zoo import load_pair
 from dashboard import jobs
+from dashboard.choices import PairChoice
 from dashboard_support import APP, PAIR, finish_jobs, open_page
 
 
@@ -141,3 +142,46 @@ def test_margins_and_distance_budget_reach_the_searchs_criterion(app: AppTest, d
     with Store(db) as store:
         (run,) = store.list_runs()
     assert run.settings.criterion == criterion  # stored with the run
+
+
+def test_picked_seeds_are_searched_by_default(app: AppTest, db) -> None:
+    app.session_state["picked_positions"] = {0, 1}
+    open_page(app, "search")
+    assert app.radio[0].value == "My 2 picked or uploaded seeds"
+    _set(app, "Query budget per seed", 50)
+    next(b for b in app.button if b.label == "Start search").click().run()
+    finish_jobs()
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    assert run.dataset.endswith("hand-picked")
+
+
+def test_settings_are_one_form_that_only_start_submits(app: AppTest, db) -> None:
+    open_page(app, "search")
+    start = next(b for b in app.button if b.label == "Start search")
+    widgets = [*app.number_input, *app.selectbox, *app.radio, *app.slider]
+    assert start.form_id and {w.form_id for w in widgets} == {start.form_id}
+    _set(app, "Number of seeds", 2)
+    app.run()
+    with Store(db) as store:
+        assert store.list_runs() == []
+
+
+def test_a_reload_mid_search_keeps_the_jobs_pair_and_picks(app: AppTest, db) -> None:
+    other = "lenet1-int8-static"
+    app.session_state["pair_choice"] = PairChoice(zoo_id=other)
+    app.session_state["picked_positions"] = {0, 1, 2}
+    open_page(app, "search")
+    _set(app, "Query budget per seed", 50_000)
+    next(b for b in app.button if b.label == "Start search").click().run()
+    job = jobs.get_job(app.session_state["job_id"])
+    assert job is not None and job.spec.pair == other
+    reloaded = AppTest.from_file(str(APP), default_timeout=120)  # a new session on the job's link
+    reloaded.query_params["job"] = job.id
+    open_page(reloaded, "search")
+    assert not reloaded.exception
+    assert reloaded.caption[0].value.startswith(f"Pair **{other}**")
+    assert reloaded.session_state["pair_choice"] == PairChoice(zoo_id=other)
+    assert reloaded.session_state["picked_positions"] == {0, 1, 2}
+    job.request_stop()
+    finish_jobs()
