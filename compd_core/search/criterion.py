@@ -128,22 +128,6 @@ def _row_margins(original: list[float], compressed: list[float], label: int | No
     return original[label] - other_o, other_c - compressed[label]
 
 
-def is_deviation(
-    probs_original: torch.Tensor,
-    probs_compressed: torch.Tensor,
-    reference_labels: torch.Tensor,
-    criterion: Criterion | CriterionKind = "valid",
-) -> torch.Tensor:
-    """Boolean (N,): ``criterion.met`` on probabilities alone (no distance check).
-
-    ``reference_labels`` are the original's labels on the seeds: a mutant on which the original
-    changed its mind changed the input's meaning, not the compressed model's behaviour.
-    """
-    if isinstance(criterion, str):
-        criterion = Criterion(kind=criterion, max_linf=None)
-    return criterion.met(probs_original, probs_compressed, reference_labels)
-
-
 def log_margin(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """log p[label] - log max_{j != label} p[j]: > 0 while ``label`` is the top-1.
 

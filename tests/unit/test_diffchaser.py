@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from compd_core.errors import ConfigError
-from compd_core.search.criterion import is_deviation
+from compd_core.search.criterion import Criterion
 from compd_core.search.events import OperatorUsage, Step
 from compd_core.search.results import ExitReason
 from compd_core.search.seeds import select_seeds
@@ -42,7 +42,8 @@ def assert_valid_triggers(pair, results, max_linf=None):
         image = result.trigger.image
         assert torch.equal(image, torch.round(image * 255) / 255), "trigger is off the 8-bit grid"
         again = pair.predict(image[None])
-        assert bool(is_deviation(again.original, again.compressed, torch.tensor([result.seed.label]))[0])
+        strict = Criterion(max_linf=None)
+        assert bool(strict.met(again.original, again.compressed, torch.tensor([result.seed.label]))[0])
         assert result.trigger.label_original == result.seed.label
         linf = float((image - result.seed.image).abs().max())
         assert linf == pytest.approx(result.trigger.linf, abs=1e-6)

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from compd_core.errors import ConfigError
-from compd_core.search.criterion import Criterion, is_deviation, log_margin, project_linf
+from compd_core.search.criterion import Criterion, log_margin, project_linf
 from compd_core.search.events import EventRecorder
 from compd_core.search.fitness import NoveltyArchive, deviation_gap, dflare_difference
 from compd_core.search.results import ExitReason
@@ -25,8 +25,8 @@ def test_criterion_requires_the_original_to_keep_the_label():
     p_o = torch.tensor([[0.7, 0.3], [0.3, 0.7], [0.6, 0.4]])
     p_c = torch.tensor([[0.4, 0.6], [0.6, 0.4], [0.9, 0.1]])
     labels = torch.tensor([0, 0, 0])
-    assert is_deviation(p_o, p_c, labels, "valid").tolist() == [True, False, False]
-    assert is_deviation(p_o, p_c, labels, "any").tolist() == [True, True, False]
+    assert Criterion(max_linf=None).met(p_o, p_c, labels).tolist() == [True, False, False]
+    assert Criterion(kind="any", max_linf=None).met(p_o, p_c, labels).tolist() == [True, True, False]
 
 
 def test_margins_and_gap_by_hand():
@@ -134,7 +134,8 @@ def test_trigger_survives_a_png_round_trip(int8_pair, mnist_test):
         Image.fromarray((r.trigger.image[0].numpy() * 255).round().astype(np.uint8)).save(buffer, "PNG")
         reloaded = torch.from_numpy(np.asarray(Image.open(buffer), dtype=np.float32) / 255.0)[None, None]
         check = int8_pair.predict(reloaded)
-        assert bool(is_deviation(check.original, check.compressed, torch.tensor([r.seed.label]))[0])
+        assert bool(Criterion(max_linf=None).met(check.original, check.compressed,
+                                                torch.tensor([r.seed.label]))[0])
 
 
 def test_linf_bound_is_honoured_and_distances_reported(int8_pair, mnist_test):
