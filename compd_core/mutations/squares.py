@@ -39,8 +39,12 @@ def square_step(parents: torch.Tensor, seeds: torch.Tensor, eps: torch.Tensor,
 
 
 def revert_square(images: torch.Tensor, seeds: torch.Tensor, generator: torch.Generator,
-                  max_side: int) -> MutationResult:
-    """Each row with a random square around one of its changed pixels set back to the seed."""
+                  max_side: int, halve: float = 0.0) -> MutationResult:
+    """Each row with a random square around one of its changed pixels set back to the seed.
+
+    With probability ``halve`` a row's square goes only half way back (its change halved):
+    a deviation often needs a pixel changed, but not by the full step that found it.
+    """
     n, _, h, w = images.shape
     changed = (images != seeds).any(1).flatten(1).float()  # (N, H*W)
     has_change = changed.sum(1) > 0
@@ -49,5 +53,8 @@ def revert_square(images: torch.Tensor, seeds: torch.Tensor, generator: torch.Ge
     side = torch.randint(1, max_side + 1, (n,), generator=generator).clamp_max(min(h, w))
     top = (centre // w - side // 2).clamp(0, None).minimum(h - side)
     left = (centre % w - side // 2).clamp(0, None).minimum(w - side)
-    out = torch.where(_square_masks(top, left, side, h, w), seeds, images)
-    return MutationResult(out, "revert_square", {"top": top, "left": left, "side": side})
+    halved = torch.rand(n, generator=generator) < halve
+    target = torch.where(halved.view(n, 1, 1, 1), snap_to_grid((images + seeds) / 2), seeds)
+    out = torch.where(_square_masks(top, left, side, h, w), target, images)
+    return MutationResult(out, "revert_square", {"top": top, "left": left, "side": side,
+                                                 "halved": halved})

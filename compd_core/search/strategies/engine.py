@@ -35,6 +35,7 @@ class Chain:
     image: torch.Tensor
     fitness: float
     started: float
+    seed_fitness: float = 0.0  # the fitness of the seed itself, where a restart begins
     queries: int = 0
     iterations: int = 0
     steps: list[ChainStep] = field(default_factory=list)
@@ -42,6 +43,8 @@ class Chain:
     found: tuple[torch.Tensor, torch.Tensor] | None = None  # both models' view of the trigger
     l2: float = 0.0  # distance of ``image`` to the seed
     shrink_rounds_left: int = 0
+    shrink_stalled: int = 0  # shrinking rounds in a row that found nothing closer
+    restarts: int = 0  # times the chain went back to its seed after stalling
     memory: dict[str, Any] = field(default_factory=dict)  # the proposer's own state
 
 
@@ -61,8 +64,8 @@ class Proposer(Protocol):
                 probs_compressed: torch.Tensor, labels: torch.Tensor, l2: torch.Tensor) -> torch.Tensor:
         """Lower is closer to a deviation."""
 
-    def observe(self, chain: Chain, improved: bool) -> None:
-        """Told after each search step whether the chain moved."""
+    def observe(self, chain: Chain, improved: bool) -> bool:
+        """Told after each search step whether the chain moved; True restarts it from its seed."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ class EngineSettings:
 
     proposals: int = 1  # candidates per chain per search step
     shrink_proposals: int = 4  # candidates per chain per shrinking round
-    shrink_rounds: int = 4  # shrinking rounds after a chain first meets the criterion
+    shrink_rounds: int = 4  # most shrinking rounds after a chain first meets the criterion
+    shrink_patience: int = 0  # end shrinking after this many rounds without progress (0: never)
     max_chains: int = 256  # seeds searched at once
 
 
@@ -114,7 +118,7 @@ class Engine:
         chains = []
         for seed, value in zip(seeds, fitness.tolist()):
             context.emit(SeedStarted(seed.position, seed.index))
-            chain = Chain(seed, seed.image, value, now, queries=1, trace=[value])
+            chain = Chain(seed, seed.image, value, now, seed_fitness=value, queries=1, trace=[value])
             self.proposer.start(chain, context)
             chains.append(chain)
         return chains
@@ -178,7 +182,8 @@ class Engine:
                 accepted = found_now and float(l2[row]) < chain.l2
             else:
                 accepted = found_now or float(fitness[row]) < chain.fitness
-                self.proposer.observe(chain, accepted)
+                if self.proposer.observe(chain, accepted) and not accepted:
+                    self._restart(chain)
             if accepted:
                 won[row] = True
                 at = offset + row
@@ -194,6 +199,9 @@ class Engine:
                                              int(pred.compressed[at].argmax()), chain.image))
             if shrinking:
                 chain.shrink_rounds_left -= 1
+                chain.shrink_stalled = 0 if accepted else chain.shrink_stalled + 1
+                if self.settings.shrink_patience and chain.shrink_stalled >= self.settings.shrink_patience:
+                    chain.shrink_rounds_left = 0
             chain.trace.append(chain.fitness)
             context.emit(Step(chain.seed.position, chain.iterations, result.operator, accepted,
                               chain.fitness, int(pred.original[offset + row].argmax()),
@@ -203,6 +211,12 @@ class Engine:
         context.emit(OperatorUsage({result.operator: n * k}, {result.operator: int(won.sum())}
                                    if won.any() else {}))
         return done
+
+    def _restart(self, chain: Chain) -> None:
+        """Back to the seed: a stalled chain tries another path (its queries stay spent)."""
+        chain.image, chain.fitness, chain.l2 = chain.seed.image, chain.seed_fitness, 0.0
+        chain.steps.clear()
+        chain.restarts += 1
 
     @staticmethod
     def _finish(context: SearchContext, chain: Chain, reason: ExitReason) -> SeedResult:
