@@ -7,8 +7,8 @@ import threading
 import typer
 from rich.table import Table
 
-from compd_core.cli.common import console, out, parse_csv_ints, print_json
-from compd_core.cli.stoppable import run_job
+from compd_core.cli.common import out, parse_csv_ints, print_json
+from compd_core.cli.stoppable import exit_stopped, run_job
 from compd_core.events import EventSink, Progress
 from compd_core.search.profile import DEFAULT_BUDGETS, DeviationProfile, ProfileProgress
 
@@ -45,13 +45,12 @@ def profile(
                                  rng_seed=seed, stop=stop, emit=emit)
 
     job = run_job(work, "seed")
-    result, stopped = job.value, job.stopped
     if json_output:
-        print_json(result.to_dict())
-        return
-    render_profile(result)
-    if stopped:
-        console.print("stopped: budgets not shown were not searched to the end")
+        print_json(job.value.to_dict())
+    else:
+        render_profile(job.value)
+    if job.stopped:
+        exit_stopped("budgets not shown were not searched to the end")
 
 
 def render_profile(result: DeviationProfile) -> None:

@@ -72,3 +72,9 @@ def tensors_in(root: object) -> list[str]:
 
     walk(root, "job")
     return found
+
+
+def progress_line(at: AppTest) -> str:
+    """The text of the one progress bar a live job panel draws (its header's)."""
+    (bar,) = at.get("progress")
+    return bar.proto.text

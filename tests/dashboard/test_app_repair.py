@@ -4,6 +4,7 @@ black-box pair, and the repaired pair handed to the Search page."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
 from compd_core.zoo import load_pair
 from dashboard import repair_jobs, resources
-from dashboard_support import PAIR, open_page, tensors_in
+from dashboard_support import PAIR, open_page, progress_line, tensors_in
 
 
 @pytest.fixture
@@ -132,6 +133,8 @@ def test_stop_ends_the_repair_and_saves_nothing(app: AppTest, db: Path, run_id: 
     _set(app, "Epochs", 200)
     next(b for b in app.button if b.label == "Start repair").click().run()
     assert any(b.label == "Stop" for b in app.button)  # the live panel is up
+    assert re.fullmatch(r"(starting|(mining|variants): .+|\d+ of 200 epochs · training.*)"
+                        r" · \d+\.\d s", progress_line(app)), progress_line(app)
     next(b for b in app.button if b.label == "Stop").click().run()
     _finish()
     job = repair_jobs.get_job(app.session_state["repair_job_id"])
