@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 import typer
 from rich.table import Table
 
-from compd_core.cli.characterize import run_stoppable
-from compd_core.cli.common import console, out, parse_csv_ints, print_json
+from compd_core.cli.common import out, parse_csv_ints, print_json
+from compd_core.cli.stoppable import exit_stopped, run_job
+from compd_core.events import EventSink, Progress
 from compd_core.search.profile import DEFAULT_BUDGETS, DeviationProfile, ProfileProgress
 
 
@@ -35,22 +35,22 @@ def profile(
     seed_list = select_seeds(model_pair, load_dataset("mnist", model_pair.input_shape), seeds,
                              seed=seed, order=seed_order)  # type: ignore[arg-type]
 
-    def work(on_progress: Callable[[int, int, str], None], stop: threading.Event) -> DeviationProfile:
+    def work(sink: EventSink, stop: threading.Event) -> DeviationProfile:
         def emit(event: ProfileProgress) -> None:
-            on_progress(event.seeds_done, event.seeds_searched,
-                        f"budget {event.budget}/255 ({event.budget_index + 1} of {event.budgets_total}), "
-                        f"{event.solved} of {seeds} seeds deviate")
+            sink(Progress("profile", f"budget {event.budget}", event.seeds_done, event.seeds_searched,
+                          f"budget {event.budget}/255 ({event.budget_index + 1} of "
+                          f"{event.budgets_total}), {event.solved} of {seeds} seeds deviate"))
 
         return deviation_profile(model_pair, seed_list, chosen, strategy=strategy, max_queries=budget,
                                  rng_seed=seed, stop=stop, emit=emit)
 
-    result, stopped = run_stoppable(work, "starting")
+    job = run_job(work, "seed")
     if json_output:
-        print_json(result.to_dict())
-        return
-    render_profile(result)
-    if stopped:
-        console.print("stopped: budgets not shown were not searched to the end")
+        print_json(job.value.to_dict())
+    else:
+        render_profile(job.value)
+    if job.stopped:
+        exit_stopped("budgets not shown were not searched to the end")
 
 
 def render_profile(result: DeviationProfile) -> None:

@@ -7,14 +7,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from compd_core.cli.common import console, out, print_json, seed_option
-from compd_core.cli.stoppable import exit_stopped, run_until_stopped
+from compd_core.cli.common import out, print_json, seed_option
+from compd_core.cli.stoppable import exit_stopped, run_job
 from compd_core.errors import ConfigError
 from compd_core.paths import default_db_path
 from compd_core.search.criterion import DEFAULT_MAX_LINF
-from compd_core.search.events import Event, SeedFinished, Step
 
 if TYPE_CHECKING:
     from compd_core.campaign import CampaignSummary
@@ -68,26 +66,6 @@ def _resumed_spec(store: Any, run_id: str, given: dict[str, Any]):
     return spec
 
 
-class _ProgressSink:
-    """Turns search events into a Rich progress bar (seeds done, deviations, queries)."""
-
-    def __init__(self, progress: Progress, task: int) -> None:
-        self.progress, self.task = progress, task
-        self.found = 0
-        self.queries: dict[int, int] = {}
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, Step):
-            self.queries[event.position] = event.queries
-        elif isinstance(event, SeedFinished):
-            self.found += int(event.result.found)
-            self.queries[event.result.seed.position] = event.result.queries
-            self.progress.update(
-                self.task, advance=1,
-                description=f"{self.found} deviations, {sum(self.queries.values()):,} queries",
-            )
-
-
 def search(
     pair: str = typer.Option(None, "--pair", help="Zoo pair id (see `compd zoo list`)."),
     strategy: str = typer.Option(None, help="compd (default), dflare, diffchaser, gradient or random."),
@@ -113,23 +91,15 @@ def search(
              "--max-linf": max_linf, "--seed-order": seed_order, "--seed": seed}
     store = Store(db or default_db_path())
     spec = _resumed_spec(store, resume, given) if resume else _new_spec(given)
-    seeds = spec.seeds
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=json_output) as progress:
-        task = progress.add_task("starting", total=seeds)
-        summary, stopped = run_until_stopped(
-            lambda stop: run_campaign(spec, store, emit=_ProgressSink(progress, task), stop=stop,
-                                      resume=resume),
-            "search step",
-        )
-    report = summary.to_dict()
+    run = run_job(lambda emit, stop: run_campaign(spec, store, emit=emit, stop=stop, resume=resume),
+                  "search step", transient=json_output)
+    summary = run.value
     if json_output:
-        print_json(report)
+        print_json(summary.to_dict())
     else:
         _print_summary(summary)
-    if stopped:
-        exit_stopped(f"run {summary.run_id} keeps every seed searched so far ({summary.found} "
-                     f"deviations); `compd search --resume {summary.run_id}` finishes it")
+    if run.stopped:
+        exit_stopped(f"{run.kept}; `compd search --resume {summary.run_id}` finishes it")
 
 
 def _print_summary(summary: CampaignSummary) -> None:

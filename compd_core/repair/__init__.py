@@ -4,8 +4,7 @@ judged on triggers it never saw."""
 from compd_core.repair.events import (
     EpochFinished,
     RepairEvent,
-    RepairFinished,
-    RepairSink,
+    RepairProgress,
     ResearchProgress,
     StageStarted,
 )
@@ -20,10 +19,9 @@ __all__ = [
     "EpochFinished",
     "Repair",
     "RepairEvent",
-    "RepairFinished",
+    "RepairProgress",
     "RepairReport",
     "RepairSettings",
-    "RepairSink",
     "ResearchProgress",
     "StageStarted",
     "TriggerSplit",
