@@ -42,7 +42,7 @@ import torch
 
 from compd_core.mutations.base import MutationResult
 from compd_core.mutations.squares import revert_square, square_step
-from compd_core.search.strategies.engine import Chain, Engine, EngineSettings
+from compd_core.search.strategies.engine import Chain, Engine, EngineSettings, chain_draws
 from compd_core.search.criterion import log_margin
 from compd_core.search.fitness import any_disagreement_gap, deviation_gap
 from compd_core.search.results import Seed, SeedResult
@@ -78,16 +78,17 @@ class SquareProposer:
         chain.memory["levels"] = float(min(self.parameters.start_levels, self._max_levels))
         chain.memory["stalled"] = 0
 
-    def propose(self, chains: list[Chain], per_chain: int, generator: torch.Generator) -> MutationResult:
+    def propose(self, chains: list[Chain], per_chain: int) -> MutationResult:
         parents = torch.stack([c.image for c in chains]).repeat_interleave(per_chain, 0)
         seeds = torch.stack([c.seed.image for c in chains]).repeat_interleave(per_chain, 0)
         levels = torch.tensor([float(int(c.memory["levels"])) for c in chains]).repeat_interleave(per_chain)
-        return square_step(parents, seeds, levels / 255.0, generator, self.parameters.max_side)
+        return square_step(parents, seeds, levels / 255.0, chain_draws(chains, per_chain, 4),
+                           self.parameters.max_side)
 
-    def shrink(self, chains: list[Chain], per_chain: int, generator: torch.Generator) -> MutationResult:
+    def shrink(self, chains: list[Chain], per_chain: int) -> MutationResult:
         images = torch.stack([c.image for c in chains]).repeat_interleave(per_chain, 0)
         seeds = torch.stack([c.seed.image for c in chains]).repeat_interleave(per_chain, 0)
-        return revert_square(images, seeds, generator, self.parameters.shrink_side,
+        return revert_square(images, seeds, chain_draws(chains, per_chain, 3), self.parameters.shrink_side,
                              self.parameters.shrink_halve)
 
     def fitness(self, context: SearchContext, probs_original: torch.Tensor,

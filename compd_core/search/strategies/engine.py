@@ -6,6 +6,9 @@ batch of candidate images (``per_chain`` rows per chain, in chain order), scores
 with its fitness (lower is better) and adapts its per-chain memory from what it is told.
 
 Every chain starts from its seed; all live chains are evaluated together in one forward pass.
+Each chain draws its randomness from its own generator (from the run's rng seed and the seed's
+dataset index), so a seed's search is the same whether it runs alone, beside others, in a
+resumed run or on another worker.
 Once a chain meets the criterion it may spend a few more rounds shrinking: the proposer
 suggests moves back toward the seed, and the engine keeps one only when it still meets the
 criterion and is closer. Those queries count like any other.
@@ -36,6 +39,7 @@ class Chain:
     fitness: float
     started: float
     seed_fitness: float = 0.0  # the fitness of the seed itself, where a restart begins
+    generator: torch.Generator = field(default_factory=torch.Generator)  # this chain's alone
     queries: int = 0
     iterations: int = 0
     steps: list[ChainStep] = field(default_factory=list)
@@ -48,16 +52,22 @@ class Chain:
     memory: dict[str, Any] = field(default_factory=dict)  # the proposer's own state
 
 
+def chain_draws(chains: list[Chain], per_chain: int, width: int) -> torch.Tensor:
+    """(len(chains) * per_chain, width) uniforms, each chain's rows from its own generator."""
+    return torch.cat([torch.rand(per_chain, width, generator=c.generator) for c in chains])
+
+
 class Proposer(Protocol):
     """What a batched strategy supplies to the engine."""
 
     def start(self, chain: Chain, context: SearchContext) -> None:
         """Set up the chain's memory before its first step."""
 
-    def propose(self, chains: list[Chain], per_chain: int, generator: torch.Generator) -> MutationResult:
-        """``per_chain`` candidates for each chain, rows grouped by chain in chain order."""
+    def propose(self, chains: list[Chain], per_chain: int) -> MutationResult:
+        """``per_chain`` candidates for each chain, rows grouped by chain in chain order; each
+        chain's randomness comes from its own ``generator``."""
 
-    def shrink(self, chains: list[Chain], per_chain: int, generator: torch.Generator) -> MutationResult:
+    def shrink(self, chains: list[Chain], per_chain: int) -> MutationResult:
         """Candidates closer to their seeds than the chains' triggers."""
 
     def fitness(self, context: SearchContext, probs_original: torch.Tensor,
@@ -87,7 +97,6 @@ class Engine:
         self.settings = settings
 
     def run(self, context: SearchContext, seeds: Sequence[Seed]) -> Iterator[SeedResult]:
-        generator = context.generator()
         queue = list(seeds)
         chains: list[Chain] = []
         while queue or chains:
@@ -102,7 +111,7 @@ class Engine:
             finished = [(c, r) for c in chains if (r := self._exhausted(context, c)) is not None]
             if chains and len(finished) < len(chains):
                 live = [c for c in chains if all(c is not f for f, _ in finished)]
-                finished += [(c, ExitReason.FOUND) for c in self._step(context, generator, live)]
+                finished += [(c, ExitReason.FOUND) for c in self._step(context, live)]
             for chain, reason in finished:
                 yield self._finish(context, chain, reason)
             done = {id(c) for c, _ in finished}
@@ -118,7 +127,8 @@ class Engine:
         chains = []
         for seed, value in zip(seeds, fitness.tolist()):
             context.emit(SeedStarted(seed.position, seed.index))
-            chain = Chain(seed, seed.image, value, now, seed_fitness=value, queries=1, trace=[value])
+            chain = Chain(seed, seed.image, value, now, seed_fitness=value,
+                          generator=context.generator_for(seed), queries=1, trace=[value])
             self.proposer.start(chain, context)
             chains.append(chain)
         return chains
@@ -134,18 +144,22 @@ class Engine:
             return ExitReason.FOUND  # the budget ended its shrinking, not its success
         return ExitReason.QUERY_BUDGET if chain.queries >= settings.max_queries else ExitReason.TIME_BUDGET
 
-    def _step(self, context: SearchContext, generator: torch.Generator, chains: list[Chain]) -> list[Chain]:
-        """One forward pass for every live chain; returns the chains that are done."""
-        room = min(context.settings.max_queries - c.queries for c in chains)
-        searching = [c for c in chains if c.found is None]
-        shrinking = [c for c in chains if c.found is not None]
+    def _step(self, context: SearchContext, chains: list[Chain]) -> list[Chain]:
+        """One forward pass for every live chain; returns the chains that are done.
+
+        A chain's candidates never exceed its own remaining budget, and how many it gets does
+        not depend on the other chains: each seed's search is the same whatever it runs beside.
+        """
+        wanted: dict[tuple[bool, int], list[Chain]] = {}
+        for chain in chains:
+            shrinking = chain.found is not None
+            per_chain = self.settings.shrink_proposals if shrinking else self.settings.proposals
+            room = context.settings.max_queries - chain.queries
+            wanted.setdefault((shrinking, max(1, min(per_chain, room))), []).append(chain)
         groups: list[tuple[list[Chain], int, MutationResult]] = []
-        if searching:
-            k = max(1, min(self.settings.proposals, room))
-            groups.append((searching, k, self.proposer.propose(searching, k, generator)))
-        if shrinking:
-            k = max(1, min(self.settings.shrink_proposals, room))
-            groups.append((shrinking, k, self.proposer.shrink(shrinking, k, generator)))
+        for (shrinking, k), members in wanted.items():
+            move = self.proposer.shrink if shrinking else self.proposer.propose
+            groups.append((members, k, move(members, k)))
         images = torch.cat([g[2].images for g in groups])
         seeds = torch.cat([torch.stack([c.seed.image for c in g[0]]).repeat_interleave(g[1], 0)
                            for g in groups])
