@@ -42,10 +42,13 @@ def diff_heatmap(seed: torch.Tensor, trigger: torch.Tensor) -> torch.Tensor:
     that the largest change is fully saturated, over a faint grey copy of the seed.
 
     A change of a few grey levels is invisible unamplified, so the largest change is fully
-    coloured; the faint seed shows where on the image the change sits.
+    coloured; the faint seed shows where on the image the change sits. In a colour image each
+    pixel shows its most changed channel, so a change that raises red and lowers blue by the
+    same amount does not cancel out.
     """
     seed = seed.to(torch.float32)
-    delta = (trigger.to(torch.float32) - seed).mean(0)  # (H, W)
+    change = trigger.to(torch.float32) - seed
+    delta = change.gather(0, change.abs().argmax(0, keepdim=True))[0]  # (H, W)
     scale = float(delta.abs().max())
     strength = (delta.abs() / scale) if scale > 0 else torch.zeros_like(delta)
     colour = torch.where(delta[None] >= 0, BRIGHTER[:, None, None], DARKER[:, None, None])

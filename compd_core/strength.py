@@ -27,8 +27,8 @@ class ChangeSize:
 
     l2: float  # on [0, 1] pixels
     max_levels: int  # largest change of any pixel, in grey levels of 255
-    pixels_changed: int  # pixels (over all channels) that differ by at least one grey level
-    pixels: int  # pixels in the image
+    pixels_changed: int  # pixels with at least one channel changed by at least one grey level
+    pixels: int  # pixels in the image (H x W, whatever the channels)
 
     def describe(self) -> str:
         """E.g. 'L2 1.20; largest pixel change 32/255; 14 of 784 pixels changed'."""
@@ -40,7 +40,7 @@ class ChangeSize:
 
 def change_size(seed: torch.Tensor, image: torch.Tensor) -> ChangeSize:
     """The change from ``seed`` to ``image`` (both (C, H, W) in [0, 1])."""
-    levels = torch.round((image.float() - seed.float()).abs() * 255.0)
+    levels = torch.round((image.float() - seed.float()).abs() * 255.0).amax(0)
     return ChangeSize(float((image.float() - seed.float()).norm()), int(levels.max()),
                       int((levels >= 1).sum()), levels.numel())
 

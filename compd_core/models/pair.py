@@ -22,7 +22,8 @@ from compd_core.errors import (
 )
 from compd_core.models.base import Classifier, ModelInfo
 
-DEFAULT_MAX_BATCH = 256
+DEFAULT_MAX_BATCH = 256  # images per forward pass for inputs up to 1x256x256 (all of the zoo)
+BATCH_FLOATS = 2**24  # 64 MB of float32 input per forward pass: 111 images of 3x224x224
 _SUM_TOLERANCE = 1e-3
 _PYTHON_CHECK_LIMIT = 1024  # outputs up to this many values are checked in plain Python
 
@@ -69,8 +70,10 @@ class ModelPair:
         compressed: Classifier,
         *,
         name: str = "pair",
-        max_batch: int = DEFAULT_MAX_BATCH,
+        max_batch: int | None = None,
     ) -> None:
+        if max_batch is None:
+            max_batch = default_max_batch(original.info.input_shape)
         if max_batch < 1:
             raise InvalidInputError(f"max_batch must be at least 1, got {max_batch}")
         _check_compatible(original.info, compressed.info)
@@ -162,6 +165,14 @@ class ModelPair:
             original=self.original.differentiable(),  # type: ignore[attr-defined]
             compressed=self.compressed.differentiable(),  # type: ignore[attr-defined]
         )
+
+
+def default_max_batch(input_shape: tuple[int, ...]) -> int:
+    """Images per forward pass: ``DEFAULT_MAX_BATCH``, fewer where that many inputs would pass
+    ``BATCH_FLOATS`` values, so a 224x224 colour model's batches stay as small in memory as a
+    digit model's (a step of the search engine never holds more than this many chains)."""
+    values = math.prod(int(v) for v in input_shape)
+    return max(1, min(DEFAULT_MAX_BATCH, BATCH_FLOATS // max(1, values)))
 
 
 def _check_compatible(a: ModelInfo, b: ModelInfo) -> None:

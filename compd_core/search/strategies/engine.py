@@ -86,7 +86,7 @@ class EngineSettings:
     shrink_proposals: int = 4  # candidates per chain per shrinking round
     shrink_rounds: int = 4  # most shrinking rounds after a chain first meets the criterion
     shrink_patience: int = 0  # end shrinking after this many rounds without progress (0: never)
-    max_chains: int = 256  # seeds searched at once
+    max_chains: int = 256  # seeds searched at once (fewer where the pair's max_batch is smaller)
 
 
 class Engine:
@@ -99,12 +99,15 @@ class Engine:
     def run(self, context: SearchContext, seeds: Sequence[Seed]) -> Iterator[SeedResult]:
         queue = list(seeds)
         chains: list[Chain] = []
+        # No more chains than the pair evaluates in one pass: a 224x224 model's steps stay as
+        # small in memory as a digit model's (a seed's search does not depend on its company).
+        max_chains = max(1, min(self.settings.max_chains, context.pair.max_batch))
         while queue or chains:
             if context.stop.is_set():
                 for chain in chains:
                     yield self._finish(context, chain, ExitReason.STOPPED)
                 return
-            joining = queue[: self.settings.max_chains - len(chains)]
+            joining = queue[: max_chains - len(chains)]
             del queue[: len(joining)]
             if joining:
                 chains += self._start(context, joining)
