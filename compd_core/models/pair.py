@@ -22,8 +22,8 @@ from compd_core.errors import (
 )
 from compd_core.models.base import Classifier, ModelInfo
 
-DEFAULT_MAX_BATCH = 256  # images per forward pass for inputs up to 1x256x256 (all of the zoo)
-BATCH_FLOATS = 2**24  # 64 MB of float32 input per forward pass: 111 images of 3x224x224
+DEFAULT_MAX_BATCH = 256  # images per forward pass for inputs up to 1x128x128 (all of the zoo)
+BATCH_FLOATS = 2**22  # 16 MB of float32 input per forward pass: 27 images of 3x224x224
 _SUM_TOLERANCE = 1e-3
 _PYTHON_CHECK_LIMIT = 1024  # outputs up to this many values are checked in plain Python
 
@@ -169,8 +169,8 @@ class ModelPair:
 
 def default_max_batch(input_shape: tuple[int, ...]) -> int:
     """Images per forward pass: ``DEFAULT_MAX_BATCH``, fewer where that many inputs would pass
-    ``BATCH_FLOATS`` values, so a 224x224 colour model's batches stay as small in memory as a
-    digit model's (a step of the search engine never holds more than this many chains)."""
+    ``BATCH_FLOATS`` values, so a 224x224 colour model's batches stay within 16 MB of input
+    (and the search engine runs no more chains at once than this)."""
     values = math.prod(int(v) for v in input_shape)
     return max(1, min(DEFAULT_MAX_BATCH, BATCH_FLOATS // max(1, values)))
 

@@ -25,7 +25,7 @@ def test_default_batch_keeps_digits_at_256_and_bounds_large_colour_inputs() -> N
     assert default_max_batch((1, 28, 28)) == DEFAULT_MAX_BATCH == 256
     assert default_max_batch((3, 32, 32)) == 256
     big = default_max_batch((3, 224, 224))
-    assert big == 111
+    assert big == 27
     assert big * 3 * 224 * 224 <= BATCH_FLOATS < (big + 1) * 3 * 224 * 224
     assert default_max_batch((3, 4096, 4096)) == 1  # never zero, however large the input
 
@@ -34,10 +34,10 @@ def test_a_224_pair_cuts_its_batches_to_the_default_and_keeps_an_explicit_one() 
     shape = (3, 224, 224)
     original, compressed = _Pooled(shape), _Pooled(shape)
     pair = ModelPair(original, compressed)
-    assert pair.max_batch == 111
-    images = torch.rand(115, *shape, generator=torch.Generator().manual_seed(0))
+    assert pair.max_batch == 27
+    images = torch.rand(31, *shape, generator=torch.Generator().manual_seed(0))
     prediction = pair.predict(images)
-    assert original.batches == compressed.batches == [111, 4]
-    assert prediction.original.shape == (115, 3) and pair.queries == 115
+    assert original.batches == compressed.batches == [27, 4]
+    assert prediction.original.shape == (31, 3) and pair.queries == 31
     assert ModelPair(_Pooled(shape), _Pooled(shape), max_batch=500).max_batch == 500
     assert ModelPair(_Pooled((1, 28, 28)), _Pooled((1, 28, 28))).max_batch == 256

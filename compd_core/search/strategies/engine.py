@@ -99,8 +99,8 @@ class Engine:
     def run(self, context: SearchContext, seeds: Sequence[Seed]) -> Iterator[SeedResult]:
         queue = list(seeds)
         chains: list[Chain] = []
-        # No more chains than the pair evaluates in one pass: a 224x224 model's steps stay as
-        # small in memory as a digit model's (a seed's search does not depend on its company).
+        # No more chains than the pair evaluates in one pass, so a 224x224 model's steps stay
+        # bounded in memory (a seed's search does not depend on how many run beside it).
         max_chains = max(1, min(self.settings.max_chains, context.pair.max_batch))
         while queue or chains:
             if context.stop.is_set():
