@@ -75,6 +75,22 @@ def test_tflite_adapter_matches_the_raw_interpreter(conversion, mnist_test):
     assert (probs.argmax(1) == mnist_test.labels[:40].numpy()).mean() >= 0.9
 
 
+def test_signed_int8_input_and_output_use_their_zero_points(mnist_test):
+    """LeNet-1 converted with int8 (not uint8) input and output: zero point -128 on both ends."""
+    signed_path = sample_models_dir() / "tflite" / "lenet1" / "int8-signed-io.tflite"
+    signed = TFLiteClassifier(signed_path, SHAPE, MNIST_CLASSES)
+    unsigned = TFLiteClassifier(sample_models_dir() / "tflite" / "lenet1" / "int8.tflite", SHAPE)
+    assert signed.input_dtype == np.int8
+    assert signed._input["quantization"][1] == -128 and signed._output_detail["quantization"][1] == -128
+    images = mnist_test.images[:200]
+    probs = signed.predict_proba(images)
+    raw = _by_hand(signed_path, images[:20])
+    np.testing.assert_allclose(probs[:20].numpy(), raw / raw.sum(1, keepdims=True), atol=1e-6)
+    # The same quantized network inside: the uint8 model's answers, to a quantization step.
+    assert torch.allclose(probs, unsigned.predict_proba(images), atol=1 / 128)
+    assert torch.equal(probs.argmax(1), unsigned.predict_proba(images).argmax(1))
+
+
 def test_int8_model_takes_uint8_images_on_the_8_bit_grid():
     model = load_classifier(TFLITE / "int8.tflite", SHAPE, MNIST_CLASSES)
     assert model.input_dtype == np.uint8
