@@ -175,6 +175,14 @@ def test_keras_runs_without_tensorflow(tmp_path):
     assert result.stdout.split("\n")[-2] == "False"
 
 
+def test_keras_imported_with_another_backend_is_refused_with_the_fix(monkeypatch):
+    import keras
+
+    monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")
+    with pytest.raises(ModelLoadError, match="imported with the 'tensorflow' backend; .* set KERAS_BACKEND=torch"):
+        load_classifier(TFLITE / "original.keras", SHAPE)
+
+
 def test_keras_file_that_is_not_keras(tmp_path):
     path = tmp_path / "broken.keras"
     path.write_bytes(b"\x00not a model" * 20)
