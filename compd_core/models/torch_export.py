@@ -7,13 +7,17 @@ Save one with a batch dimension that may vary::
                                   dynamic_shapes=({0: batch},))
     torch.export.save(program, "model.pt2")
 
-A program exported with a fixed batch size is run in chunks of that size. Loading reads a
-graph and tensors, no pickled Python classes. A float program is differentiable, so gradient
-search can use it.
+A program exported with a fixed batch size is run in chunks of that size. ``torch.export.load``
+unpickles any payload the archive marks as pickled (weights, constants, custom objects), and
+retries its sample inputs without ``weights_only``; so before loading, the archive is checked to
+hold plain tensors only and sample inputs that load with ``weights_only=True``, and refused
+otherwise. A float program is differentiable, so gradient search can use it.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -33,6 +37,40 @@ def is_exported_program(path: Path) -> bool:
                        for name in archive.namelist())
     except (zipfile.BadZipFile, OSError):
         return False
+
+
+def refuse_pickled_payloads(path: Path) -> None:
+    """Raise ``ModelLoadError`` where loading the archive would unpickle Python objects."""
+    from torch.export.pt2_archive.constants import TENSOR_CONSTANT_FILENAME_PREFIX
+
+    pickled: list[str] = []
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                if name.endswith(("model_weights_config.json", "model_constants_config.json")):
+                    config = json.loads(archive.read(name)).get("config", {})
+                    constants = name.endswith("model_constants_config.json")
+                    pickled += [fqn for fqn, meta in config.items() if meta.get("use_pickle") or (
+                        constants and not str(meta.get("path_name", "")).startswith(
+                            TENSOR_CONSTANT_FILENAME_PREFIX))]
+                elif "/sample_inputs/" in name and not _loads_safely(archive.read(name)):
+                    pickled.append(name.rsplit("/", 1)[-1])
+    except (zipfile.BadZipFile, ValueError, AttributeError) as exc:
+        raise ModelLoadError(f"{path} is not a torch.export archive: {first_line(exc)}") from exc
+    if pickled:
+        raise ModelLoadError(
+            f"{path} holds pickled Python objects ({', '.join(sorted(pickled)[:3])}), which could "
+            "run code when loaded, so compd does not load it; export a model whose weights and "
+            "constants are plain tensors"
+        )
+
+
+def _loads_safely(data: bytes) -> bool:
+    try:
+        torch.load(io.BytesIO(data), weights_only=True)
+    except Exception:  # weights_only refuses anything but tensors and plain containers
+        return False
+    return True
 
 
 class _Program(torch.nn.Module):
@@ -74,6 +112,7 @@ class ExportedProgramClassifier(TorchClassifier):
         output: OutputKind = "auto",
     ) -> None:
         path = existing_file(path)
+        refuse_pickled_payloads(path)
         try:
             program = torch.export.load(str(path))
         except Exception as exc:  # torch raises RuntimeError/KeyError/zip errors alike

@@ -13,7 +13,7 @@ import torch
 
 from compd_core.data.mnist import MNIST_CLASSES
 from compd_core.errors import ModelLoadError, WhiteBoxRequiredError
-from compd_core.models.keras_model import KerasClassifier
+from compd_core.models.keras_model import KerasClassifier, import_keras
 from compd_core.models.layout import image_layout
 from compd_core.models.loading import load_classifier
 from compd_core.models.pair import ModelPair
@@ -143,7 +143,7 @@ def test_image_layout_reads_both_channel_orders():
 
 @pytest.mark.parametrize("suffix", [".keras", ".h5"])
 def test_keras_files_load_on_the_torch_backend(tmp_path, suffix, keras_lenet5, mnist_test):
-    import keras
+    keras = import_keras()
 
     assert keras.backend.backend() == "torch"
     path = tmp_path / f"lenet5{suffix}"
@@ -176,11 +176,22 @@ def test_keras_runs_without_tensorflow(tmp_path):
 
 
 def test_keras_imported_with_another_backend_is_refused_with_the_fix(monkeypatch):
-    import keras
+    keras = import_keras()
 
     monkeypatch.setattr(keras.backend, "backend", lambda: "tensorflow")
     with pytest.raises(ModelLoadError, match="imported with the 'tensorflow' backend; .* set KERAS_BACKEND=torch"):
         load_classifier(TFLITE / "original.keras", SHAPE)
+
+
+def test_keras_lambda_layer_code_is_not_run(tmp_path):
+    """A Lambda layer stores Python bytecode; safe mode refuses to load it."""
+    keras = import_keras()
+
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              keras.layers.Lambda(lambda x: x * 2.0), keras.layers.Dense(10)])
+    model.save(tmp_path / "lambda.keras")
+    with pytest.raises(ModelLoadError, match="lambda.keras is not a loadable Keras model.*(unsafe|safe_mode)"):
+        load_classifier(tmp_path / "lambda.keras", SHAPE)
 
 
 def test_keras_file_that_is_not_keras(tmp_path):
@@ -212,6 +223,25 @@ def test_exported_programs_match_the_module(tmp_path, lenet5, mnist_test, batch,
     with torch.no_grad():
         expected = torch.softmax(lenet5(images), 1)
     assert torch.allclose(model.predict_proba(images), expected, atol=1e-5)
+
+
+def test_exported_program_with_pickled_payloads_is_refused(tmp_path, lenet5):
+    """torch.export.load would unpickle a payload marked use_pickle; compd refuses the file."""
+    import json
+    import zipfile
+
+    _export(lenet5, tmp_path / "lenet5.pt2", None)
+    with zipfile.ZipFile(tmp_path / "lenet5.pt2") as source, \
+            zipfile.ZipFile(tmp_path / "pickled.pt2", "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.endswith("model_weights_config.json"):
+                config = json.loads(data)
+                next(iter(config["config"].values()))["use_pickle"] = True
+                data = json.dumps(config).encode()
+            target.writestr(item, data)
+    with pytest.raises(ModelLoadError, match=r"holds pickled Python objects \(conv1\.weight\)"):
+        load_classifier(tmp_path / "pickled.pt2", SHAPE)
 
 
 def test_exported_program_is_differentiable(tmp_path, lenet5, mnist_test):
