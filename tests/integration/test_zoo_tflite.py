@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from replay_support import assert_strict_replay
 
 from compd_core.compress import TFLITE_RECIPES
@@ -104,3 +105,28 @@ def test_search_finds_strict_deviations_on_a_tflite_pair(mnist_test):
     assert len(found) >= 2, f"found {len(found)}/5"
     assert_strict_replay(pair, Criterion(), found)
     assert all(r.trigger.linf <= Criterion().max_linf + 1e-6 for r in found)
+
+
+def test_rebuilding_the_pytorch_zoo_keeps_the_tflite_pairs(tmp_path):
+    """`compd zoo build` cannot make TFLite pairs (TensorFlow does); it keeps them."""
+    from compd_core.zoo.build import _converted_entries
+
+    (tmp_path / "manifest.json").write_text((sample_models_dir() / "manifest.json").read_text())
+    originals, pairs = _converted_entries(tmp_path)
+    assert {p.id for p in pairs} == {p.id for p in PAIRS}
+    assert set(originals) == {"lenet5-keras", "lenet1-keras"}
+    assert _converted_entries(tmp_path / "empty") == ({}, [])
+
+
+def test_a_shared_tflite_model_answers_threads_like_one_caller(mnist_test):
+    """The zoo's classifiers are cached and shared by the dashboard's workers: concurrent
+    calls with different batch sizes give each caller its own answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = load_pair("lenet5-tflite-dynamic").compressed
+    chunks = [mnist_test.images[i:i + n] for i, n in zip(range(0, 400, 50), (50, 7, 50, 13) * 2)]
+    expected = [model.predict_proba(c) for c in chunks]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            got = list(pool.map(model.predict_proba, chunks))
+            assert all(torch.equal(a, b) for a, b in zip(got, expected))
