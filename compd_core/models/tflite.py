@@ -59,13 +59,11 @@ class TFLiteClassifier:
         from ai_edge_litert.interpreter import Interpreter
 
         path = existing_file(path)
+        resolver = _resolver(kernels)
         try:
             self._interpreter = Interpreter(
-                model_path=str(path), num_threads=num_threads,
-                experimental_op_resolver_type=_resolver(kernels),
+                model_path=str(path), num_threads=num_threads, experimental_op_resolver_type=resolver
             )
-        except ModelLoadError:
-            raise
         except Exception as exc:  # LiteRT raises ValueError/RuntimeError for a bad flatbuffer
             raise ModelLoadError(f"{path} is not a loadable TFLite model: {first_line(exc)}") from exc
         inputs, outputs = self._interpreter.get_input_details(), self._interpreter.get_output_details()
@@ -75,8 +73,11 @@ class TFLiteClassifier:
                 "needs one image input and one score output"
             )
         self._input, self._output_detail = inputs[0], outputs[0]
-        declared = tuple(int(d) for d in self._input.get("shape_signature", self._input["shape"])[1:])
-        self._layout = image_layout(declared, input_shape, str(path))
+        signature = [int(d) for d in self._input.get("shape_signature", self._input["shape"])]
+        self._layout = image_layout(tuple(signature[1:]), input_shape, str(path))
+        # A model converted for a fixed batch (often 1, for phones) may hard-code it inside
+        # (a reshape); such a model is fed chunks of exactly that size instead of resized.
+        self._fixed_batch = signature[0] if signature[0] > 0 else None
         self._kernels = kernels
         self._output = output
         self._lock = threading.Lock()
@@ -115,15 +116,24 @@ class TFLiteClassifier:
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         data = self._quantize(to_layout(batch, self._layout))
+        if self._fixed_batch is None:
+            return self._dequantize(self._invoke(data))
+        step, rows = self._fixed_batch, len(data)
+        padded = np.concatenate([data, np.zeros((-rows % step, *data.shape[1:]), data.dtype)])
+        out = [self._invoke(padded[i : i + step]) for i in range(0, len(padded), step)]
+        return self._dequantize(np.concatenate(out)[:rows])
+
+    def _invoke(self, data: np.ndarray) -> np.ndarray:
+        """Raw output rows for one batch, reallocating only when the batch size changes."""
         with self._lock:
-            if len(data) != self._allocated_batch:  # reallocate only when the batch size changes
+            if len(data) != self._allocated_batch:
                 self._interpreter.resize_tensor_input(self._input["index"], list(data.shape))
                 self._interpreter.allocate_tensors()
                 self._allocated_batch = len(data)
             self._interpreter.set_tensor(self._input["index"], data)
             self._interpreter.invoke()
             raw = self._interpreter.get_tensor(self._output_detail["index"])
-        return self._dequantize(raw.reshape(len(data), -1))
+        return raw.reshape(len(data), -1)
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         scores = torch.from_numpy(self._run(x.detach().cpu().numpy().astype(np.float32)))

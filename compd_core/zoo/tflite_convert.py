@@ -33,12 +33,14 @@ import numpy as np  # noqa: E402
 
 CALIBRATION_IMAGES = 1024  # the same calibration size as the PyTorch int8 recipes
 CONVERSIONS = ("int8", "dynamic-range", "float16")
-# Not a zoo pair: full-integer int8 with signed int8 input and output (zero point -128), so
-# that the adapter's handling of zero points is tested on a real file.
+# Not zoo pairs, test files for the loader: full-integer int8 with signed int8 input and output
+# (zero point -128), and a float16 conversion for exactly one image per call, as many models
+# made for phones are.
 SIGNED_IO = "int8-signed-io"
+BATCH_ONE = "float16-batch1"
 
 
-def _lenet(keras, name: str):
+def _lenet(keras, name: str, batch_size: int | None = None):
     """The Keras twin of compd_core.models.architectures' LeNets (same layers and sizes)."""
     layers = keras.layers
     if name == "lenet5":
@@ -50,7 +52,7 @@ def _lenet(keras, name: str):
                 layers.Conv2D(12, 5, activation="relu"), layers.MaxPooling2D(2), layers.Flatten()]
     else:
         raise SystemExit(f"unknown architecture {name!r}; known: lenet5, lenet1")
-    return keras.Sequential([keras.Input((28, 28, 1)), *body, layers.Dense(10), layers.Softmax()],
+    return keras.Sequential([keras.Input((28, 28, 1), batch_size=batch_size), *body, layers.Dense(10), layers.Softmax()],
                             name=name)
 
 
@@ -133,6 +135,10 @@ def main(argv: list[str] | None = None) -> None:
         kinds = (*CONVERSIONS, SIGNED_IO) if name == "lenet1" else CONVERSIONS
         for kind in kinds:
             (target / f"{kind}.tflite").write_bytes(convert(tf, model, kind, x[:CALIBRATION_IMAGES]))
+        if name == "lenet1":
+            single = _lenet(keras, name, batch_size=1)
+            single.set_weights(model.get_weights())
+            (target / f"{BATCH_ONE}.tflite").write_bytes(convert(tf, single, "float16", x[:1]))
     (args.out / "build.json").write_text(json.dumps(facts, indent=2) + "\n")
 
 

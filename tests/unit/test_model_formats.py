@@ -115,6 +115,22 @@ def test_tflite_reallocates_only_when_the_batch_size_changes(monkeypatch, mnist_
     assert torch.equal(torch.cat(batches), single)
 
 
+def test_a_tflite_model_made_for_one_image_runs_batches_in_steps_of_one(monkeypatch, mnist_test):
+    """A model converted for batch 1 (as many phone models are) is fed one image at a time,
+    never resized, and answers as its batch-free twin does."""
+    lenet1 = sample_models_dir() / "tflite" / "lenet1"
+    single = TFLiteClassifier(lenet1 / "float16-batch1.tflite", SHAPE, MNIST_CLASSES)
+    assert list(single._input["shape_signature"]) == [1, 28, 28, 1]
+    sizes: list[int] = []
+    resize = single._interpreter.resize_tensor_input
+    monkeypatch.setattr(single._interpreter, "resize_tensor_input",
+                        lambda index, shape, **kw: sizes.append(shape[0]) or resize(index, shape, **kw))
+    images = mnist_test.images[:10]
+    twin = TFLiteClassifier(lenet1 / "float16.tflite", SHAPE, MNIST_CLASSES)
+    assert torch.allclose(single.predict_proba(images), twin.predict_proba(images), atol=1e-6)
+    assert set(sizes) <= {1}
+
+
 def test_tflite_kernels_are_chosen_and_recorded(mnist_test):
     builtin = TFLiteClassifier(TFLITE / "float16.tflite", SHAPE, kernels="builtin")
     xnnpack = TFLiteClassifier(TFLITE / "float16.tflite", SHAPE, kernels="xnnpack")
