@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import threading
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -62,9 +61,7 @@ class KerasClassifier:
         path = existing_file(path)
         keras = import_keras()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # h5 files warn that the format is legacy
-                self._model = keras.models.load_model(str(path), compile=False, safe_mode=True)
+            self._model = keras.models.load_model(str(path), compile=False, safe_mode=True)
         except Exception as exc:  # keras raises ValueError/OSError/TypeError for a bad file
             raise ModelLoadError(
                 f"{path} is not a loadable Keras model (save one with model.save('m.keras')): "
