@@ -15,7 +15,7 @@ from dashboard.components.charts import profile_figure
 from dashboard.components.feedback import user_errors
 from dashboard.components.images import THUMB_SIZE, picture
 
-MODEL_TYPES = ["onnx", "pt", "pth", "ts", "torchscript", "jit"]
+MODEL_TYPES = ["tflite", "keras", "h5", "pt2", "onnx", "pt", "pth", "ts", "torchscript", "jit"]
 MAX_DISAGREEMENTS_SHOWN = 8
 
 st.title("Models")
