@@ -17,24 +17,19 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
 from pathlib import Path
 
-# Run as a script, bench/ comes first on the path and its profile.py hides the standard
-# library's profile module, which Keras' torch backend imports.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import torch
 
-import torch  # noqa: E402
-
-from compd_core.campaign import CampaignSpec, run_campaign  # noqa: E402
-from compd_core.data import load_mnist  # noqa: E402
-from compd_core.data.mnist import MNIST_CLASSES  # noqa: E402
-from compd_core.models.evaluate import latency_ms  # noqa: E402
-from compd_core.models.tflite import KERNELS, TFLiteClassifier  # noqa: E402
-from compd_core.paths import sample_models_dir  # noqa: E402
-from compd_core.search.settings import SearchSettings  # noqa: E402
-from compd_core.zoo import load_pair  # noqa: E402
+from compd_core.campaign import CampaignSpec, run_campaign
+from compd_core.data import load_mnist
+from compd_core.data.mnist import MNIST_CLASSES
+from compd_core.models.evaluate import latency_ms
+from compd_core.models.tflite import KERNELS, TFLiteClassifier
+from compd_core.paths import sample_models_dir
+from compd_core.search.settings import SearchSettings
+from compd_core.zoo import load_pair
 
 SHAPE = (1, 28, 28)
 CONVERSIONS = ("int8", "dynamic-range", "float16")
