@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from compd_core.cli.common import console, out, print_json, seed_option
+from compd_core.cli.common import console, out, print_json, seed_option, warn_changed_files
 from compd_core.cli.stoppable import exit_stopped, run_until_stopped
+from compd_core.pair_spec import PairSpec
 from compd_core.paths import default_db_path
 from compd_core.repair.events import EpochFinished, RepairEvent, ResearchProgress, StageStarted
 from compd_core.errors import ConfigError
@@ -113,6 +114,8 @@ def repair(
         max_disagreement_rise=max_disagreement_rise, min_heldout_repaired=min_heldout,
     )
     with Store(db or default_db_path(), create=False) as store:
+        source = store.get_run(run).pair_source()
+        warn_changed_files(source)
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                       TimeElapsedColumn(), console=console, transient=json_output) as progress:
             report, stopped = run_until_stopped(
@@ -129,10 +132,10 @@ def repair(
     if json_output:
         print_json(report.to_dict())
         return
-    _print_report(report)
+    _print_report(report, source)
 
 
-def _print_report(report: RepairReport) -> None:
+def _print_report(report: RepairReport, source: PairSpec) -> None:
     """The verdict first, in words; then the numbers it rests on."""
     if report.verdict == "better":
         out.print("[bold green]Verdict: better[/] by every threshold (held-out triggers, accuracy, "
@@ -158,7 +161,10 @@ def _print_report(report: RepairReport) -> None:
                   f"{_number(report.research_median_queries_after)}")
         out.print(f"seeds with a strict deviation within L-inf {_number(255 * report.profile_linf)}/255: "
                   f"{_rate(report.profile_share_before)} -> {_rate(report.profile_share_after)}")
-    if report.registered:
+    if report.registered and not source.is_zoo:
+        out.print(f"repaired model: {report.repaired_pair} (search it with `compd search "
+                  f"--original {source.original} --compressed {report.repaired_pair}`)")
+    elif report.registered:
         out.print(f"new pair: {report.repaired_pair} (search it with `compd search --pair "
                   f"{report.repaired_pair}`)")
     elif report.verdict == "better":

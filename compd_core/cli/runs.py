@@ -79,6 +79,7 @@ def show_command(
     with _open(db) as store:
         run = store.get_run(run_id)
         results = store.load_results(run_id, details=False)
+    _warn_changed(run)
     summary = run_summary(results)
     rows = [result_row(r) for r in results]
     if json_output:
@@ -100,6 +101,8 @@ def show_command(
         f"L-inf {_number(summary['median_linf'], '.3f')}",
         summarize_strength([r.trigger for r in results if r.trigger is not None]).describe(),
     ]
+    if run.pair_spec is not None:
+        lines.append(f"models: {run.pair_spec.original} vs {run.pair_spec.compressed}")
     if run.note:
         lines.append(f"note: {run.note}")
     out.print("\n".join(lines) + "\n")
@@ -119,6 +122,12 @@ def show_command(
             _number(row["l2"], ".3f"), _number(row["linf"], ".3f"),
         )
     out.print(table)
+
+
+def _warn_changed(run) -> None:
+    """Reading a run needs no model, so a changed or missing model file is a warning here."""
+    for note in run.pair_source().changed_files(refuse_missing=False):
+        console.print(f"[yellow]warning:[/] {note}")
 
 
 def _margins(row: dict) -> str:
@@ -144,5 +153,6 @@ def export_command(
     chosen = None if positions is None else parse_csv_ints(positions, "--positions")
     writable_output_dir(out_dir)
     with _open(db) as store:
+        _warn_changed(store.get_run(run_id))
         written = export_run(store, run_id, out_dir, set(parse_csv(formats)), chosen)
     console.print(f"wrote {len(written)} files to {out_dir}")
