@@ -7,6 +7,7 @@ build them, so two sessions that choose the same pair share one set of loaded mo
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from compd_core.pair_spec import PairSpec
 
 DEFAULT_PAIR = "lenet5-int8-static"  # the shipped pair the dashboard opens on (and the demo uses)
@@ -23,7 +24,8 @@ def default_pair() -> PairChoice:
 
 @dataclass(frozen=True)
 class DatasetChoice:
-    """Where images come from: ``mnist``, ``mnist:train``, an image folder or an .npz path."""
+    """Where images come from: ``mnist``, ``mnist:train``, an image folder or an .npz path
+    (``file.npz:train`` for the train split of an archive with x_train/x_test)."""
 
     spec: str = "mnist"
     label: str = "MNIST test split"

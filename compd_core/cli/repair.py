@@ -135,7 +135,7 @@ def repair(
     _print_report(report, source)
 
 
-def _print_report(report: RepairReport, source: PairSpec) -> None:
+def _print_report(report: RepairReport, source: PairSpec | None = None) -> None:
     """The verdict first, in words; then the numbers it rests on."""
     if report.verdict == "better":
         out.print("[bold green]Verdict: better[/] by every threshold (held-out triggers, accuracy, "
@@ -161,7 +161,7 @@ def _print_report(report: RepairReport, source: PairSpec) -> None:
                   f"{_number(report.research_median_queries_after)}")
         out.print(f"seeds with a strict deviation within L-inf {_number(255 * report.profile_linf)}/255: "
                   f"{_rate(report.profile_share_before)} -> {_rate(report.profile_share_after)}")
-    if report.registered and not source.is_zoo:
+    if report.registered and source is not None and not source.is_zoo:
         out.print(f"repaired model: {report.repaired_pair} (search it with `compd search "
                   f"--original {source.original} --compressed {report.repaired_pair}`)")
     elif report.registered:

@@ -72,7 +72,6 @@ def _new_spec(given: dict[str, Any], models: dict[str, Any]):
     )
 
 
-
 def _resumed_spec(store: Any, run_id: str, given: dict[str, Any], models: dict[str, Any]):
     """The stored run's own campaign; an option given that contradicts it is refused."""
     from compd_core.campaign import spec_of_run

@@ -14,6 +14,7 @@ from own_pair_support import SEEDS, FilePair, compd, write_file_pair
 
 from compd_core.campaign import CampaignSpec, run_campaign
 from compd_core.pair_spec import PairSpec, file_sha256
+from compd_core.report import build_report
 from compd_core.search.events import SeedFinished
 from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
@@ -68,6 +69,9 @@ def test_export_of_a_file_pair_run_names_its_files(files, searched, tmp_path):
     with open(tmp_path / "out" / "triggers.csv") as handle:
         assert len(list(csv.DictReader(handle))) == summary["found"]
     assert "warning" not in done.stderr  # nothing changed
+    with Store(db, read_only=True) as store:
+        html = build_report(store, summary["run_id"])
+    assert str(files.compressed) in html and file_sha256(files.compressed)[:16] in html
 
 
 def test_repair_fine_tunes_a_torchscript_compressed_model(files, searched, tmp_path):
