@@ -8,10 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
-from dashboard_support import APP, open_page
+from dashboard_support import APP, open_page, resume_on_runs_page, search_killed_after_one_seed
 from own_pair_support import SEEDS, compd, write_file_pair
 from streamlit.testing.v1 import AppTest
 
+from compd_core.paths import sample_models_dir
 from compd_core.store import Store
 
 pytestmark = pytest.mark.slow
@@ -72,3 +73,21 @@ def test_a_changed_model_file_is_a_warning_on_the_page(own_app, own_run, tmp_pat
         assert any("compressed model file" in w and "changed since" in w for w in warnings)
     finally:
         shutil.copyfile(kept, compressed)
+
+
+def test_an_interrupted_file_pair_run_resumes_from_the_runs_page(db: Path) -> None:
+    """A new session (on the default zoo pair) resumes it with the run's own two files."""
+    original = sample_models_dir() / "lenet5" / "onnx-int8.float.onnx"
+    compressed = sample_models_dir() / "lenet5" / "onnx-int8.onnx"
+    spec = (f"pair = PairSpec.files({str(original)!r}, {str(compressed)!r}).with_hashes()\n"
+            "spec = CampaignSpec(pair.name, 'dflare', seeds=4, "
+            "settings=SearchSettings(max_queries=200), seed_order='explicit', pair_spec=pair, "
+            "seed_indices=(0, 1, 2, 3))")
+    assert search_killed_after_one_seed(db, spec) == -9
+    with Store(db) as store:
+        (run,) = store.list_runs()
+    assert (run.status, run.seeds_done, run.pair) == ("interrupted", 1, "onnx-int8.float.onnx vs onnx-int8.onnx")
+    done, results = resume_on_runs_page(db, run.id)
+    assert (done.status, done.seeds_done) == ("finished", 4)
+    assert [r.seed.index for r in results] == [0, 1, 2, 3]
+    assert done.pair_source().compressed == str(compressed)
