@@ -102,11 +102,11 @@ def pair_spec_from_options(pair: str | None, original: str | None, compressed: s
                                       allow_code=allow_code).with_hashes()
 
 
-def warn_changed_files(spec) -> None:
-    """Say on the console which model files changed since a run recorded them; refuse (raise)
-    when one is gone."""
-    for note in spec.changed_files():
-        console.print(f"[yellow]warning:[/] {note}")
+def warn_changed_files(spec, *, refuse_missing: bool = True) -> None:
+    """Say on the console which model files changed since a run recorded them; a file that is
+    gone is refused (raises) unless ``refuse_missing`` is False (readers of stored results)."""
+    for note in spec.changed_files(refuse_missing=refuse_missing):
+        console.print(f"[yellow]warning:[/] {note}", soft_wrap=True)  # one line per file
 
 
 def parse_seed_indices(text: str | None) -> tuple[int, ...] | None:

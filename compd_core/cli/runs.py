@@ -10,7 +10,14 @@ import typer
 from rich import box
 from rich.table import Table
 
-from compd_core.cli.common import console, out, parse_csv, parse_csv_ints, print_json
+from compd_core.cli.common import (
+    console,
+    out,
+    parse_csv,
+    parse_csv_ints,
+    print_json,
+    warn_changed_files,
+)
 from compd_core.paths import default_db_path, writable_output_dir
 from compd_core.strength import margin_text, summarize_strength
 
@@ -79,7 +86,7 @@ def show_command(
     with _open(db) as store:
         run = store.get_run(run_id)
         results = store.load_results(run_id, details=False)
-    _warn_changed(run)
+    warn_changed_files(run.pair_source(), refuse_missing=False)  # reading needs no model
     summary = run_summary(results)
     rows = [result_row(r) for r in results]
     if json_output:
@@ -124,10 +131,6 @@ def show_command(
     out.print(table)
 
 
-def _warn_changed(run) -> None:
-    """Reading a run needs no model, so a changed or missing model file is a warning here."""
-    for note in run.pair_source().changed_files(refuse_missing=False):
-        console.print(f"[yellow]warning:[/] {note}")
 
 
 def _margins(row: dict) -> str:
@@ -153,6 +156,6 @@ def export_command(
     chosen = None if positions is None else parse_csv_ints(positions, "--positions")
     writable_output_dir(out_dir)
     with _open(db) as store:
-        _warn_changed(store.get_run(run_id))
+        warn_changed_files(store.get_run(run_id).pair_source(), refuse_missing=False)
         written = export_run(store, run_id, out_dir, set(parse_csv(formats)), chosen)
     console.print(f"wrote {len(written)} files to {out_dir}")
