@@ -18,6 +18,7 @@ from compd_core.report import build_report
 from compd_core.search.events import SeedFinished
 from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
+from compd_core.zoo import load_pair
 
 pytestmark = pytest.mark.slow
 BUDGET = "1500"
@@ -189,3 +190,24 @@ def test_pair_inspect_and_profile_take_the_files_and_the_npz(files):
                      "--budget", "200", "--json")
     assert profiled.returncode == 0, profiled.stderr
     assert json.loads(profiled.stdout)["seeds"] == 2
+
+
+def test_a_file_pair_finds_exactly_what_its_zoo_pair_finds(files, tmp_path):
+    """The zoo's int8 LeNet-5 saved as TorchScript, searched from the .npz copy of the data:
+    the same seeds, queries and trigger images as the zoo pair on the shipped split."""
+    int8 = tmp_path / "int8.pt"
+    torch.jit.script(load_pair("lenet5-int8-static").compressed.module).save(str(int8))
+    spec = PairSpec.files(files.original, int8).with_hashes()
+    settings, indices = SearchSettings(max_queries=600), (3, 17, 42, 7, 11, 20)
+    campaigns = [
+        CampaignSpec("lenet5-int8-static", seeds=6, settings=settings, seed_order="explicit",
+                     seed_indices=indices),
+        CampaignSpec(spec.name, seeds=6, settings=settings, dataset=str(files.data),
+                     seed_order="explicit", pair_spec=spec, seed_indices=indices),
+    ]
+    with Store(tmp_path / "runs.sqlite") as store:
+        zoo, own = (store.load_results(run_campaign(c, store).run_id) for c in campaigns)
+    assert sum(r.found for r in zoo) >= 2
+    for a, b in zip(zoo, own, strict=True):
+        assert (a.seed.index, a.found, a.queries) == (b.seed.index, b.found, b.queries)
+        assert a.trigger is None or torch.equal(a.trigger.image, b.trigger.image)
