@@ -43,6 +43,12 @@ class CampaignSpec:
     pair_spec: PairSpec | None = None  # own model files; None: ``pair`` is a zoo id
     seed_indices: tuple[int, ...] | None = None  # explicit dataset indices instead of a draw
 
+    def __post_init__(self) -> None:
+        if self.seed_indices is not None:  # listed seeds fix their count and their order
+            object.__setattr__(self, "seed_indices", tuple(int(i) for i in self.seed_indices))
+            object.__setattr__(self, "seeds", len(self.seed_indices))
+            object.__setattr__(self, "seed_order", EXPLICIT_ORDER)
+
     @property
     def source(self) -> PairSpec:
         """How to build the pair: the given files, or the zoo pair ``pair`` names."""
