@@ -211,3 +211,17 @@ def test_a_file_pair_finds_exactly_what_its_zoo_pair_finds(files, tmp_path):
     for a, b in zip(zoo, own, strict=True):
         assert (a.seed.index, a.found, a.queries) == (b.seed.index, b.found, b.queries)
         assert a.trigger is None or torch.equal(a.trigger.image, b.trigger.image)
+
+
+def test_characterize_on_files_measures_what_it_measures_on_the_zoo_pair(files):
+    """The same original and student as the zoo's lenet5-distilled, given as files and data."""
+    shift = ("--corruptions", "brightness,shot_noise", "--severities", "1", "--json")
+    own = compd("characterize", "--original", files.original, "--compressed", files.compressed,
+                "--dataset", files.data, *shift)
+    zoo = compd("characterize", "--pair", "lenet5-distilled", *shift)
+    assert own.returncode == 0 and zoo.returncode == 0, own.stderr + zoo.stderr
+    own_report, zoo_report = json.loads(own.stdout), json.loads(zoo.stdout)
+    assert own_report["pair"] == "lenet5.pt vs lenet5-distilled.pt"
+    for key in ("n_images", "clean_disagreements", "clean_disagreement_indices",
+                "shifted_disagreements"):
+        assert own_report[key] == zoo_report[key], key
