@@ -19,7 +19,8 @@ from compd_core.data.dataset import ImageDataset
 from compd_core.data.resolve import load_dataset
 from compd_core.errors import ConfigError
 from compd_core.models.pair import ModelPair
-from compd_core.search.events import EventSink, no_events
+from compd_core.events import EventSink, ended, no_events, with_progress
+from compd_core.search.events import SearchProgress
 from compd_core.search.results import Seed, SeedResult
 from compd_core.pair_spec import PairSpec
 from compd_core.search.seeds import EXPLICIT_ORDER, Order, explicit_seeds, seeds_from, select_seeds
@@ -211,6 +212,7 @@ def run_campaign(
         seeds = select_seeds(pair, dataset, spec.seeds, seed=spec.rng_seed, order=spec.seed_order)
         if store is not None and record is not None and record.seeds_done:
             _check_redrawn(store, record, seeds)
+    planned = len(seeds)
     stop = stop or threading.Event()
     run_id = None
     if store is not None:
@@ -227,7 +229,9 @@ def run_campaign(
         done = store.finished_positions(run_id)
         seeds = [s for s in seeds if s.position not in done]
     pair.reset_queries()
-    context = SearchContext(pair, spec.settings, spec.rng_seed, emit, stop)
+    progress = SearchProgress(planned, already_done=planned - len(seeds))
+    emit(progress.start())
+    context = SearchContext(pair, spec.settings, spec.rng_seed, with_progress(emit, progress), stop)
     results: list[SeedResult] = []
     after_stop: list[SeedResult] = []  # what the strategy hands back once Stop was asked for
     started = time.perf_counter()
@@ -251,5 +255,16 @@ def run_campaign(
         # Report what the file holds, not what was meant to be written: a write that did not
         # land raises here instead of printing a success the run cannot back.
         results = store.load_results(run_id, [r.seed.position for r in results], details=False)
-    return summarize(results, wall, run_id=run_id, pair=spec.pair, strategy=spec.strategy,
-                     stopped=stop.is_set())
+    summary = summarize(results, wall, run_id=run_id, pair=spec.pair, strategy=spec.strategy,
+                        stopped=stop.is_set())
+    emit(ended("search", summary.to_dict(), stopped=summary.stopped, line=_outcome_line(summary)))
+    return summary
+
+
+def _outcome_line(summary: CampaignSummary) -> str:
+    """What the run holds now, in one line (a stopped one: that nothing searched was lost)."""
+    where = "this search" if summary.run_id is None else f"run {summary.run_id}"
+    if summary.stopped:
+        return (f"{where} keeps every seed searched so far ({summary.found} deviation"
+                f"{'s' if summary.found != 1 else ''})")
+    return f"{where}: {summary.found}/{summary.seeds} seeds deviated"

@@ -3,8 +3,8 @@
 A full characterization (18 corruptions x 5 severities, several pairs) takes tens of seconds:
 too long for a script run, which Streamlit repeats on every click. It runs in a worker thread
 registered here by job id, like searches in ``jobs``; the session keeps only the id. The worker
-never calls Streamlit: it writes its progress into the ``CharacterizeJob`` and the page's live
-fragment reads it.
+never calls Streamlit: the job protocol's events go into the ``CharacterizeJob`` (its latest
+``Progress``, its end event) and the page's live fragment reads them.
 """
 
 from __future__ import annotations
@@ -39,17 +39,11 @@ class CharacterizeJob(JobLifecycle):
     seed: int
     stop_event: threading.Event = field(default_factory=threading.Event)
     started: float = field(default_factory=time.time)
-    done: int = 0
-    total: int = 1
-    label: str = "starting"
     status: str = "running"  # running, finished, stopped, failed
     comparison: PairComparison | None = None
     error: str | None = None
     ended: float | None = None
     future: Future | None = None
-
-    def _progress(self, done: int, total: int, label: str) -> None:
-        self.done, self.total, self.label = done, total, label
 
 
 _REGISTRY: JobRegistry[CharacterizeJob] = JobRegistry(KEEP_FINISHED)
@@ -72,7 +66,7 @@ def start_characterize(
 def _work(job: CharacterizeJob, pairs: list[ModelPair], dataset: ImageDataset) -> None:
     try:
         comparison = compare_pairs(pairs, dataset, job.corruptions, job.severities, job.seed,
-                                   on_progress=job._progress, stop=job.stop_event)
+                                   emit=job.observe, stop=job.stop_event)
     except CompdError as exc:
         job.error, job.ended, job.status = str(exc), time.time(), "failed"
     except Exception as exc:  # a bug: keep the server alive, log it, tell the user plainly
@@ -81,10 +75,9 @@ def _work(job: CharacterizeJob, pairs: list[ModelPair], dataset: ImageDataset) -
                      "the server's log has the details")
         job.ended, job.status = time.time(), "failed"
     else:
-        reports = comparison.reports
-        complete = len(reports) == len(pairs) and all(r.complete for r in reports)
+        stopped = job.outcome is not None and job.outcome.stopped
         job.comparison, job.ended = comparison, time.time()
-        job.status = "finished" if complete else "stopped"  # last: readers see the rest first
+        job.status = "stopped" if stopped else "finished"  # last: readers see the rest first
 
 
 def get_job(job_id: str | None) -> CharacterizeJob | None:

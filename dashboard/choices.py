@@ -42,6 +42,16 @@ class Upload:
 
 
 @dataclass(frozen=True)
+class ParkedUpload:
+    """An uploaded image a finished job no longer holds in memory: its pixels wait in a file of
+    the uploads folder (see ``uploads.release_uploads``)."""
+
+    name: str
+    path: str
+    shape: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
 class SessionChoices:
     """What a session had chosen when it started a job, so that a new session opened on the
     job's link (a reload) can pick up the same pair, dataset, picked seeds and uploads."""
@@ -50,3 +60,4 @@ class SessionChoices:
     dataset: DatasetChoice
     picks: tuple[int, ...] = ()
     uploads: tuple[Upload, ...] = ()
+    parked_uploads: tuple[ParkedUpload, ...] = ()  # a finished job's uploads, on disk

@@ -2,8 +2,11 @@
 
 Module-level and shared by every browser session of the server process, so a job outlives
 page switches and reloads; sessions keep only job ids. Finished jobs are kept for a while so
-a returning session can still show their results. Each job remembers who started it: anyone
-may watch it, only its owner may stop it.
+a returning session can still show their results: their numbers, never their images (a job
+releases those when it ends; the store holds them). Each job remembers who started it: anyone
+may watch it, only its owner may stop it. Every job hears its work through the one event
+protocol (``compd_core.events``): ``observe`` keeps the latest ``Progress`` and the end event,
+which the one live panel header draws for every kind.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from typing import Generic, Protocol, TypeVar
 
+from compd_core.events import Ended, Event, Progress
 from dashboard.viewer import viewer_id
 
 
@@ -37,12 +41,24 @@ class BackgroundJob(Protocol):
 
 
 class JobLifecycle:
-    """What every job class shares; it keeps ``started``, ``ended``, ``status`` and ``stop_event``."""
+    """What every job class shares; it keeps ``started``, ``ended``, ``status`` and ``stop_event``,
+    and the common events it has heard (``latest``: the last ``Progress``; ``outcome``: the end
+    event with the job's summary)."""
 
     started: float
     ended: float | None
     status: str
     stop_event: threading.Event
+    latest: Progress | None = None
+    outcome: Ended | None = None
+
+    def observe(self, event: Event) -> None:
+        """Keep the protocol's common events (called on the worker thread; each is one
+        reference swap, so a reader always sees a whole event)."""
+        if isinstance(event, Progress):
+            self.latest = event
+        elif isinstance(event, Ended):
+            self.outcome = event
 
     @property
     def running(self) -> bool:

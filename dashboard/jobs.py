@@ -6,7 +6,8 @@ thread registered here, in a module-level dict keyed by job id; a session keeps 
 the URL carries it), so switching pages or reloading finds the same job again. The worker never
 calls Streamlit: it writes into its ``Job`` (through the thread-safe ``LiveRecorder``), and the
 page's live fragment reads from it. Every seed's result is committed to the store as it ends, so
-closing the browser mid-search loses nothing that was found.
+closing the browser mid-search loses nothing that was found; a finished job keeps its counts
+and reloads the one trigger its page shows from the store.
 """
 
 from __future__ import annotations
@@ -16,25 +17,28 @@ import secrets
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 from compd_core.campaign import CampaignSpec, run_campaign, spec_of_run
 from compd_core.data.dataset import ImageDataset
 from compd_core.errors import CompdError
 from compd_core.models.pair import ModelPair
-from compd_core.search.events import Event, EventRecorder, SeedFinished, SeedStarted, Step
-from compd_core.search.results import SeedResult
+from compd_core.events import Event
+from compd_core.search.events import EventRecorder, SeedFinished, SeedStarted, Step
+from compd_core.search.results import ExitReason, SeedResult
 from compd_core.search.strategies import get_strategy
 from compd_core.store import RunRecord, Store
 from dashboard.choices import SessionChoices
 from dashboard.job_registry import JobLifecycle, JobRegistry
+from dashboard.uploads import release_uploads
 
 logger = logging.getLogger(__name__)
 
 JobStatus = Literal["running", "finished", "stopped", "failed"]
 JobKind = Literal["demo", "search"]
 KEEP_FINISHED = 32  # finished jobs kept for sessions that come back to them; older ones go
+KEPT_TRACE_POINTS = 100  # fitness points per seed a finished job keeps for its chart
 
 
 @dataclass
@@ -68,12 +72,16 @@ class LiveRecorder(EventRecorder):
             self.stop_event.set()
 
     def compact(self) -> None:
-        """What a finished job keeps: its numbers and the chain the page shows (the latest
-        trigger's); every other chain's images go, they are in the store."""
+        """What a finished job keeps: its numbers (counts, which seeds deviated, thinned fitness
+        traces), no images: results and chains are in the store."""
         with self._lock:
-            latest = next((r for r in reversed(self.results) if r.found), None)
-            self.results = [r if r is latest else replace(r, chain=[], trace=[]) for r in self.results]
+            self.results = []
             self.last_chain.clear()
+            for position, trace in self.traces.items():
+                if len(trace) > KEPT_TRACE_POINTS:
+                    stride = len(trace) / KEPT_TRACE_POINTS
+                    thinned = [trace[int(i * stride)] for i in range(KEPT_TRACE_POINTS)]
+                    self.traces[position] = thinned + [trace[-1]]
 
 
 @dataclass(frozen=True)
@@ -88,15 +96,19 @@ class Progress:
     search_seconds: float  # first seed started -> now, or -> the last event once it has ended
     operators: dict[str, dict[str, int]]
     traces: dict[int, list[tuple[int, float]]]
-    results: list[SeedResult]
+    results: list[SeedResult]  # while the search runs; a finished job keeps none
+    finished: dict[int, bool]  # position -> whether it deviated
+    exit_reasons: dict[ExitReason, int]
+    latest_found_position: int | None
 
     @property
     def queries_per_second(self) -> float:
         return self.queries / self.search_seconds if self.search_seconds > 0 else 0.0
 
     @property
-    def latest_found(self) -> SeedResult | None:
-        return next((r for r in reversed(self.results) if r.found), None)
+    def stopped_seeds(self) -> int:
+        """Seeds still being searched when the search was stopped."""
+        return self.exit_reasons.get(ExitReason.STOPPED, 0)
 
 
 @dataclass
@@ -118,7 +130,25 @@ class Job(JobLifecycle):
     stop_requested: float | None = None  # when Stop was pressed: how fast it stopped is shown
     future: Future | None = None
     choices: SessionChoices | None = None  # the starting session's choices, for a reload
+    store: Store | None = field(default=None, repr=False)  # where its results are
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, event: Event) -> None:
+        """The campaign's event sink (called on the worker thread)."""
+        self.observe(event)
+        self.recorder(event)
+
+    def latest_found(self, progress: Progress) -> SeedResult | None:
+        """The last trigger found, with its chain: live from the search while it runs, from the
+        store once it has ended (a finished job keeps no images)."""
+        live = next((r for r in reversed(progress.results) if r.found), None)
+        if live is not None or progress.latest_found_position is None or self.store is None:
+            return live
+        try:
+            stored = self.store.load_results(self.run_id, [progress.latest_found_position])
+        except CompdError:  # the run was deleted meanwhile
+            return None
+        return stored[0] if stored else None
 
     @property
     def stop_seconds(self) -> float | None:
@@ -155,10 +185,15 @@ class Job(JobLifecycle):
             operators=snapshot["operators"],
             traces=snapshot["traces"],
             results=snapshot["results"],
+            finished=snapshot["finished"],
+            exit_reasons=snapshot["exit_reasons"],
+            latest_found_position=snapshot["latest_found"],
         )
 
     def _end(self, status: JobStatus, summary: dict | None = None, error: str | None = None) -> None:
         self.recorder.compact()
+        if self.choices is not None:
+            self.choices = release_uploads(self.choices)
         with self._lock:
             self.summary, self.error, self.ended = summary, error, time.time()
             self.status = status  # last: a reader that sees the status sees the rest
@@ -214,6 +249,7 @@ def _launch(
         recorder=LiveRecorder(stop_after=stop_after, stop_event=stop_event),
         stop_event=stop_event,
         choices=choices,
+        store=store,
     )
     _REGISTRY.start(job, lambda: _work(job, store, pair, dataset))
     return job
@@ -224,7 +260,7 @@ def _work(job: Job, store: Store, pair: ModelPair, dataset: ImageDataset) -> Non
     try:
         # ``resume`` with the id made by start_search: the run exists (and is linkable) before the
         # first seed is searched, and run_campaign still does all the storing and bookkeeping.
-        summary = run_campaign(job.spec, store, pair=pair, dataset=dataset, emit=job.recorder,
+        summary = run_campaign(job.spec, store, pair=pair, dataset=dataset, emit=job.record,
                                stop=job.stop_event, resume=job.run_id)
     except CompdError as exc:
         _close_failed_run(store, job)

@@ -3,7 +3,9 @@
 A repair fine-tunes a model and re-runs a search: minutes, not a script run. It runs in a
 worker thread registered here by job id, like searches in ``jobs``; the session keeps only the
 id. The worker never calls Streamlit: the engine's events are copied into the ``RepairJob``
-under a lock, and the page's live fragment reads a consistent snapshot of them.
+under a lock, and the page's live fragment reads a consistent snapshot of them. A finished
+repair keeps its report and curves; of its work only the repaired model stays, and only until
+the user registers it or the repair turns out stopped.
 """
 
 from __future__ import annotations
@@ -16,14 +18,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from compd_core.errors import CompdError, ConfigError
+from compd_core.events import Event
 from compd_core.repair import (
     EpochFinished,
     Repair,
-    RepairEvent,
     RepairReport,
     RepairSettings,
     ResearchProgress,
-    StageStarted,
     fine_tunable,
 )
 from compd_core.store import Store
@@ -36,10 +37,9 @@ KEEP_FINISHED = 8
 
 @dataclass(frozen=True)
 class RepairProgress:
-    """A plain copy of a repair's state for one redraw."""
+    """A plain copy of a repair's curves for one redraw (its stage line is the common
+    ``Progress`` the job keeps, see ``JobLifecycle.latest``)."""
 
-    stage: str
-    detail: str
     epochs: list[EpochFinished]
     research: dict[str, ResearchProgress]  # "before" / "after" -> latest progress
 
@@ -60,17 +60,15 @@ class RepairJob(JobLifecycle):
     error: str | None = None
     ended: float | None = None
     future: Future | None = None
-    _stage: tuple[str, str] = ("starting", "loading the models and the run's triggers")
     _epochs: list[EpochFinished] = field(default_factory=list)
     _research: dict[str, ResearchProgress] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def record(self, event: RepairEvent) -> None:
+    def record(self, event: Event) -> None:
         """The engine's event sink (called on the worker thread)."""
+        self.observe(event)
         with self._lock:
-            if isinstance(event, StageStarted):
-                self._stage = (event.stage, event.detail)
-            elif isinstance(event, EpochFinished):
+            if isinstance(event, EpochFinished):
                 self._epochs.append(event)
             elif isinstance(event, ResearchProgress):
                 self._research[event.phase] = event
@@ -83,13 +81,12 @@ class RepairJob(JobLifecycle):
             raise ConfigError("this repair has not finished, so there is nothing to register yet")
         report = repair.register()
         with self._lock:
-            self.report = report
+            self.report, self.repair = report, None  # registered: the model is in the zoo now
         return report
 
     def progress(self) -> RepairProgress:
         with self._lock:
-            return RepairProgress(self._stage[0], self._stage[1], list(self._epochs),
-                                  dict(self._research))
+            return RepairProgress(list(self._epochs), dict(self._research))
 
     def _end(self, status: str, report: RepairReport | None = None,
              error: str | None = None) -> None:
@@ -117,8 +114,10 @@ def _work(job: RepairJob, store: Store) -> None:
     try:
         repair = Repair(store, job.run_id, job.settings, emit=job.record, stop=job.stop_event)
         report = repair.execute(register="never")  # the page asks the user first
-        with job._lock:
-            job.repair = repair
+        if not report.stopped:
+            repair.release()  # keeps only what registering needs
+            with job._lock:
+                job.repair = repair
     except CompdError as exc:
         job._end("failed", error=str(exc))
     except Exception as exc:  # a bug: keep the server alive, log it, tell the user plainly

@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import jobs, resources
 from dashboard.choices import DatasetChoice, PairChoice, SessionChoices, Upload, default_pair
+from dashboard.uploads import unpark_uploads
 
 _PAIR = "pair_choice"
 _DATASET = "dataset_choice"
@@ -99,7 +100,7 @@ def restore(choices: SessionChoices) -> None:
     st.session_state[_PAIR] = choices.pair
     st.session_state[_DATASET] = choices.dataset
     st.session_state[_PICKS] = set(choices.picks)
-    st.session_state[_UPLOADS] = list(choices.uploads)
+    st.session_state[_UPLOADS] = unpark_uploads(choices)
 
 
 def _choices_of_spec(job: jobs.Job) -> SessionChoices:

@@ -15,11 +15,13 @@ import os
 import re
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
 
 from compd_core.errors import ConfigError
+from dashboard.choices import ParkedUpload, SessionChoices, Upload
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +65,11 @@ def save_upload(name: str, data: bytes) -> Path:
             f"{name[:80]} is {len(data) / 1024**2:,.0f} MB; uploads are limited to {limit} MB: "
             "type the file's path on this machine instead"
         )
+    return _keep(name, data)
+
+
+def _keep(name: str, data: bytes) -> Path:
+    """Write ``data`` once under its content hash and a safe version of ``name``."""
     digest = hashlib.sha256(data).hexdigest()[:16]
     target = uploads_dir() / digest / safe_name(name)
     if not target.is_file():
@@ -71,6 +78,27 @@ def save_upload(name: str, data: bytes) -> Path:
         partial.write_bytes(data)
         partial.replace(target)  # a reader never sees half a file
     return target
+
+
+def release_uploads(choices: SessionChoices) -> SessionChoices:
+    """The same choices without uploaded pixels in memory: a finished job keeps its uploads as
+    files (their raw uint8 buffers) that a reloaded page reads back with ``unpark_uploads``."""
+    if not choices.uploads:
+        return choices
+    parked = tuple(ParkedUpload(u.name, str(_keep(f"{u.name}.u8", u.pixels)), u.shape)
+                   for u in choices.uploads)
+    return replace(choices, uploads=(), parked_uploads=choices.parked_uploads + parked)
+
+
+def unpark_uploads(choices: SessionChoices) -> list[Upload]:
+    """A job's uploads, read back from their files; one cleaned away since is left out."""
+    items = list(choices.uploads)
+    for parked in choices.parked_uploads:
+        try:
+            items.append(Upload(parked.name, Path(parked.path).read_bytes(), parked.shape))
+        except OSError:
+            logger.info("upload %s of a finished job is gone from %s", parked.name, parked.path)
+    return items
 
 
 def clean_uploads(

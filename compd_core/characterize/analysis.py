@@ -13,7 +13,7 @@ import math
 import threading
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ from compd_core.characterize.corruptions import (
 from compd_core.characterize.indicators import INDICATORS, auroc, margin, risk_score
 from compd_core.data.dataset import ImageDataset
 from compd_core.errors import ConfigError
+from compd_core.events import Event, EventSink, Progress, ended, no_events
 from compd_core.models.pair import ModelPair, PairPrediction
 
 _log = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ MODELS: tuple[str, ...] = ("original", "compressed")
 CONDITIONS: tuple[str, ...] = ("clean", "shifted")
 _CHUNK_PIXELS = 2**19  # corrupt this many pixels per step: ~670 MNIST digits, bounded memory
 
-ProgressFn = Callable[[int, int, str], None]
 
 
 @dataclass(frozen=True)
@@ -329,14 +329,16 @@ def characterize(
     corruptions: Sequence[str] | None = None,
     severities: Sequence[int] = SEVERITIES,
     seed: int = 0,
-    on_progress: ProgressFn | None = None,
+    emit: EventSink = no_events,
     stop: threading.Event | None = None,
 ) -> CharacterizationReport:
     """Disagreement of ``pair`` on ``dataset``, clean and under every corruption x severity.
 
-    ``corruptions`` None means all registered ones. ``on_progress(done, total, label)`` is called
+    ``corruptions`` None means all registered ones. A ``Progress`` of unit "cell" is emitted
     after the clean pass and after each cell; ``stop`` is checked between cells, and a stopped
-    run returns the cells done so far with ``complete=False``. Same seed, same numbers.
+    run returns the cells done so far with ``complete=False``. Same seed, same numbers. This is
+    one pair's part of a characterize job; ``compare_pairs`` is the job (it ends with
+    ``Finished`` or ``Stopped``).
     """
     chosen = resolve_corruptions(corruptions)
     levels = check_severities(severities)
@@ -357,8 +359,7 @@ def characterize(
     clean = _cell("clean", 0, clean_prediction, labels, 0.0)
     clean_acc = _Accumulator(labels, dataset.num_classes)
     clean_acc.add(clean_prediction)
-    if on_progress is not None:
-        on_progress(1, total, "clean")
+    emit(Progress("characterize", "cell", 1, total, "clean"))
 
     shifted_acc = _Accumulator(labels, dataset.num_classes)
     cells: list[CellResult] = []
@@ -371,8 +372,7 @@ def characterize(
         prediction, change = _run_cell(pair, dataset.images, corruption, severity, seed, timings)
         cells.append(_cell(corruption.name, severity, prediction, labels, change))
         shifted_acc.add(prediction)
-        if on_progress is not None:
-            on_progress(done, total, f"{corruption.name} s{severity}")
+        emit(Progress("characterize", "cell", done, total, f"{corruption.name} s{severity}"))
 
     t0 = time.perf_counter()
     scores = {"clean": clean_acc.scores(), "shifted": shifted_acc.scores()}
@@ -486,10 +486,14 @@ def compare_pairs(
     corruptions: Sequence[str] | None = None,
     severities: Sequence[int] = SEVERITIES,
     seed: int = 0,
-    on_progress: ProgressFn | None = None,
+    emit: EventSink = no_events,
     stop: threading.Event | None = None,
 ) -> PairComparison:
-    """Characterize every pair on the same shifted data and put their rates side by side."""
+    """Characterize every pair on the same shifted data and put their rates side by side.
+
+    The characterize job: cells are counted over all pairs, and it ends with ``Finished`` or,
+    when ``stop`` ended it early, ``Stopped`` (the cells measured so far are kept).
+    """
     if not pairs:
         raise ConfigError("compare_pairs needs at least one pair")
     per_pair = 1 + len(resolve_corruptions(corruptions)) * len(check_severities(severities))
@@ -498,13 +502,19 @@ def compare_pairs(
         if i > 0 and stop is not None and stop.is_set():
             break  # the first pair always runs (at least its clean pass), so there is a report
 
-        def forward(done: int, total: int, label: str, offset: int = i * per_pair,
-                    name: str = pair.name) -> None:
-            if on_progress is not None:
-                on_progress(offset + done, per_pair * len(pairs), f"{name}: {label}")
+        def forward(event: Event, offset: int = i * per_pair, name: str = pair.name) -> None:
+            if isinstance(event, Progress):
+                event = Progress(event.kind, event.unit, offset + event.done,
+                                 per_pair * len(pairs), f"{name}: {event.line}")
+            emit(event)
 
         reports.append(characterize(pair, dataset, corruptions, severities, seed, forward, stop))
-    return compare_reports(reports, [p.original.info.name for p in pairs[: len(reports)]])
+    comparison = compare_reports(reports, [p.original.info.name for p in pairs[: len(reports)]])
+    complete = len(reports) == len(pairs) and all(r.complete for r in reports)
+    cells = sum(len(r.cells) for r in reports)
+    emit(ended("characterize", {"pairs": comparison.rows(), "cells": cells}, stopped=not complete,
+               line=f"kept the {cells} finished cell{'s' if cells != 1 else ''}"))
+    return comparison
 
 
 SeedModel = Literal["original", "compressed", "min"]

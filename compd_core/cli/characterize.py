@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from compd_core.cli.common import (
@@ -25,28 +22,11 @@ from compd_core.cli.common import (
     print_json,
     seed_option,
 )
-from compd_core.cli.stoppable import exit_stopped, run_until_stopped
+from compd_core.cli.stoppable import exit_stopped, run_job
 from compd_core.paths import writable_output_dir
 
 if TYPE_CHECKING:
     from compd_core.characterize import CharacterizationReport, PairComparison
-
-T = TypeVar("T")
-Work = Callable[[Callable[[int, int, str], None], threading.Event], T]
-
-
-def run_stoppable(work: Work[T], description: str) -> tuple[T, bool]:
-    """Run ``work(on_progress, stop)`` with a progress bar; Ctrl-C stops it after the current
-    cell, so an interrupted run still prints (and saves) what it measured."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
-        task = progress.add_task(description, total=None)
-
-        def on_progress(done: int, total: int, label: str) -> None:
-            progress.update(task, completed=done, total=total, description=label)
-
-        return run_until_stopped(lambda stop: work(on_progress, stop), "cell")
 
 
 def characterize(
@@ -70,12 +50,7 @@ def characterize(
 ) -> None:
     """Where and why a compressed model disagrees: clean, under 5 severities of natural
     corruptions, and which uncertainty indicator predicts it (AUROC)."""
-    from compd_core.characterize import (
-        characterize as run_characterize,
-        check_severities,
-        compare_pairs,
-        resolve_corruptions,
-    )
+    from compd_core.characterize import check_severities, compare_pairs, resolve_corruptions
     from compd_core.characterize.export import png_available, write_outputs
     from compd_core.data.resolve import load_dataset
     from compd_core.pair_spec import PairSpec
@@ -88,15 +63,10 @@ def characterize(
     pairs = [first.load(), *(PairSpec.zoo(pair_id).load() for pair_id in compare)]
     data = load_dataset(dataset, pairs[0].input_shape, pairs[0].class_names)
 
-    def work(
-        on_progress: Callable[[int, int, str], None], stop: threading.Event
-    ) -> tuple[CharacterizationReport, PairComparison | None]:
-        if len(pairs) == 1:
-            return run_characterize(pairs[0], data, names, levels, seed, on_progress, stop), None
-        comparison = compare_pairs(pairs, data, names, levels, seed, on_progress, stop)
-        return comparison.reports[0], comparison
-
-    (report, comparison), stopped = run_stoppable(work, f"characterizing {pair}")
+    job = run_job(lambda emit, stop: compare_pairs(pairs, data, names, levels, seed, emit, stop),
+                  "cell")
+    report = job.value.reports[0]
+    comparison = job.value if len(pairs) > 1 else None
     written = write_outputs(report, out_dir, comparison) if out_dir is not None else []
     if written and not png_available():
         console.print("PNG figures skipped: kaleido is not installed; the HTML files hold them")
@@ -108,9 +78,8 @@ def characterize(
         print_json(payload)
     else:
         _print_summary(report, comparison, written)
-    if stopped:
-        exit_stopped(f"kept the {len(report.cells)} finished cells"
-                     + (f" in {out_dir}" if out_dir is not None else ""))
+    if job.stopped:
+        exit_stopped(job.kept + (f" in {out_dir}" if out_dir is not None else ""))
 
 
 def _percent(value: float) -> str:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
 import typer
 from rich.table import Table
 
-from compd_core.cli.characterize import run_stoppable
 from compd_core.cli.common import (
     ALLOW_CODE_HELP,
     COMPRESSED_HELP,
@@ -16,13 +14,14 @@ from compd_core.cli.common import (
     ORIGINAL_HELP,
     PAIR_HELP,
     SEED_INDICES_HELP,
-    console,
     out,
     pair_spec_from_options,
     parse_csv_ints,
     parse_seed_indices,
     print_json,
 )
+from compd_core.cli.stoppable import exit_stopped, run_job
+from compd_core.events import EventSink, Progress
 from compd_core.search.profile import DEFAULT_BUDGETS, DeviationProfile, ProfileProgress
 
 
@@ -58,22 +57,22 @@ def profile(
         seed_list = explicit_seeds(model_pair, data, indices)
         seeds = len(seed_list)
 
-    def work(on_progress: Callable[[int, int, str], None], stop: threading.Event) -> DeviationProfile:
+    def work(sink: EventSink, stop: threading.Event) -> DeviationProfile:
         def emit(event: ProfileProgress) -> None:
-            on_progress(event.seeds_done, event.seeds_searched,
-                        f"budget {event.budget}/255 ({event.budget_index + 1} of {event.budgets_total}), "
-                        f"{event.solved} of {seeds} seeds deviate")
+            sink(Progress("profile", f"budget {event.budget}", event.seeds_done, event.seeds_searched,
+                          f"budget {event.budget}/255 ({event.budget_index + 1} of "
+                          f"{event.budgets_total}), {event.solved} of {seeds} seeds deviate"))
 
         return deviation_profile(model_pair, seed_list, chosen, strategy=strategy, max_queries=budget,
                                  rng_seed=seed, stop=stop, emit=emit)
 
-    result, stopped = run_stoppable(work, "starting")
+    job = run_job(work, "seed")
     if json_output:
-        print_json(result.to_dict())
-        return
-    render_profile(result)
-    if stopped:
-        console.print("stopped: budgets not shown were not searched to the end")
+        print_json(job.value.to_dict())
+    else:
+        render_profile(job.value)
+    if job.stopped:
+        exit_stopped("budgets not shown were not searched to the end")
 
 
 def render_profile(result: DeviationProfile) -> None:

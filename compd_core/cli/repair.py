@@ -5,48 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from compd_core.cli.common import console, out, print_json, seed_option, warn_changed_files
-from compd_core.cli.stoppable import exit_stopped, run_until_stopped
+from compd_core.cli.common import out, print_json, seed_option, warn_changed_files
+from compd_core.cli.stoppable import exit_stopped, run_job
 from compd_core.pair_spec import PairSpec
 from compd_core.paths import default_db_path
-from compd_core.repair.events import EpochFinished, RepairEvent, ResearchProgress, StageStarted
 from compd_core.errors import ConfigError
 from compd_core.repair.report import RepairReport
 from compd_core.repair.settings import RepairSettings
 
 DEFAULTS = RepairSettings()
-
-
-class _ProgressSink:
-    """Repair events -> one Rich progress bar per stage (epochs, then re-search seeds)."""
-
-    def __init__(self, progress: Progress, epochs: int) -> None:
-        self.progress = progress
-        self.epochs = epochs
-        self.task: int | None = None
-
-    def _new_task(self, description: str, total: int | None) -> None:
-        if self.task is not None:
-            self.progress.update(self.task, visible=False)
-        self.task = self.progress.add_task(description, total=total)
-
-    def __call__(self, event: RepairEvent) -> None:
-        if isinstance(event, StageStarted):
-            totals = {"training": self.epochs}
-            self._new_task(f"{event.stage}: {event.detail}", totals.get(event.stage))
-        elif isinstance(event, EpochFinished) and self.task is not None:
-            self.progress.update(
-                self.task, completed=event.epoch,
-                description=(f"training: loss {event.loss:.3f}, repaired train "
-                             f"{event.train_repaired_rate:.0%} / held-out {event.heldout_repaired_rate:.0%}"),
-            )
-        elif isinstance(event, ResearchProgress) and self.task is not None:
-            self.progress.update(
-                self.task, completed=event.seeds_done, total=event.seeds_total,
-                description=f"re-search {event.phase}: {event.found} deviations",
-            )
 
 
 def _rate(value: float | None) -> str:
@@ -116,23 +84,16 @@ def repair(
     with Store(db or default_db_path(), create=False) as store:
         source = store.get_run(run).pair_source()
         warn_changed_files(source)
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console, transient=json_output) as progress:
-            report, stopped = run_until_stopped(
-                lambda stop: repair_run(store, run, settings, selection,
-                                        emit=_ProgressSink(progress, settings.epochs), stop=stop,
-                                        register=register),  # type: ignore[arg-type]
-                "training epoch",
-            )
-    if stopped:
-        if json_output:
-            print_json(report.to_dict())
-        exit_stopped(f"nothing registered; run {run}, its triggers and pair "
-                     f"{report.pair_before} are as they were")
+        job = run_job(lambda emit, stop: repair_run(store, run, settings, selection, emit=emit,
+                                                    stop=stop, register=register),  # type: ignore[arg-type]
+                      "training epoch", transient=json_output)
+    report = job.value
     if json_output:
         print_json(report.to_dict())
-        return
-    _print_report(report, source)
+    if job.stopped:
+        exit_stopped(job.kept)
+    if not json_output:
+        _print_report(report, source)
 
 
 def _print_report(report: RepairReport, source: PairSpec | None = None) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from compd_core.cli.common import (
     ALLOW_CODE_HELP,
@@ -16,7 +15,6 @@ from compd_core.cli.common import (
     ORIGINAL_HELP,
     PAIR_HELP,
     SEED_INDICES_HELP,
-    console,
     dataset_option_value,
     out,
     pair_spec_from_options,
@@ -25,11 +23,10 @@ from compd_core.cli.common import (
     seed_option,
     warn_changed_files,
 )
-from compd_core.cli.stoppable import exit_stopped, run_until_stopped
+from compd_core.cli.stoppable import exit_stopped, run_job
 from compd_core.errors import ConfigError
 from compd_core.paths import default_db_path
 from compd_core.search.criterion import DEFAULT_MAX_LINF
-from compd_core.search.events import Event, SeedFinished, Step
 
 if TYPE_CHECKING:
     from compd_core.campaign import CampaignSummary
@@ -105,26 +102,6 @@ def _resumed_spec(store: Any, run_id: str, given: dict[str, Any], models: dict[s
     return spec
 
 
-class _ProgressSink:
-    """Turns search events into a Rich progress bar (seeds done, deviations, queries)."""
-
-    def __init__(self, progress: Progress, task: int) -> None:
-        self.progress, self.task = progress, task
-        self.found = 0
-        self.queries: dict[int, int] = {}
-
-    def __call__(self, event: Event) -> None:
-        if isinstance(event, Step):
-            self.queries[event.position] = event.queries
-        elif isinstance(event, SeedFinished):
-            self.found += int(event.result.found)
-            self.queries[event.result.seed.position] = event.result.queries
-            self.progress.update(
-                self.task, advance=1,
-                description=f"{self.found} deviations, {sum(self.queries.values()):,} queries",
-            )
-
-
 def search(
     pair: str = typer.Option(None, "--pair", help=PAIR_HELP),
     original: str = typer.Option(None, "--original", help=ORIGINAL_HELP),
@@ -169,24 +146,16 @@ def search(
     data = load_dataset(spec.dataset, model_pair.input_shape, model_pair.class_names)
     if spec.seed_indices is not None and not resume:
         explicit_seeds(model_pair, data, spec.seed_indices)  # a bad list: one line, before the bar
-    seeds = spec.seeds
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=json_output) as progress:
-        task = progress.add_task("starting", total=seeds)
-        summary, stopped = run_until_stopped(
-            lambda stop: run_campaign(spec, store, pair=model_pair, dataset=data,
-                                      emit=_ProgressSink(progress, task), stop=stop,
-                                      resume=resume),
-            "search step",
-        )
-    report = summary.to_dict()
+    run = run_job(lambda emit, stop: run_campaign(spec, store, pair=model_pair, dataset=data,
+                                                  emit=emit, stop=stop, resume=resume),
+                  "search step", transient=json_output)
+    summary = run.value
     if json_output:
-        print_json(report)
+        print_json(summary.to_dict())
     else:
         _print_summary(summary)
-    if stopped:
-        exit_stopped(f"run {summary.run_id} keeps every seed searched so far ({summary.found} "
-                     f"deviations); `compd search --resume {summary.run_id}` finishes it")
+    if run.stopped:
+        exit_stopped(f"{run.kept}; `compd search --resume {summary.run_id}` finishes it")
 
 
 def _print_summary(summary: CampaignSummary) -> None:

@@ -24,30 +24,58 @@ def _square_masks(top: torch.Tensor, left: torch.Tensor, side: torch.Tensor, hei
     return inside[:, None]
 
 
-def square_step(parents: torch.Tensor, seeds: torch.Tensor, eps: torch.Tensor,
-                generator: torch.Generator, max_side: int) -> MutationResult:
-    """Each row of ``parents`` with one random square (side 1..max_side) set to seed +/- eps."""
+Draws = torch.Tensor | torch.Generator
+
+
+def _uniforms(draws: Draws, n: int, width: int) -> torch.Tensor:
+    """(n, width) uniforms in [0, 1): given (one row per image, so each image's randomness can
+    come from its own generator) or drawn here from one generator."""
+    if isinstance(draws, torch.Generator):
+        return torch.rand(n, width, generator=draws)
+    if draws.shape != (n, width):
+        raise ValueError(f"expected draws of shape ({n}, {width}), got {tuple(draws.shape)}")
+    return draws
+
+
+def square_step(parents: torch.Tensor, seeds: torch.Tensor, eps: torch.Tensor, draws: Draws,
+                max_side: int) -> MutationResult:
+    """Each row of ``parents`` with one random square (side 1..max_side) set to seed +/- eps.
+
+    ``draws``: four uniforms per row (side, top, left, sign), or a generator to draw them from.
+    """
     n, _, h, w = parents.shape
-    side = torch.randint(1, max_side + 1, (n,), generator=generator).clamp_max(min(h, w))
-    top = (torch.rand(n, generator=generator) * (h - side + 1)).long()
-    left = (torch.rand(n, generator=generator) * (w - side + 1)).long()
-    sign = torch.randint(0, 2, (n,), generator=generator) * 2 - 1
+    u = _uniforms(draws, n, 4)
+    side = (u[:, 0] * max_side).long().add(1).clamp_max(min(h, w))
+    top = (u[:, 1] * (h - side + 1)).long()
+    left = (u[:, 2] * (w - side + 1)).long()
+    sign = (u[:, 3] < 0.5).long() * 2 - 1
     target = snap_to_grid(seeds + (sign * eps).view(n, 1, 1, 1))
     images = torch.where(_square_masks(top, left, side, h, w), target, parents)
     return MutationResult(images, "square", {"top": top, "left": left, "side": side,
                                              "delta": torch.round(sign * eps * 255).long()})
 
 
-def revert_square(images: torch.Tensor, seeds: torch.Tensor, generator: torch.Generator,
-                  max_side: int) -> MutationResult:
-    """Each row with a random square around one of its changed pixels set back to the seed."""
+def revert_square(images: torch.Tensor, seeds: torch.Tensor, draws: Draws, max_side: int,
+                  halve: float = 0.0) -> MutationResult:
+    """Each row with a random square around one of its changed pixels set back to the seed.
+
+    With probability ``halve`` a row's square goes only half way back (its change halved):
+    a deviation often needs a pixel changed, but not by the full step that found it.
+    ``draws``: three uniforms per row (centre, side, halving), or a generator to draw them from.
+    """
     n, _, h, w = images.shape
+    u = _uniforms(draws, n, 3)
     changed = (images != seeds).any(1).flatten(1).float()  # (N, H*W)
     has_change = changed.sum(1) > 0
     weights = torch.where(has_change[:, None], changed, torch.ones_like(changed))
-    centre = torch.multinomial(weights, 1, generator=generator).squeeze(1)
-    side = torch.randint(1, max_side + 1, (n,), generator=generator).clamp_max(min(h, w))
+    cumulative = weights.cumsum(1)
+    # Inverse CDF: the first pixel whose cumulative weight passes u * total.
+    centre = (cumulative <= u[:, :1] * cumulative[:, -1:]).sum(1).clamp_max(h * w - 1)
+    side = (u[:, 1] * max_side).long().add(1).clamp_max(min(h, w))
     top = (centre // w - side // 2).clamp(0, None).minimum(h - side)
     left = (centre % w - side // 2).clamp(0, None).minimum(w - side)
-    out = torch.where(_square_masks(top, left, side, h, w), seeds, images)
-    return MutationResult(out, "revert_square", {"top": top, "left": left, "side": side})
+    halved = u[:, 2] < halve
+    target = torch.where(halved.view(n, 1, 1, 1), snap_to_grid((images + seeds) / 2), seeds)
+    out = torch.where(_square_masks(top, left, side, h, w), target, images)
+    return MutationResult(out, "revert_square", {"top": top, "left": left, "side": side,
+                                                 "halved": halved})

@@ -4,8 +4,7 @@ judged on triggers it never saw."""
 from compd_core.repair.events import (
     EpochFinished,
     RepairEvent,
-    RepairFinished,
-    RepairSink,
+    RepairProgress,
     ResearchProgress,
     StageStarted,
 )
@@ -27,10 +26,9 @@ __all__ = [
     "EpochFinished",
     "Repair",
     "RepairEvent",
-    "RepairFinished",
+    "RepairProgress",
     "RepairReport",
     "RepairSettings",
-    "RepairSink",
     "ResearchProgress",
     "StageStarted",
     "TriggerSplit",

@@ -1,18 +1,21 @@
-"""What a repair tells its listeners while it runs (CLI progress bar, dashboard job)."""
+"""What a repair tells its listeners while it runs (CLI progress bar, dashboard job).
+
+These are payload events of the job protocol (``compd_core.events``); ``RepairProgress`` turns
+them into its common ``Progress``, and the repair ends with its ``Finished`` or ``Stopped``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from compd_core.repair.report import RepairReport
+from compd_core.events import Event, Progress
 
 Stage = Literal["mining", "variants", "training", "evaluating", "research-before", "research-after", "saving"]
 
 
 @dataclass(frozen=True)
-class StageStarted:
+class StageStarted(Event):
     """A new phase began; ``detail`` is one line a person can read."""
 
     stage: Stage
@@ -20,7 +23,7 @@ class StageStarted:
 
 
 @dataclass(frozen=True)
-class EpochFinished:
+class EpochFinished(Event):
     """One pass over the trigger set (epoch 0: the model before training, loss NaN).
 
     ``heldout_repaired_rate`` is measured on the served (converted) model for display only:
@@ -38,7 +41,7 @@ class EpochFinished:
 
 
 @dataclass(frozen=True)
-class ResearchProgress:
+class ResearchProgress(Event):
     """One more seed of a re-search has finished."""
 
     phase: Literal["before", "after"]
@@ -47,14 +50,30 @@ class ResearchProgress:
     found: int
 
 
-@dataclass(frozen=True)
-class RepairFinished:
-    report: RepairReport
+RepairEvent = StageStarted | EpochFinished | ResearchProgress
+
+# What each stage counts; a stage not named here is one step without a count.
+_STAGE_UNITS = {"training": "epoch", "research-before": "seed", "research-after": "seed"}
 
 
-RepairEvent = StageStarted | EpochFinished | ResearchProgress | RepairFinished
-RepairSink = Callable[[RepairEvent], None]
+class RepairProgress:
+    """A repair's events as the common ``Progress``: a stage starts a new count (epochs of
+    training, seeds of each re-search); epochs and seeds move it on."""
 
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
 
-def no_repair_events(event: RepairEvent) -> None:
-    """The default sink: ignore everything."""
+    def __call__(self, event: Event) -> Progress | None:
+        if isinstance(event, StageStarted):
+            unit = _STAGE_UNITS.get(event.stage, event.stage)
+            total = self.epochs if unit == "epoch" else None
+            return Progress("repair", unit, 0, total, f"{event.stage}: {event.detail}")
+        if isinstance(event, EpochFinished) and event.epoch > 0:
+            return Progress("repair", "epoch", event.epoch, event.epochs,
+                            f"training: loss {event.loss:.3f}, repaired train "
+                            f"{event.train_repaired_rate:.0%} / held-out "
+                            f"{event.heldout_repaired_rate:.0%}")
+        if isinstance(event, ResearchProgress):
+            return Progress("repair", "seed", event.seeds_done, event.seeds_total,
+                            f"re-search {event.phase}: {event.found} deviations")
+        return None

@@ -26,6 +26,7 @@ from compd_core.compress.base import Compressed, Recipe
 from compd_core.compress.quantization import CALIBRATION_IMAGES
 from compd_core.data.dataset import ImageDataset
 from compd_core.data.resolve import load_dataset
+from compd_core.events import EventSink, ended, no_events, with_progress
 from compd_core.errors import ConfigError, UnknownPairError, WhiteBoxRequiredError
 from compd_core.models.pair import ModelPair
 from compd_core.mutations import get_operators
@@ -44,14 +45,7 @@ from compd_core.repair.evaluate import (
     research,
     test_numbers,
 )
-from compd_core.repair.events import (
-    EpochFinished,
-    RepairFinished,
-    RepairSink,
-    ResearchProgress,
-    StageStarted,
-    no_repair_events,
-)
+from compd_core.repair.events import EpochFinished, RepairProgress, ResearchProgress, StageStarted
 from compd_core.models.adapters import TorchClassifier
 from compd_core.repair.mining import mine_triggers
 from compd_core.repair.own_files import TorchScriptFile, fine_tunable_file, save_repaired_file
@@ -157,10 +151,10 @@ class Repair:
     adds the result to the user zoo (on its own when the user confirms a worse repair)."""
 
     def __init__(self, store: Store, run_id: str, settings: RepairSettings | None = None,
-                 selection: str | None = None, *, emit: RepairSink = no_repair_events,
+                 selection: str | None = None, *, emit: EventSink = no_events,
                  stop: threading.Event | None = None) -> None:
-        self.store, self.emit = store, emit
         self.settings = settings or RepairSettings()
+        self.store, self.emit = store, with_progress(emit, RepairProgress(self.settings.epochs))
         self.stop = stop or threading.Event()
         self.started = time.perf_counter()
         self.run = store.get_run(run_id)
@@ -196,7 +190,17 @@ class Repair:
 
     def _stopped(self) -> RepairReport:
         self.report = self._report(stopped=True)
+        self.emit(ended("repair", self.report.to_dict(), stopped=True,
+                        line=f"nothing registered; run {self.run.id}, its triggers and pair "
+                             f"{self.run.pair} are as they were"))
         return self.report
+
+    def _finished(self, report: RepairReport) -> RepairReport:
+        kept = (f"registered as {report.repaired_pair}" if report.registered
+                else "not registered")
+        self.emit(ended("repair", report.to_dict(), stopped=False,
+                        line=f"repaired {self.run.pair} on run {self.run.id}: {report.verdict}, {kept}"))
+        return report
 
     def execute(self, register: RegisterWhen = "if-better") -> RepairReport:
         """Mine, train, pick the epoch, judge; register as ``register`` says. A stop at any
@@ -305,16 +309,27 @@ class Repair:
             corrupted_after=self.values["corrupted_disagreements_after"],
             unchanged=best.epoch == 0,
         )
-        self.report = self._report(verdict=verdict.outcome, verdict_reasons=list(verdict.reasons))
+        report = self.report = self._report(verdict=verdict.outcome,
+                                            verdict_reasons=list(verdict.reasons))
         if register == "always" or (register == "if-better" and verdict.better):
-            return self.register()
-        emit(RepairFinished(self.report))
-        return self.report
+            report = self.register()
+        return self._finished(report)
+
+    def release(self) -> None:
+        """Let go of everything but what ``register`` needs (the repaired model and the report):
+        the triggers' images, the trainable copy, the test split (reloaded on registering)."""
+        self.results, self.train, self.heldout = [], [], []
+        self.model = nn.Module()
+        self._full_test = None
 
     def register(self) -> RepairReport:
         """Add the repaired model to the user zoo as a new pair and store the report."""
-        if self.report is None or self._repaired is None or self._full_test is None:
+        if self.report is None or self._repaired is None:
             raise ConfigError("there is no finished repair to register; run the repair to its end first")
+        if self._full_test is None:
+            pair = self.spec.load()
+            self._full_test = load_dataset(self.settings.test_dataset, pair.input_shape,
+                                           pair.class_names)
         if self.report.registered:
             return self.report
         self.emit(StageStarted("saving", "registering the repaired pair in the user zoo"))
@@ -328,13 +343,12 @@ class Repair:
         report = replace(self.report, repaired_pair=pair_id, registered=True)
         extra = {"run_id": self.run.id, "selection": self.selection, "verdict": report.verdict,
                  "heldout_repaired_rate": report.heldout_repaired_rate,
-                 "train_triggers": len(self.train), "heldout_triggers": len(self.heldout)}
+                 "train_triggers": len(self.split.train), "heldout_triggers": len(self.split.heldout)}
         if self.source is not None:
             register_repaired_pair(self.source, self._repaired, pair_id, self._full_test, extra)
         repair_id = self.store.save_repair(self.run.id, self.selection, self.run.pair, pair_id,
                                            self.settings, report)
         self.report = replace(report, repair_id=repair_id)
-        self.emit(RepairFinished(self.report))
         return self.report
 
     def _research(self, before: ModelPair, after: ModelPair) -> bool:
@@ -384,7 +398,7 @@ def repair_run(
     settings: RepairSettings | None = None,
     selection: str | None = None,
     *,
-    emit: RepairSink = no_repair_events,
+    emit: EventSink = no_events,
     stop: threading.Event | None = None,
     register: RegisterWhen = "if-better",
 ) -> RepairReport:

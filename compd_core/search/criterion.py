@@ -83,18 +83,35 @@ class Criterion:
     ) -> torch.Tensor:
         """Boolean (N,): which inputs are deviations under this criterion."""
         if len(probs_original) == 1:
-            m_o, m_c = _row_margins(probs_original[0].tolist(), probs_compressed[0].tolist(),
-                                    None if self.kind == "any" else int(seed_labels[0]))
-            ok = torch.tensor([m_o > self.min_margin_original and m_c > self.min_margin_compressed])
-        else:
-            m_o, m_c = self.strength(probs_original, probs_compressed, seed_labels)
-            ok = (m_o > self.min_margin_original) & (m_c > self.min_margin_compressed)
+            image = None if images is None else images[0]
+            seed = None if seeds is None else seeds[0]
+            return torch.tensor([self.met_row(probs_original[0].tolist(), probs_compressed[0].tolist(),
+                                              int(seed_labels[0]), image, seed)])
+        m_o, m_c = self.strength(probs_original, probs_compressed, seed_labels)
+        ok = (m_o > self.min_margin_original) & (m_c > self.min_margin_compressed)
         if images is not None and seeds is not None and (self.max_linf or self.max_l2):
-            l2, linf = distances(images, seeds)
-            if self.max_linf is not None:
-                ok &= linf <= self.max_linf + _GRID_SLACK
-            if self.max_l2 is not None:
-                ok &= l2 <= self.max_l2
+            ok &= self._within_budget(images, seeds)
+        return ok
+
+    def met_row(self, probs_original: list[float], probs_compressed: list[float], seed_label: int,
+                image: torch.Tensor | None = None, seed: torch.Tensor | None = None) -> bool:
+        """``met`` for one input given as plain lists: a batch-1 search checks every query, and
+        tensor reductions on ten numbers cost more than the arithmetic."""
+        m_o, m_c = _row_margins(probs_original, probs_compressed,
+                                None if self.kind == "any" else seed_label)
+        if not (m_o > self.min_margin_original and m_c > self.min_margin_compressed):
+            return False
+        if image is None or seed is None or not (self.max_linf or self.max_l2):
+            return True
+        return bool(self._within_budget(image[None], seed[None])[0])
+
+    def _within_budget(self, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+        l2, linf = distances(images, seeds)
+        ok = torch.ones(len(images), dtype=torch.bool)
+        if self.max_linf is not None:
+            ok &= linf <= self.max_linf + _GRID_SLACK
+        if self.max_l2 is not None:
+            ok &= l2 <= self.max_l2
         return ok
 
     def to_dict(self) -> dict[str, Any]:

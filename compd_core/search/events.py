@@ -1,29 +1,34 @@
 """The typed event stream of a search, and a thread-safe recorder that turns it into state.
 
-Strategies emit events; the CLI's progress bar, the dashboard's live charts and the store
-consume them. ``EventRecorder`` is written by the search thread and read by any other thread.
+Strategies emit these payload events through the job protocol's one sink type
+(``compd_core.events``); ``SearchProgress`` turns them into its common ``Progress``.
+``EventRecorder`` is written by the search thread and read by any other thread.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-from compd_core.search.results import SeedResult
+from compd_core.events import Event, EventSink, Progress, no_events
+from compd_core.search.results import ExitReason, SeedResult
+
+__all__ = ["Event", "EventSink", "no_events", "EventRecorder", "OperatorUsage", "SearchEvent",
+           "SearchProgress", "SeedFinished", "SeedStarted", "Step"]
 
 
 @dataclass(frozen=True)
-class SeedStarted:
+class SeedStarted(Event):
     position: int
     index: int
 
 
 @dataclass(frozen=True)
-class Step:
+class Step(Event):
     """One iteration of one chain: the operator tried and what came of it."""
 
     position: int  # the seed's position in the run
@@ -38,7 +43,7 @@ class Step:
 
 
 @dataclass(frozen=True)
-class OperatorUsage:
+class OperatorUsage(Event):
     """How often each operator was applied and succeeded (improved its chain or deviated)."""
 
     chosen: dict[str, int]
@@ -55,16 +60,35 @@ class OperatorUsage:
 
 
 @dataclass(frozen=True)
-class SeedFinished:
+class SeedFinished(Event):
     result: SeedResult
 
 
-Event = SeedStarted | Step | OperatorUsage | SeedFinished
-EventSink = Callable[[Event], None]
+SearchEvent = SeedStarted | Step | OperatorUsage | SeedFinished
 
 
-def no_events(event: Event) -> None:
-    """The default sink: ignore everything."""
+class SearchProgress:
+    """A search's events as the common ``Progress``: one per finished seed, counting the run's
+    seeds (a resumed run starts at the seeds it already had), deviations and queries."""
+
+    def __init__(self, total: int, already_done: int = 0) -> None:
+        self.total, self.done, self.found = total, already_done, 0
+        self._queries: dict[int, int] = {}
+
+    def start(self) -> Progress:
+        return Progress("search", "seed", self.done, self.total, "starting")
+
+    def __call__(self, event: Event) -> Progress | None:
+        if isinstance(event, Step):
+            self._queries[event.position] = event.queries
+        elif isinstance(event, SeedFinished):
+            self.done += 1
+            self.found += int(event.result.found)
+            self._queries[event.result.seed.position] = event.result.queries
+            return Progress("search", "seed", self.done, self.total,
+                            f"{self.found} deviation{'s' if self.found != 1 else ''}, "
+                            f"{sum(self._queries.values()):,} queries")
+        return None
 
 
 @dataclass
@@ -91,6 +115,9 @@ class EventRecorder:
     traces: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
     last_chain: dict[int, list[Step]] = field(default_factory=dict)
     results: list[SeedResult] = field(default_factory=list)
+    finished: dict[int, bool] = field(default_factory=dict)  # position -> deviation found
+    exit_reasons: dict[ExitReason, int] = field(default_factory=dict)  # how many seeds ended how
+    latest_found: int | None = None  # position of the last seed that deviated
     _seed_queries: dict[int, int] = field(default_factory=dict, repr=False)
 
     def __call__(self, event: Event) -> None:
@@ -106,10 +133,15 @@ class EventRecorder:
                 for name, count in event.succeeded.items():
                     self.operators[name].succeeded += count
             elif isinstance(event, SeedFinished):
+                result, position = event.result, event.result.seed.position
                 self.seeds_finished += 1
-                self.found += int(event.result.found)
-                self._count_queries(event.result.seed.position, event.result.queries)
-                self.results.append(event.result)
+                self.found += int(result.found)
+                self._count_queries(position, result.queries)
+                self.results.append(result)
+                self.finished[position] = result.found
+                self.exit_reasons[result.exit_reason] = self.exit_reasons.get(result.exit_reason, 0) + 1
+                if result.found:
+                    self.latest_found = position
 
     def _count_queries(self, position: int, seed_total: int) -> None:
         self.queries += seed_total - self._seed_queries.get(position, 0)
@@ -135,4 +167,7 @@ class EventRecorder:
                 "operators": {k: vars(v).copy() for k, v in self.operators.items()},
                 "traces": {k: list(v) for k, v in self.traces.items()},
                 "results": list(self.results),
+                "finished": dict(self.finished),
+                "exit_reasons": dict(self.exit_reasons),
+                "latest_found": self.latest_found,
             }

@@ -3,6 +3,7 @@ for the project's own; DFLARE's difference is maximised, as published)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from compd_core.search.criterion import log_margin
@@ -23,34 +24,46 @@ def pair_state(probs_original: torch.Tensor, probs_compressed: torch.Tensor) -> 
 class NoveltyArchive:
     """The probability states one chain has seen (DFLARE's coverage of model behaviour).
 
-    States live in one preallocated buffer that doubles when full, so checking a state costs
-    one vectorised distance computation and adding one costs a row copy.
+    States live in one preallocated NumPy buffer that doubles when full: a chain checks one
+    state per query, and on a few hundred 20-number rows NumPy's arithmetic costs a fraction of
+    torch's per-call dispatch.
     """
 
     def __init__(self, threshold: float = NOVELTY_THRESHOLD) -> None:
         self.threshold = threshold
-        self._buffer: torch.Tensor | None = None
+        self._buffer: np.ndarray | None = None
         self._count = 0
 
     def __len__(self) -> int:
         return self._count
 
-    def is_novel(self, probs_original: torch.Tensor, probs_compressed: torch.Tensor) -> bool:
+    def is_novel(self, probs_original: Probabilities, probs_compressed: Probabilities) -> bool:
         """True when the (single) state is farther than the threshold from every stored one."""
         if self._buffer is None:
             return True
-        state = pair_state(probs_original, probs_compressed)
-        nearest = float(torch.cdist(state, self._buffer[: self._count]).min())
-        return nearest * nearest > self.threshold
+        state = _state_row(probs_original, probs_compressed)
+        stored = self._buffer[: self._count]
+        nearest = float(np.einsum("ij,ij->i", stored - state, stored - state).min())
+        return nearest > self.threshold
 
-    def add(self, probs_original: torch.Tensor, probs_compressed: torch.Tensor) -> None:
-        state = pair_state(probs_original, probs_compressed)[0]
+    def add(self, probs_original: Probabilities, probs_compressed: Probabilities) -> None:
+        state = _state_row(probs_original, probs_compressed)
         if self._buffer is None:
-            self._buffer = torch.empty(16, len(state), dtype=state.dtype)
+            self._buffer = np.empty((16, len(state)))
         elif self._count == len(self._buffer):
-            self._buffer = torch.cat([self._buffer, torch.empty_like(self._buffer)])
+            self._buffer = np.concatenate([self._buffer, np.empty_like(self._buffer)])
         self._buffer[self._count] = state
         self._count += 1
+
+
+Probabilities = torch.Tensor | list[float]
+
+
+def _state_row(probs_original: Probabilities, probs_compressed: Probabilities) -> np.ndarray:
+    """One input's state as a flat row: a (1, K) tensor per model, or a plain list of K values."""
+    if isinstance(probs_original, torch.Tensor):
+        return pair_state(probs_original, probs_compressed)[0].double().numpy()
+    return np.asarray(probs_original + probs_compressed, dtype=np.float64)
 
 
 def deviation_gap(

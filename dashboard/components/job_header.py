@@ -1,4 +1,5 @@
-"""The first line of every live panel: what the job is doing, and its Stop button."""
+"""The head of every live panel, whatever the job: what it is doing, its Stop button and its
+progress bar, drawn from the job protocol's ``Progress`` events."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ def job_header(job: JobLifecycle, key: str, working: str, stopping: str) -> None
     if not may_control(job):  # type: ignore[arg-type]
         st.markdown(stopping if asked else working)
         st.caption("Started in another browser: you can watch it here; only there can it be stopped.")
+        progress_bar(job)
         return
     head, button = st.columns([5, 1], vertical_alignment="center")
     if button.button("Stop", key=key, icon=":material/stop_circle:", width="stretch",
@@ -22,3 +24,17 @@ def job_header(job: JobLifecycle, key: str, working: str, stopping: str) -> None
         job.request_stop()
         asked = True
     head.markdown(stopping if asked else working)
+    progress_bar(job)
+
+
+def progress_bar(job: JobLifecycle) -> None:
+    """How far the job is: done of total units, the job's own line, the time so far."""
+    latest, elapsed = job.latest, f"{job.seconds:.1f} s"
+    if latest is None:
+        st.progress(0.0, text=f"starting · {elapsed}")
+        return
+    if latest.total:
+        count = f"{latest.done} of {latest.total} {latest.unit}{'' if latest.total == 1 else 's'} · "
+    else:
+        count = ""
+    st.progress(latest.fraction or 0.0, text=f"{count}{latest.line} · {elapsed}")

@@ -18,12 +18,15 @@ REFRESH_SECONDS = 0.5  # the panel must refresh at least once a second; half lea
 MAX_STRIP = 10  # images in the chain strip (long chains are thinned evenly)
 
 
-def render_progress(job: jobs.Job, progress: jobs.Progress, *, compact: bool = False) -> None:
-    """Counters, then (unless compact) fitness curves, operator use and the latest chain."""
+def render_progress(job: jobs.Job, progress: jobs.Progress, *, compact: bool = False,
+                    live: bool = False) -> None:
+    """Counters, then (unless compact) fitness curves, operator use and the latest chain. Live,
+    the panel's header draws the progress bar (as for every job)."""
     total = job.spec.seeds
-    st.progress(min(progress.seeds_done / total, 1.0),
-                text=f"{progress.seeds_done} of {total} seeds searched · "
-                     f"{progress.found} deviation{'s' if progress.found != 1 else ''} found")
+    if not live:
+        st.progress(min(progress.seeds_done / total, 1.0),
+                    text=f"{progress.seeds_done} of {total} seeds searched · "
+                         f"{progress.found} deviation{'s' if progress.found != 1 else ''} found")
     columns = st.columns(5)
     columns[0].metric("Seeds searched", f"{progress.seeds_done} / {total}")
     columns[1].metric("Deviations found", progress.found)
@@ -33,7 +36,7 @@ def render_progress(job: jobs.Job, progress: jobs.Progress, *, compact: bool = F
     columns[4].metric("Elapsed", f"{job.seconds:.1f} s")
     if compact:
         return
-    finished = {r.seed.position: r.found for r in progress.results}
+    finished = progress.finished
     left, right = st.columns(2, gap="medium")
     with left:
         st.markdown("**Fitness of each seed's chain**")
@@ -50,7 +53,7 @@ def render_progress(job: jobs.Job, progress: jobs.Progress, *, compact: bool = F
                             config=PLOTLY_CONFIG)
         else:
             st.caption("Waiting for the first steps…")
-    render_chain_strip(progress.latest_found, job.class_names)
+    render_chain_strip(job.latest_found(progress), job.class_names)
 
 
 def render_chain_strip(result: SeedResult | None, names: tuple[str, ...]) -> None:
@@ -83,7 +86,7 @@ def live_panel(job_id: str, compact: bool = False) -> None:
                f"**Searching** with `{job.spec.strategy}` on `{job.spec.pair}` "
                f"(run `{job.run_id}`)",
                "**Stopping:** no more queries; saving the seeds that were in progress…")
-    render_progress(job, job.progress(), compact=compact)
+    render_progress(job, job.progress(), compact=compact, live=True)
     now = time.time()
     stamp = time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now * 10) % 10}"
     st.caption(f"Live · updated {stamp} · every seed's result is saved as soon as it ends",

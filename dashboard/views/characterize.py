@@ -81,8 +81,6 @@ def live_panel(job_id: str) -> None:
     pairs = ", ".join(f"`{p}`" for p in job.pairs)
     job_header(job, f"stop-{job_id}", f"**Characterizing** {pairs}",
                "**Stopping** after the current cell…")
-    st.progress(min(job.done / job.total, 1.0),
-                text=f"{job.done} of {job.total} cells · {job.label} · {job.seconds:.1f} s")
 
 
 def _percent(value: float) -> str:

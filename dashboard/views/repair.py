@@ -124,12 +124,8 @@ def live_panel(job_id: str) -> None:
         st.rerun(scope="app")
     progress = job.progress()
     job_header(job, f"stop-repair-{job_id}",
-               f"**Repairing** `{job.pair}` (run `{job.run_id}`) · "
-               f"{progress.stage}: {progress.detail}",
+               f"**Repairing** `{job.pair}` (run `{job.run_id}`)",
                "**Stopping:** nothing of this repair will be saved…")
-    done = progress.epochs[-1].epoch if progress.epochs else 0  # epoch 0: before training
-    st.progress(min(done / job.settings.epochs, 1.0),
-                text=f"{done} of {job.settings.epochs} epochs · {job.seconds:.1f} s")
     if progress.epochs:
         last = progress.epochs[-1]
         a, b, c = st.columns(3)

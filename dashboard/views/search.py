@@ -10,7 +10,6 @@ import streamlit as st
 from compd_core.campaign import CampaignSpec
 from compd_core.errors import CompdError, ConfigError
 from compd_core.mutations import OPERATOR_SETS
-from compd_core.search.results import ExitReason
 from compd_core.search.criterion import DEFAULT_MAX_LINF, Criterion, CriterionKind
 from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import STRATEGIES, get_strategy
@@ -162,7 +161,7 @@ def render_outcome(job: jobs.Job) -> None:
     st.caption(f"Run `{job.run_id}` · `{job.spec.strategy}` on `{job.spec.pair}` · "
                f"{job.spec.settings.max_queries:,} queries per seed{asked}")
     progress = job.progress()
-    stopped = sum(r.exit_reason is ExitReason.STOPPED for r in progress.results)
+    stopped = progress.stopped_seeds
     if stopped:
         st.caption(f"{stopped} seed{'s were' if stopped != 1 else ' was'} still being searched "
                    "when it stopped; the others ended on their own (found, or budget spent).")

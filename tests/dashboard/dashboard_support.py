@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+
+import torch
 
 from streamlit.testing.v1 import AppTest
 
@@ -87,3 +90,36 @@ def column_formats(table) -> dict[str, str]:
 def readable_header(name: str) -> bool:
     """A column header written for people: capitalised words, no snake_case."""
     return "_" not in name and name[:1].isupper()
+
+
+def tensors_in(root: object) -> list[str]:
+    """Paths to every torch tensor reachable from ``root`` through attributes and containers."""
+    found: list[str] = []
+    seen: set[int] = set()
+
+    def walk(value: object, path: str) -> None:
+        if id(value) in seen or isinstance(value, (str, bytes, int, float, bool, type(None))):
+            return
+        seen.add(id(value))
+        if isinstance(value, torch.Tensor):
+            found.append(path)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}[{key!r}]")
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]")
+        elif isinstance(value, torch.nn.Module):  # its weights, packed int8 ones included
+            found.extend(f"{path}.{name}" for name in value.state_dict())
+        elif hasattr(value, "__dict__") and not isinstance(value, (type, ModuleType)):
+            for name, item in vars(value).items():
+                walk(item, f"{path}.{name}")
+
+    walk(root, "job")
+    return found
+
+
+def progress_line(at: AppTest) -> str:
+    """The text of the one progress bar a live job panel draws (its header's)."""
+    (bar,) = at.get("progress")
+    return bar.proto.text

@@ -4,6 +4,7 @@ and disagreeing examples, Stop, and the lowest-margin inputs handed to the Searc
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +16,7 @@ from compd_core.data import load_mnist
 from compd_core.models.evaluate import evaluate_pair
 from compd_core.zoo import load_pair
 from dashboard import characterize_jobs
-from dashboard_support import PAIR, column_formats, open_page, readable_header
+from dashboard_support import PAIR, column_formats, open_page, progress_line, readable_header
 
 CORRUPTIONS = ["gaussian_noise", "rotate"]
 SEVERITIES = [1, 5]
@@ -85,6 +86,8 @@ def test_stop_ends_a_full_characterization_early(app: AppTest) -> None:
     open_page(app, "characterize")
     _start(app, list(CORRUPTIONS_ALL), [1, 2, 3, 4, 5])  # the full 18 x 5 grid
     assert any(b.label == "Stop" for b in app.button)  # the live panel is up
+    assert re.fullmatch(r"(starting|\d+ of 91 cells · lenet5-int8-static: .+) · \d+\.\d s",
+                        progress_line(app)), progress_line(app)
     next(b for b in app.button if b.label == "Stop").click().run()
     _finish()
     job = characterize_jobs.get_job(app.session_state["characterize_job_id"])

@@ -4,6 +4,7 @@ black-box pair, and the repaired pair handed to the Search page."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
 from compd_core.zoo import load_pair
 from dashboard import repair_jobs, resources
-from dashboard_support import PAIR, open_page
+from dashboard_support import PAIR, open_page, progress_line, tensors_in
 
 
 @pytest.fixture
@@ -71,6 +72,11 @@ def test_repair_shows_live_curves_and_the_before_after_account(
     report = job.report
     assert job.status == "finished" and report is not None and report.triggers == 4
     assert [e.epoch for e in job.progress().epochs] == [0, 1, 2]  # 0: before training
+    # a finished repair keeps its numbers; of its work only the model the user may register
+    held = tensors_in(job)
+    assert held and all(path.startswith("job.repair._repaired") for path in held), held
+    assert job.outcome is not None and job.outcome.kind == "repair" and not job.outcome.stopped
+    assert job.outcome.summary["triggers"] == 4
     assert app.subheader[0].value == "The last repair finished"
     # The verdict comes first, in words, and nothing is registered until the user says so.
     assert report.verdict in ("better", "worse") and not report.registered
@@ -94,6 +100,7 @@ def test_repair_shows_live_curves_and_the_before_after_account(
     assert not app.exception
     report = job.report
     assert report is not None and report.registered and report.repaired_pair is not None
+    assert tensors_in(job) == []  # registered: the model is in the zoo, the job lets it go
     table = app.dataframe[0].value.set_index("measure")
     assert table.loc["Held-out triggers repaired", "after"] == f"{report.heldout_repaired_rate:.1%}"
     assert table.loc["Held-out triggers repaired", "before"] == f"{report.heldout_repaired_before:.1%}"
@@ -126,11 +133,14 @@ def test_stop_ends_the_repair_and_saves_nothing(app: AppTest, db: Path, run_id: 
     _set(app, "Epochs", 200)
     next(b for b in app.button if b.label == "Start repair").click().run()
     assert any(b.label == "Stop" for b in app.button)  # the live panel is up
+    assert re.fullmatch(r"(starting|(mining|variants): .+|\d+ of 200 epochs · training.*)"
+                        r" · \d+\.\d s", progress_line(app)), progress_line(app)
     next(b for b in app.button if b.label == "Stop").click().run()
     _finish()
     job = repair_jobs.get_job(app.session_state["repair_job_id"])
     assert job is not None and job.status == "stopped" and job.report is not None
     assert job.report.repaired_pair is None and job.report.epochs_run < 200
+    assert tensors_in(job) == [] and job.outcome is not None and job.outcome.stopped
     app.run()
     assert "no repaired pair was saved" in app.warning[0].value
     with Store(db) as store:

@@ -3,6 +3,8 @@ sessions searching at the same time."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -12,7 +14,7 @@ from compd_core.store import Store
 from compd_core.zoo import load_pair
 from dashboard import jobs
 from dashboard.choices import PairChoice
-from dashboard_support import APP, PAIR, finish_jobs, open_page
+from dashboard_support import APP, PAIR, finish_jobs, open_page, progress_line
 
 
 def _set(at: AppTest, label: str, value) -> None:
@@ -53,6 +55,8 @@ def test_stop_ends_the_search_and_keeps_what_it_found(app: AppTest, db) -> None:
     open_page(app, "search")
     _start(app, seeds=60, budget=50_000)
     assert any(b.label == "Stop" for b in app.button)  # the live panel is up
+    assert re.fullmatch(r"(starting|\d+ of 60 seeds · .+) · \d+\.\d s", progress_line(app)), \
+        progress_line(app)
     next(b for b in app.button if b.label == "Stop").click().run()
     finish_jobs()
     job = jobs.get_job(app.session_state["job_id"])

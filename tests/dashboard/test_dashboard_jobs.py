@@ -4,9 +4,11 @@ reported as messages, and nothing found ever lost."""
 from __future__ import annotations
 
 import time
+import types
 from pathlib import Path
 
 import pytest
+import torch
 
 from compd_core.campaign import CampaignSpec
 from compd_core.data import load_mnist
@@ -17,7 +19,7 @@ from compd_core.zoo import load_pair
 from compd_core.search.results import ExitReason
 from dashboard import jobs
 from dashboard.job_registry import job_using_run
-from dashboard_support import PAIR
+from dashboard_support import PAIR, tensors_in
 
 
 def _spec(seeds: int, budget: int) -> CampaignSpec:
@@ -38,10 +40,64 @@ def test_a_job_stores_every_result_and_its_live_counts_match(tmp_path: Path) -> 
         assert run.found == progress.found == job.summary["found"]
         assert run.queries == progress.queries == job.summary["total_queries"]
         assert jobs.job_for_run(job.run_id) is None  # ended: the run may be deleted now
-        # a finished job keeps numbers, not images: only the chain its page shows is left
-        kept = [r for r in progress.results if r.chain]
-        assert kept == ([progress.latest_found] if progress.latest_found and progress.latest_found.chain else [])
-        assert not job.recorder.last_chain and len(progress.results) == 3
+        # a finished job keeps numbers, not images; the trigger its page shows comes from the store
+        assert progress.results == [] and not job.recorder.last_chain
+        assert len(progress.finished) == 3 and sum(progress.finished.values()) == run.found
+        assert sum(progress.exit_reasons.values()) == 3
+        assert tensors_in(job) == []
+        if run.found:
+            latest = job.latest_found(progress)
+            assert latest is not None and latest.found and latest.chain
+            assert latest.seed.position == progress.latest_found_position
+        # the one protocol: progress counted the run's seeds, the end event carries its summary
+        assert job.latest is not None and (job.latest.done, job.latest.total) == (3, 3)
+        assert job.latest.kind == "search" and job.latest.unit == "seed"
+        assert job.outcome is not None and not job.outcome.stopped
+        assert job.outcome.summary == job.summary
+
+
+def test_the_tensor_walk_finds_what_a_job_would_hold() -> None:
+    """The walk above must see a tensor however deep a job keeps it (else its [] proves nothing)."""
+    holder = types.SimpleNamespace(results=[{"chain": (types.SimpleNamespace(image=torch.zeros(1)),)}])
+    assert tensors_in(holder) == ["job.results[0]['chain'][0].image"]
+    assert tensors_in(types.SimpleNamespace(model=torch.nn.Linear(2, 1))) == [
+        "job.model.weight", "job.model.bias"]
+
+
+def test_a_characterization_job_reports_through_the_protocol_and_keeps_no_tensors() -> None:
+    from dashboard import characterize_jobs
+
+    job = characterize_jobs.start_characterize([load_pair(PAIR)], load_mnist("test").subset(range(300)),
+                                               ["fog"], [1, 2])
+    assert job.wait(120)
+    assert job.status == "finished" and job.comparison is not None
+    assert job.latest is not None and (job.latest.done, job.latest.total) == (3, 3)
+    assert job.latest.kind == "characterize" and job.latest.unit == "cell"
+    assert job.outcome is not None and not job.outcome.stopped
+    assert job.outcome.summary["cells"] == 2 == len(job.comparison.reports[0].cells)
+    assert tensors_in(job) == []
+
+
+def test_a_finished_job_parks_its_uploads_in_files_and_a_reload_gets_them_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboard.choices import DatasetChoice, SessionChoices, Upload, default_pair
+    from dashboard.uploads import unpark_uploads
+
+    monkeypatch.setenv("COMPD_UPLOADS", str(tmp_path / "uploads"))
+    upload = Upload("my digit.png", bytes(range(256)) * 3 + bytes(16), (1, 28, 28))
+    choices = SessionChoices(default_pair(), DatasetChoice(), picks=(4, 7), uploads=(upload,))
+    with Store(tmp_path / "r.sqlite") as store:
+        job = jobs.start_search(store, _spec(2, 100), load_pair(PAIR), load_mnist("test"),
+                                choices=choices)
+        assert job.wait(120) and job.status == "finished"
+    kept = job.choices
+    assert kept is not None and kept.uploads == () and kept.picks == (4, 7)
+    (parked,) = kept.parked_uploads
+    assert Path(parked.path).is_relative_to(tmp_path / "uploads") and parked.shape == (1, 28, 28)
+    assert unpark_uploads(kept) == [upload]
+    Path(parked.path).unlink()  # cleaned away meanwhile: left out, not an error
+    assert unpark_uploads(kept) == []
 
 
 def _wait_for(condition, timeout: float = 120.0) -> None:
@@ -60,6 +116,7 @@ def test_stop_ends_a_long_search_and_keeps_its_results(tmp_path: Path) -> None:
         job.request_stop()
         job.wait(120)
         assert job.status == "stopped" and job.stop_seconds is not None
+        assert job.outcome is not None and job.outcome.stopped and tensors_in(job) == []
         assert jobs.job_for_run(job.run_id) is None and job_using_run(job.run_id) is None
         run = store.get_run(job.run_id)
         results = store.load_results(job.run_id, details=False)

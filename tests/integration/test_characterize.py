@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import _thread
 import json
 import math
 import threading
@@ -25,13 +24,14 @@ from compd_core.characterize import (
 )
 from compd_core.characterize.export import write_outputs
 from compd_core.cli.characterize import characterize as characterize_command
-from compd_core.cli.characterize import run_stoppable
 from compd_core.cli.common import _jsonable
 from compd_core.data import load_mnist
 from compd_core.errors import ConfigError
+from compd_core.events import Finished, Progress, Stopped
 from compd_core.models.evaluate import evaluate_pair
 from compd_core.models.pair import ModelPair
 from compd_core.zoo import load_pair
+from interrupt_support import ctrl_c_when
 
 PAIR = "lenet5-int8-static"
 CORRUPTIONS = ["impulse_noise", "rotate", "fog"]
@@ -55,10 +55,11 @@ def progress() -> list[tuple[int, int, str]]:
 
 @pytest.fixture(scope="module")
 def report(pair, test_split, progress):
-    return characterize(
-        pair, test_split, CORRUPTIONS, SEVERITIES, seed=0,
-        on_progress=lambda done, total, label: progress.append((done, total, label)),
-    )
+    def emit(event) -> None:
+        assert isinstance(event, Progress) and event.kind == "characterize" and event.unit == "cell"
+        progress.append((event.done, event.total, event.line))
+
+    return characterize(pair, test_split, CORRUPTIONS, SEVERITIES, seed=0, emit=emit)
 
 
 def test_clean_disagreements_match_evaluate_pair(report, pair, test_split) -> None:
@@ -151,32 +152,67 @@ def test_same_seed_same_numbers_other_seed_other_shift(pair, test_split) -> None
 def test_stop_returns_a_partial_report(pair, test_split) -> None:
     stop = threading.Event()
 
-    def stop_after_two(done: int, total: int, label: str) -> None:
-        if done == 3:
+    def stop_after_two(event) -> None:
+        if isinstance(event, Progress) and event.done == 3:
             stop.set()
 
     partial = characterize(pair, test_split.subset(range(300)), ["fog", "rotate"], [1, 2, 3],
-                           on_progress=stop_after_two, stop=stop)
+                           emit=stop_after_two, stop=stop)
     assert not partial.complete
     assert [(c.corruption, c.severity) for c in partial.cells] == [("fog", 1), ("fog", 2)]
     assert any("stopped after 2 of 6" in note for note in partial.notes)
     json.dumps(_jsonable(partial.to_dict()), allow_nan=False)
 
 
-def test_ctrl_c_in_the_cli_stops_after_the_current_cell(pair, test_split) -> None:
-    def work(on_progress, stop):
-        def progress(done: int, total: int, label: str) -> None:
-            on_progress(done, total, label)
-            if done == 2:
-                _thread.interrupt_main()  # what Ctrl-C does to the waiting main thread
-                assert stop.wait(120)  # which answers by setting the stop event (however loaded)
+def test_the_job_counts_cells_over_every_pair_and_ends_with_its_summary(test_split) -> None:
+    pairs = [load_pair(PAIR), load_pair("lenet5-int8-qat")]
+    events: list = []
+    comparison = compare_pairs(pairs, test_split.subset(range(200)), ["fog"], [1, 2],
+                               emit=events.append)
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert [(p.done, p.total) for p in progress] == [(i, 6) for i in range(1, 7)]
+    assert progress[3].line == "lenet5-int8-qat: clean"
+    (end,) = [e for e in events[len(progress):]]
+    assert isinstance(end, Finished) and not end.stopped and end.line == "kept the 4 finished cells"
+    assert end.summary["pairs"] == comparison.rows() and end.summary["cells"] == 4
 
-        return characterize(pair, test_split.subset(range(200)), ["fog"], [1, 2, 3],
-                            on_progress=progress, stop=stop)
+    stop = threading.Event()
+    stop.set()  # before the first cell: the first pair's clean pass is all there is
+    events.clear()
+    compare_pairs(pairs, test_split.subset(range(200)), ["fog"], [1, 2], emit=events.append,
+                  stop=stop)
+    assert isinstance(events[-1], Stopped) and events[-1].summary["cells"] == 0
 
-    partial, stopped = run_stoppable(work, "test")
-    assert stopped and not partial.complete
-    assert [(c.corruption, c.severity) for c in partial.cells] == [("fog", 1)]
+
+def test_ctrl_c_stops_the_cli_after_the_current_cell(tmp_path, monkeypatch, capsys) -> None:
+    """Ctrl-C during the second cell: that cell ends, the finished cells are written, one
+    `stopped:` line, exit code 130."""
+    import compd_core.characterize as characterize_package
+    from compd_core.cli import main
+
+    real = characterize_package.compare_pairs
+    cells: list[int] = []
+
+    def second_cell(event) -> bool:
+        if isinstance(event, Progress):
+            cells.append(event.done)
+        return isinstance(event, Progress) and event.done == 2
+
+    def interrupted(*args, **kwargs):
+        emit, stop = args[5], args[6]
+        return real(*args[:5], ctrl_c_when(emit, stop, second_cell), stop)
+
+    monkeypatch.setattr(characterize_package, "compare_pairs", interrupted)
+    out = tmp_path / "partial"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["characterize", "--pair", PAIR, "--corruptions", "fog", "--severities", "1,2,3",
+              "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 130, err
+    assert cells == [1, 2]  # stopped after the cell that was running, not after all three
+    assert [line for line in err.splitlines() if line.startswith("stopped:")] == [
+        f"stopped: kept the 1 finished cell in {out}"]
+    assert pd.read_csv(out / "cells.csv")["corruption"].tolist() == ["clean", "fog"]
 
 
 def test_no_disagreement_makes_auroc_undefined_not_an_error(pair, test_split) -> None:

@@ -26,6 +26,7 @@ from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
 from compd_core.zoo import load_pair
 from compd_core.zoo.loading import USER_ZOO_ENV
+from interrupt_support import ctrl_c_when
 
 SEEDS = 40
 PRUNED_LAYERS = ("conv1", "conv2", "fcs.0", "fcs.1", "head")
@@ -210,8 +211,6 @@ def test_cli_json_reports_every_number_the_issue_asks_for(runs, user_zoo):
 
 def test_ctrl_c_stops_a_cli_repair_after_the_current_epoch(runs, user_zoo, monkeypatch, capsys):
     """Ctrl-C during training: the epoch ends, nothing is registered, one `stopped:` line, 130."""
-    import _thread
-
     import compd_core.repair as repair_package
     from compd_core.cli import main
 
@@ -219,16 +218,13 @@ def test_ctrl_c_stops_a_cli_repair_after_the_current_epoch(runs, user_zoo, monke
     epochs: list[int] = []
     real_repair_run = repair_package.repair_run
 
-    def interrupted_repair_run(*args, emit, stop, **kwargs):
-        def watching(event):
-            emit(event)
-            if isinstance(event, EpochFinished):
-                epochs.append(event.epoch)
-                if event.epoch == 1:
-                    _thread.interrupt_main()  # what Ctrl-C does to the waiting main thread
-                    assert stop.wait(120)  # which answers by setting the stop event
+    def first_epoch(event) -> bool:
+        if isinstance(event, EpochFinished):
+            epochs.append(event.epoch)
+        return isinstance(event, EpochFinished) and event.epoch == 1
 
-        return real_repair_run(*args, emit=watching, stop=stop, **kwargs)
+    def interrupted_repair_run(*args, emit, stop, **kwargs):
+        return real_repair_run(*args, emit=ctrl_c_when(emit, stop, first_epoch), stop=stop, **kwargs)
 
     monkeypatch.setattr(repair_package, "repair_run", interrupted_repair_run)  # what the CLI calls
     with Store(path) as store:

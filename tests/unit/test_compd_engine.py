@@ -40,8 +40,57 @@ def test_revert_square_only_moves_pixels_back_to_the_seed(mnist_test):
     back = revert_square(far, seeds, torch.Generator().manual_seed(2), max_side=4).images
     moved = back != far
     assert torch.equal(back[moved], seeds[moved])  # every changed pixel now equals the seed
-    assert int(moved.flatten(1).any(1).sum()) >= 24  # it reverts around changed pixels
+    had_change = (far != seeds).flatten(1).any(1)
+    assert int(had_change.sum()) >= 16
+    assert torch.equal(moved.flatten(1).any(1), had_change)  # it reverts around changed pixels
     assert ((back - seeds).flatten(1).norm(dim=1) <= (far - seeds).flatten(1).norm(dim=1) + 1e-6).all()
+
+
+def test_a_halving_revert_moves_a_square_half_way_back(mnist_test):
+    seeds = mnist_test.images[:32]
+    far = square_step(seeds.clone(), seeds, torch.full((32,), 64 / 255),
+                      torch.Generator().manual_seed(1), max_side=7).images
+    result = revert_square(far, seeds, torch.Generator().manual_seed(2), max_side=4, halve=1.0)
+    moved = result.images != far
+    assert all(bool(p["halved"]) for p in result.params)
+    assert moved.any()
+    change_before = (far - seeds)[moved].abs()
+    change_after = (result.images - seeds)[moved].abs()
+    assert torch.allclose(change_after, change_before / 2, atol=1 / 255 + 1e-6)
+
+
+def test_a_chain_stuck_at_full_eps_restarts_from_its_seed():
+    from compd_core.search.results import Seed
+    from compd_core.search.strategies.compd import SquareProposer
+    from compd_core.search.strategies.engine import Chain
+
+    proposer = SquareProposer(CompdParameters(start_levels=16, growth=2.0, patience=1,
+                                              restart_after=3))
+    seed = Seed(0, 0, torch.zeros(1, 4, 4), 0)
+    chain = Chain(seed, seed.image, 1.0, 0.0)
+    context = SearchContext(None, SearchSettings(max_queries=10))  # type: ignore[arg-type]
+    proposer.start(chain, context)
+    # 16 -> 32 -> 64 (the default budget) in two stalls; then three stalls at full eps.
+    answers = [proposer.observe(chain, improved=False) for _ in range(5)]
+    assert answers == [False, False, False, False, True]
+    assert chain.memory["levels"] == 16  # it starts small again
+    assert not proposer.observe(chain, improved=True)
+
+
+def test_a_seed_finds_the_same_trigger_alone_or_beside_others(int8_pair, mnist_test):
+    """Each chain has its own generator: a seed's search does not depend on its neighbours."""
+    seeds = select_seeds(int8_pair, mnist_test, 6, seed=0, order="balanced")
+    settings = SearchSettings(max_queries=600)
+    together = {r.seed.index: r for r in CompdStrategy().run(
+        SearchContext(int8_pair, settings, rng_seed=5), seeds)}
+    found = [r for r in together.values() if r.found]
+    assert found
+    for alone_seed in (seeds[-1], found[0].seed):
+        alone = next(CompdStrategy().run(SearchContext(int8_pair, settings, rng_seed=5), [alone_seed]))
+        beside = together[alone_seed.index]
+        assert alone.queries == beside.queries and alone.found == beside.found
+        if alone.found:
+            assert torch.equal(alone.trigger.image, beside.trigger.image)
 
 
 def test_query_budget_is_never_exceeded_and_all_queries_are_counted(mnist_test):

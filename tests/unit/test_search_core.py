@@ -100,6 +100,28 @@ def test_the_distance_budget_is_part_of_the_criterion():
     assert Criterion.from_dict(budget.to_dict()) == budget
 
 
+def test_the_single_row_check_agrees_with_the_batch_check():
+    """Batch-1 searches check each query with ``met_row`` on plain lists: it must give the batch
+    answer for ties, both kinds, margins and the distance budget."""
+    probs_o = torch.tensor([[0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.45, 0.45, 0.1], [0.6, 0.3, 0.1]])
+    probs_c = torch.tensor([[0.45, 0.45, 0.1], [0.5, 0.4, 0.1], [0.9, 0.05, 0.05], [0.2, 0.7, 0.1]])
+    labels = torch.tensor([1, 1, 1, 0])
+    seeds = torch.zeros(4, 1, 2, 2)
+    images = seeds.clone()
+    images[1, 0, 0, 0] = 9 / 255
+    criteria = [Criterion(max_linf=None), Criterion(kind="any", max_linf=None),
+                Criterion(min_margin_compressed=0.2, max_linf=None), Criterion(max_linf=8 / 255),
+                Criterion(max_linf=None, max_l2=0.01)]
+    for criterion in criteria:
+        batch = criterion.met(probs_o, probs_c, labels, images, seeds).tolist()
+        rows = [criterion.met_row(probs_o[i].tolist(), probs_c[i].tolist(), int(labels[i]),
+                                  images[i], seeds[i]) for i in range(4)]
+        assert rows == batch, criterion
+    assert Criterion(max_linf=None).met(probs_o, probs_c, labels).tolist() == [False, True, False, True]
+    assert Criterion(max_linf=8 / 255).met(probs_o, probs_c, labels, images, seeds).tolist() == [
+        False, False, False, True]
+
+
 def test_unknown_strategy_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="compd, compd-close, dflare"):
         get_strategy("nope")

@@ -6,6 +6,9 @@ batch of candidate images (``per_chain`` rows per chain, in chain order), scores
 with its fitness (lower is better) and adapts its per-chain memory from what it is told.
 
 Every chain starts from its seed; all live chains are evaluated together in one forward pass.
+Each chain draws its randomness from its own generator (from the run's rng seed and the seed's
+dataset index), so a seed's search is the same whether it runs alone, beside others, in a
+resumed run or on another worker.
 Once a chain meets the criterion it may spend a few more rounds shrinking: the proposer
 suggests moves back toward the seed, and the engine keeps one only when it still meets the
 criterion and is closer. Those queries count like any other.
@@ -35,6 +38,8 @@ class Chain:
     image: torch.Tensor
     fitness: float
     started: float
+    seed_fitness: float = 0.0  # the fitness of the seed itself, where a restart begins
+    generator: torch.Generator = field(default_factory=torch.Generator)  # this chain's alone
     queries: int = 0
     iterations: int = 0
     steps: list[ChainStep] = field(default_factory=list)
@@ -42,7 +47,14 @@ class Chain:
     found: tuple[torch.Tensor, torch.Tensor] | None = None  # both models' view of the trigger
     l2: float = 0.0  # distance of ``image`` to the seed
     shrink_rounds_left: int = 0
+    shrink_stalled: int = 0  # shrinking rounds in a row that found nothing closer
+    restarts: int = 0  # times the chain went back to its seed after stalling
     memory: dict[str, Any] = field(default_factory=dict)  # the proposer's own state
+
+
+def chain_draws(chains: list[Chain], per_chain: int, width: int) -> torch.Tensor:
+    """(len(chains) * per_chain, width) uniforms, each chain's rows from its own generator."""
+    return torch.cat([torch.rand(per_chain, width, generator=c.generator) for c in chains])
 
 
 class Proposer(Protocol):
@@ -51,18 +63,19 @@ class Proposer(Protocol):
     def start(self, chain: Chain, context: SearchContext) -> None:
         """Set up the chain's memory before its first step."""
 
-    def propose(self, chains: list[Chain], per_chain: int, generator: torch.Generator) -> MutationResult:
-        """``per_chain`` candidates for each chain, rows grouped by chain in chain order."""
+    def propose(self, chains: list[Chain], per_chain: int) -> MutationResult:
+        """``per_chain`` candidates for each chain, rows grouped by chain in chain order; each
+        chain's randomness comes from its own ``generator``."""
 
-    def shrink(self, chains: list[Chain], per_chain: int, generator: torch.Generator) -> MutationResult:
+    def shrink(self, chains: list[Chain], per_chain: int) -> MutationResult:
         """Candidates closer to their seeds than the chains' triggers."""
 
     def fitness(self, context: SearchContext, probs_original: torch.Tensor,
                 probs_compressed: torch.Tensor, labels: torch.Tensor, l2: torch.Tensor) -> torch.Tensor:
         """Lower is closer to a deviation."""
 
-    def observe(self, chain: Chain, improved: bool) -> None:
-        """Told after each search step whether the chain moved."""
+    def observe(self, chain: Chain, improved: bool) -> bool:
+        """Told after each search step whether the chain moved; True restarts it from its seed."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,8 @@ class EngineSettings:
 
     proposals: int = 1  # candidates per chain per search step
     shrink_proposals: int = 4  # candidates per chain per shrinking round
-    shrink_rounds: int = 4  # shrinking rounds after a chain first meets the criterion
+    shrink_rounds: int = 4  # most shrinking rounds after a chain first meets the criterion
+    shrink_patience: int = 0  # end shrinking after this many rounds without progress (0: never)
     max_chains: int = 256  # seeds searched at once
 
 
@@ -83,7 +97,6 @@ class Engine:
         self.settings = settings
 
     def run(self, context: SearchContext, seeds: Sequence[Seed]) -> Iterator[SeedResult]:
-        generator = context.generator()
         queue = list(seeds)
         chains: list[Chain] = []
         while queue or chains:
@@ -98,7 +111,7 @@ class Engine:
             finished = [(c, r) for c in chains if (r := self._exhausted(context, c)) is not None]
             if chains and len(finished) < len(chains):
                 live = [c for c in chains if all(c is not f for f, _ in finished)]
-                finished += [(c, ExitReason.FOUND) for c in self._step(context, generator, live)]
+                finished += [(c, ExitReason.FOUND) for c in self._step(context, live)]
             for chain, reason in finished:
                 yield self._finish(context, chain, reason)
             done = {id(c) for c, _ in finished}
@@ -114,7 +127,8 @@ class Engine:
         chains = []
         for seed, value in zip(seeds, fitness.tolist()):
             context.emit(SeedStarted(seed.position, seed.index))
-            chain = Chain(seed, seed.image, value, now, queries=1, trace=[value])
+            chain = Chain(seed, seed.image, value, now, seed_fitness=value,
+                          generator=context.generator_for(seed), queries=1, trace=[value])
             self.proposer.start(chain, context)
             chains.append(chain)
         return chains
@@ -130,18 +144,22 @@ class Engine:
             return ExitReason.FOUND  # the budget ended its shrinking, not its success
         return ExitReason.QUERY_BUDGET if chain.queries >= settings.max_queries else ExitReason.TIME_BUDGET
 
-    def _step(self, context: SearchContext, generator: torch.Generator, chains: list[Chain]) -> list[Chain]:
-        """One forward pass for every live chain; returns the chains that are done."""
-        room = min(context.settings.max_queries - c.queries for c in chains)
-        searching = [c for c in chains if c.found is None]
-        shrinking = [c for c in chains if c.found is not None]
+    def _step(self, context: SearchContext, chains: list[Chain]) -> list[Chain]:
+        """One forward pass for every live chain; returns the chains that are done.
+
+        A chain's candidates never exceed its own remaining budget, and how many it gets does
+        not depend on the other chains: each seed's search is the same whatever it runs beside.
+        """
+        wanted: dict[tuple[bool, int], list[Chain]] = {}
+        for chain in chains:
+            shrinking = chain.found is not None
+            per_chain = self.settings.shrink_proposals if shrinking else self.settings.proposals
+            room = context.settings.max_queries - chain.queries
+            wanted.setdefault((shrinking, max(1, min(per_chain, room))), []).append(chain)
         groups: list[tuple[list[Chain], int, MutationResult]] = []
-        if searching:
-            k = max(1, min(self.settings.proposals, room))
-            groups.append((searching, k, self.proposer.propose(searching, k, generator)))
-        if shrinking:
-            k = max(1, min(self.settings.shrink_proposals, room))
-            groups.append((shrinking, k, self.proposer.shrink(shrinking, k, generator)))
+        for (shrinking, k), members in wanted.items():
+            move = self.proposer.shrink if shrinking else self.proposer.propose
+            groups.append((members, k, move(members, k)))
         images = torch.cat([g[2].images for g in groups])
         seeds = torch.cat([torch.stack([c.seed.image for c in g[0]]).repeat_interleave(g[1], 0)
                            for g in groups])
@@ -178,7 +196,8 @@ class Engine:
                 accepted = found_now and float(l2[row]) < chain.l2
             else:
                 accepted = found_now or float(fitness[row]) < chain.fitness
-                self.proposer.observe(chain, accepted)
+                if self.proposer.observe(chain, accepted) and not accepted:
+                    self._restart(chain)
             if accepted:
                 won[row] = True
                 at = offset + row
@@ -194,6 +213,9 @@ class Engine:
                                              int(pred.compressed[at].argmax()), chain.image))
             if shrinking:
                 chain.shrink_rounds_left -= 1
+                chain.shrink_stalled = 0 if accepted else chain.shrink_stalled + 1
+                if self.settings.shrink_patience and chain.shrink_stalled >= self.settings.shrink_patience:
+                    chain.shrink_rounds_left = 0
             chain.trace.append(chain.fitness)
             context.emit(Step(chain.seed.position, chain.iterations, result.operator, accepted,
                               chain.fitness, int(pred.original[offset + row].argmax()),
@@ -203,6 +225,12 @@ class Engine:
         context.emit(OperatorUsage({result.operator: n * k}, {result.operator: int(won.sum())}
                                    if won.any() else {}))
         return done
+
+    def _restart(self, chain: Chain) -> None:
+        """Back to the seed: a stalled chain tries another path (its queries stay spent)."""
+        chain.image, chain.fitness, chain.l2 = chain.seed.image, chain.seed_fitness, 0.0
+        chain.steps.clear()
+        chain.restarts += 1
 
     @staticmethod
     def _finish(context: SearchContext, chain: Chain, reason: ExitReason) -> SeedResult:
