@@ -2,11 +2,8 @@
 raw batched throughput of the same pair, for LeNet-5 on 1x28x28 digits and a MobileNetV2-sized
 network on 3x224x224 photos, in one run.
 
-    nice python -m bench.scale [--threads 1] [--lenet-seeds 100] [--lenet-budget 200]
+    nice python bench/scale.py [--threads 1] [--lenet-seeds 100] [--lenet-budget 200]
                                [--mobilenet-seeds 16] [--mobilenet-budget 25]
-
-(Run as a module: as a script, bench/profile.py would hide the standard library's ``profile``,
-which torch imports for MobileNetV2.)
 
 Raw throughput is ``pair.predict`` (both models) at batch sizes 1, 4, 16, 64 and
 ``pair.max_batch``, best of 3 repeats each; the best of them is the most queries per second the

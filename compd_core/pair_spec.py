@@ -173,13 +173,13 @@ class PairSpec:
         """A fresh ``ModelPair`` (own query counter): the one way every caller builds one."""
         from compd_core.models.pair import DEFAULT_MAX_BATCH, ModelPair
 
-        batch = max_batch or DEFAULT_MAX_BATCH
         if self.zoo_id is not None:
             from compd_core.zoo import load_pair
 
-            return load_pair(self.zoo_id, max_batch=batch)
+            return load_pair(self.zoo_id, max_batch=max_batch or DEFAULT_MAX_BATCH)
         original, compressed = self.load_classifiers()
-        return ModelPair(original, compressed, name=self.name, max_batch=batch)
+        # None: the pair sizes its batches by its input (fewer images of 224x224 than of digits)
+        return ModelPair(original, compressed, name=self.name, max_batch=max_batch)
 
     def load_classifiers(self):
         """(original, compressed) classifiers of a file pair (each call loads them afresh)."""
