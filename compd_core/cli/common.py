@@ -98,7 +98,8 @@ def pair_spec_from_options(pair: str | None, original: str | None, compressed: s
             f"{missing} is missing: give both model files" if missing else
             "give --pair ID (see `compd zoo list`) or both --original and --compressed"
         )
-    return PairSpec.files_for_dataset(original, compressed, load_dataset(dataset),
+    images = load_dataset(dataset, input_shape=None)  # own models take the dataset's shape
+    return PairSpec.files_for_dataset(original, compressed, images,
                                       allow_code=allow_code).with_hashes()
 
 

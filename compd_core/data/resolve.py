@@ -18,7 +18,7 @@ from compd_core.errors import DatasetError
 
 def load_dataset(
     spec: str,
-    input_shape: tuple[int, int, int] = (1, 28, 28),
+    input_shape: tuple[int, int, int] | None = (1, 28, 28),
     class_names: tuple[str, ...] | None = None,
 ) -> ImageDataset:
     """``mnist`` (test split), ``mnist:train``, an image folder, or an .npz with x and y (or
@@ -27,7 +27,9 @@ def load_dataset(
 
     ``class_names`` are the models' classes: labels are then checked to index them, and a
     folder's class sub-folders are matched to them by name (a folder holding only ``5/ 6/ 7/``
-    gets labels 5, 6 and 7, not 0, 1 and 2).
+    gets labels 5, 6 and 7, not 0, 1 and 2). ``input_shape`` None takes the images as they
+    are stored (an .npz's own shape; a folder's images are read as 1x28x28), for models whose
+    shape the dataset decides.
     """
     if spec in ("mnist", "mnist:test"):
         dataset = load_mnist("test")
@@ -36,7 +38,8 @@ def load_dataset(
     else:
         path, split = npz_split(spec)
         if path.is_dir():
-            dataset = load_image_folder(path, channels=input_shape[0], size=input_shape[1:])
+            shape = input_shape or (1, 28, 28)
+            dataset = load_image_folder(path, channels=shape[0], size=shape[1:])
         elif path.suffix.lower() == ".npz":
             dataset = load_npz(path, class_names, split)
         else:
@@ -44,7 +47,7 @@ def load_dataset(
                 f"dataset {spec!r} is neither 'mnist', 'mnist:train', a folder of class "
                 "sub-folders, nor an .npz file (file.npz, or file.npz:train for its train split)"
             )
-    if dataset.image_shape != input_shape:
+    if input_shape is not None and dataset.image_shape != input_shape:
         raise DatasetError(
             f"{spec}: images have shape {dataset.image_shape} but the models take {input_shape}"
         )

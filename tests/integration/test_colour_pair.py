@@ -10,6 +10,8 @@ der Walt), ``coffee`` (CC0, Rachel Michetti) and scikit-learn's ``china`` and ``
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -30,6 +32,7 @@ from compd_core.search.events import SeedFinished, SeedStarted
 from compd_core.search.results import ExitReason
 from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
+from own_pair_support import compd
 from replay_support import assert_strict_replay
 
 SHAPE = (3, 32, 32)
@@ -165,3 +168,51 @@ def test_characterize_runs_a_cell_on_the_colour_pair(models, dataset) -> None:
     assert shifted.shape == dataset.images.shape
     assert int(pair.predict(shifted).disagree.sum()) == cell.disagreements
     assert report.clean.n == len(dataset)
+
+
+class _Bf16Inside(nn.Module):
+    """A bfloat16 model behind a float32 interface, as one exported file: the adapters feed a
+    program its first parameter's dtype, so a float32 one (an exact 1.0) comes first."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.unit = nn.Parameter(torch.ones(()), requires_grad=False)
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model((x * self.unit).to(torch.bfloat16)).float()
+
+
+def test_the_command_line_searches_and_exports_a_colour_pair_given_as_files(
+    models, dataset, tmp_path
+) -> None:
+    """torch.export files and an .npz of colour patches, through `compd search` and
+    `compd runs export`: the same search as in Python, RGB PNGs out."""
+    original, served, _ = models
+    batch = torch.export.Dim("batch", min=1)
+    files = {}
+    for name, model in (("original", original), ("bf16", _Bf16Inside(served))):
+        program = torch.export.export(model.eval(), (torch.zeros(2, *SHAPE),),
+                                      dynamic_shapes=({0: batch},))
+        files[name] = tmp_path / f"{name}.pt2"
+        torch.export.save(program, files[name])
+    data = tmp_path / "patches.npz"
+    pixels = torch.round(dataset.images * 255).to(torch.uint8).numpy()
+    np.savez(data, x=pixels, y=dataset.labels.numpy())
+    db = tmp_path / "compd.sqlite"
+    done = compd("search", "--original", files["original"], "--compressed", files["bf16"],
+                 "--dataset", data, "--seeds", str(SEEDS), "--budget", str(BUDGET), "--db", db,
+                 "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["seeds"] == SEEDS and summary["found"] >= 1
+    out = tmp_path / "out"
+    exported = compd("runs", "export", summary["run_id"], "--db", db, "--out", out,
+                     "--format", "png")
+    assert exported.returncode == 0, exported.stderr
+    triggers = sorted((out / "png").glob("trigger_*.png"))
+    assert len(triggers) == summary["found"]
+    assert len(list((out / "png").glob("seed_*.png"))) == SEEDS
+    for path in triggers:
+        with Image.open(path) as png:
+            assert png.mode == "RGB" and png.size == (32, 32)
