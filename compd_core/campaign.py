@@ -18,6 +18,8 @@ import torch
 from compd_core.data.dataset import ImageDataset
 from compd_core.data.resolve import load_dataset
 from compd_core.errors import ConfigError
+from compd_core.executors import Executor, InProcessExecutor, PairLoader, SearchWork
+from compd_core.models.device import resolve_device
 from compd_core.models.pair import ModelPair
 from compd_core.events import EventSink, ended, no_events, with_progress
 from compd_core.search.events import SearchProgress
@@ -161,10 +163,15 @@ def run_campaign(
     emit: EventSink = no_events,
     stop: threading.Event | None = None,
     resume: str | None = None,
+    executor: Executor | None = None,
+    device: str = "cpu",
 ) -> CampaignSummary:
     """Run (or resume, by run id) a campaign; with a store, each result is committed at once.
 
     ``pair`` and ``dataset`` may be given to skip loading them (the dashboard caches both).
+    ``executor`` decides who searches the seeds (default: this process; see
+    ``compd_core.executors``); whoever does, this process alone writes the store.
+    ``device`` ('cpu', 'cuda' or 'auto') is where the pair's torch models run.
     A resumed run searches exactly its stored seeds under its stored settings; a spec that
     differs, a finished run, or a run another search holds right now is refused before anything
     changes. The summary counts only the seeds this call searched, as read back from the store.
@@ -176,10 +183,10 @@ def run_campaign(
         record = store.get_run(resume)
         _check_same_campaign(spec, record)
     strategy = get_strategy(spec.strategy)
+    executor = executor or InProcessExecutor()
+    loader = PairLoader(spec.pair, resolve_device(device))
     if pair is None:
-        from compd_core.zoo import load_pair
-
-        pair = load_pair(spec.pair)
+        pair = loader()
     if strategy.needs_white_box:
         pair.white_box()  # refuses a black-box pair before any work is done
     dataset = dataset or load_dataset(spec.dataset, pair.input_shape, pair.class_names)
@@ -212,7 +219,8 @@ def run_campaign(
     after_stop: list[SeedResult] = []  # what the strategy hands back once Stop was asked for
     started = time.perf_counter()
     try:
-        for result in strategy.run(context, seeds):
+        work = SearchWork(loader, spec.strategy, spec.settings, spec.rng_seed)
+        for result in executor.run(work, seeds, context):
             if store is not None and run_id is not None:
                 if stop.is_set():
                     after_stop.append(result)

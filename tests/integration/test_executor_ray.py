@@ -1,0 +1,144 @@
+"""Campaigns on a local Ray cluster: the same triggers as in-process, whatever the workers;
+nothing lost or stored twice when the driver is killed or a worker dies mid-chunk."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ray = pytest.importorskip("ray")
+
+from compd_core.campaign import CampaignSpec, run_campaign  # noqa: E402
+from compd_core.executors import InProcessExecutor  # noqa: E402
+from compd_core.executors.ray_executor import RayExecutor  # noqa: E402
+from compd_core.search.events import SeedFinished  # noqa: E402
+from compd_core.search.results import SeedResult  # noqa: E402
+from compd_core.search.settings import SearchSettings  # noqa: E402
+from compd_core.store import Store  # noqa: E402
+from compd_core.zoo import load_pair  # noqa: E402
+
+PAIR = "lenet5-int8-static"
+TESTS = Path(__file__).parents[1]
+# Small chunks, so that with 2 workers every chunk's batches hold other seeds than in-process.
+SPEC = CampaignSpec(PAIR, "compd", seeds=24, settings=SearchSettings(max_queries=400), rng_seed=3)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local cluster for the module; workers find compd_core and tests/ like this process."""
+    paths = [str(TESTS.parent), str(TESTS), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _by_position(results: list[SeedResult]) -> dict[int, SeedResult]:
+    return {r.seed.position: r for r in results}
+
+
+def _same_search(a: SeedResult, b: SeedResult) -> bool:
+    """The same seed searched the same way: queries, iterations, exit, and the exact trigger."""
+    if (a.seed.index, a.queries, a.iterations, a.exit_reason) != (b.seed.index, b.queries,
+                                                                   b.iterations, b.exit_reason):
+        return False
+    if a.trigger is None or b.trigger is None:
+        return a.trigger is None and b.trigger is None
+    return torch.equal(a.trigger.image, b.trigger.image)
+
+
+def _campaign(tmp_path: Path, name: str, executor, **kwargs) -> tuple[list[SeedResult], list]:
+    events: list = []
+    with Store(tmp_path / f"{name}.sqlite") as store:
+        summary = run_campaign(SPEC, store, executor=executor, emit=events.append, **kwargs)
+        return store.load_results(summary.run_id), events
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory) -> dict[int, SeedResult]:
+    results, _ = _campaign(tmp_path_factory.mktemp("inprocess"), "in", InProcessExecutor())
+    assert len(results) == SPEC.seeds and 0 < sum(r.found for r in results) < SPEC.seeds
+    return _by_position(results)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ray_finds_the_same_triggers_as_in_process(workers, local_ray, in_process, tmp_path):
+    results, events = _campaign(tmp_path, "ray", RayExecutor(workers=workers, chunk=5))
+    on_ray = _by_position(results)
+    assert set(on_ray) == set(in_process) == set(range(SPEC.seeds))
+    differing = [p for p in on_ray if not _same_search(on_ray[p], in_process[p])]
+    assert differing == []
+    # every result reached the driver's listeners too (the progress bar counts these)
+    finished = sorted(e.result.seed.position for e in events if isinstance(e, SeedFinished))
+    assert finished == list(range(SPEC.seeds))
+
+
+def test_a_worker_that_dies_mid_chunk_loses_and_repeats_no_seed(local_ray, in_process, tmp_path,
+                                                                  monkeypatch):
+    import compd_core.campaign as campaign
+    from executor_support import DyingPairLoader
+
+    marker = tmp_path / "a-worker-died"
+    monkeypatch.setattr(campaign, "PairLoader", functools.partial(DyingPairLoader, marker=str(marker)))
+    saved: list[int] = []
+    original_save = Store.save_results
+
+    def counting(self, run_id, results):
+        saved.extend(r.seed.position for r in results)
+        original_save(self, run_id, results)
+
+    monkeypatch.setattr(Store, "save_results", counting)
+    # the driver's own pair is given, so only the workers build the dying one
+    results, _ = _campaign(tmp_path, "dies", RayExecutor(workers=2, chunk=6), pair=load_pair(PAIR))
+    assert marker.exists()  # a worker really died
+    assert sorted(saved) == list(range(SPEC.seeds))  # each seed written once, none missing
+    stored = _by_position(results)
+    assert [p for p in stored if not _same_search(stored[p], in_process[p])] == []
+
+
+def _stored_positions(db: Path) -> set[int]:
+    try:
+        with Store(db, read_only=True) as store:
+            runs = store.list_runs()
+            return store.finished_positions(runs[0].id) if runs else set()
+    except Exception:  # the file exists but its tables are still being made
+        return set()
+
+
+def test_a_killed_driver_keeps_what_it_stored_and_resume_finishes_the_rest(tmp_path):
+    db = tmp_path / "runs.sqlite"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
+    common = ["--db", str(db), "--executor", "ray", "--workers", "2", "--chunk", "3", "--json"]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "compd_core", "search", "--pair", PAIR, "--seeds", "30",
+         "--budget", "1500", "--seed", "5", *common],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 300
+    while len(_stored_positions(db)) < 3 and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    with Store(db, read_only=True) as store:
+        run = store.list_runs()[0]
+        before = _by_position(store.load_results(run.id))
+    assert 3 <= len(before) < 30, "the driver must be killed with seeds still to search"
+    assert run.status == "interrupted"
+
+    resumed = subprocess.run([sys.executable, "-m", "compd_core", "search", "--resume", run.id,
+                              *common], capture_output=True, text=True, env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["seeds"] == 30 - len(before)  # only the missing seeds ran
+    with Store(db, read_only=True) as store:
+        after = _by_position(store.load_results(run.id))
+        assert store.get_run(run.id).status == "finished"
+    assert sorted(after) == list(range(30))
+    assert all(_same_search(after[p], before[p]) for p in before)  # nothing stored was redone
