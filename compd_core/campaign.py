@@ -215,7 +215,8 @@ def run_campaign(
     progress = SearchProgress(planned, already_done=planned - len(seeds))
     emit(progress.start())
     context = SearchContext(pair, spec.settings, spec.rng_seed, with_progress(emit, progress), stop)
-    results: list[SeedResult] = []
+    results: list[SeedResult] = []  # kept only without a store: the store holds them otherwise
+    searched: list[int] = []  # positions searched by this call
     after_stop: list[SeedResult] = []  # what the strategy hands back once Stop was asked for
     started = time.perf_counter()
     try:
@@ -226,7 +227,9 @@ def run_campaign(
                     after_stop.append(result)
                 else:
                     store.save_result(run_id, result)  # committed at once: a kill loses nothing
-            results.append(result)
+            else:
+                results.append(result)
+            searched.append(result.seed.position)
     except BaseException:
         stop.set()  # Ctrl-C or a crash: the run is recorded as stopped, its results are kept
         raise
@@ -238,7 +241,7 @@ def run_campaign(
     if store is not None and run_id is not None:
         # Report what the file holds, not what was meant to be written: a write that did not
         # land raises here instead of printing a success the run cannot back.
-        results = store.load_results(run_id, [r.seed.position for r in results], details=False)
+        results = store.load_results(run_id, searched, details=False)
     summary = summarize(results, wall, run_id=run_id, pair=spec.pair, strategy=spec.strategy,
                         stopped=stop.is_set())
     emit(ended("search", summary.to_dict(), stopped=summary.stopped, line=_outcome_line(summary)))

@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+import torch
+
 from compd_core.models.pair import ModelPair
-from compd_core.search.results import Seed, SeedResult
+from compd_core.search.results import Seed, SeedResult, Trigger
 from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import SearchContext
 
@@ -81,4 +83,26 @@ def chunk_size(seeds: int, workers: int) -> int:
 
 
 def chunked(seeds: Sequence[Seed], size: int) -> list[list[Seed]]:
-    return [list(seeds[start : start + size]) for start in range(0, len(seeds), size)]
+    """Seeds in chunks of ``size``, each ready to be pickled (see ``compact_seed``)."""
+    return [[compact_seed(s) for s in seeds[start : start + size]] for start in range(0, len(seeds), size)]
+
+
+def _own(tensor: torch.Tensor) -> torch.Tensor:
+    """A tensor that owns exactly its values: pickling a view sends its whole storage (a seed
+    image is a view of its dataset, a chain step's image one of a 256-image batch)."""
+    return tensor.clone()
+
+
+def compact_seed(seed: Seed) -> Seed:
+    return replace(seed, image=_own(seed.image))
+
+
+def compact_result(result: SeedResult) -> SeedResult:
+    """``result`` with tensors of its own, so that it pickles to its own size: measured on
+    ``compd`` results, 11 MB per seed with the batch storages its chain steps view."""
+    trigger = result.trigger
+    if trigger is not None:
+        trigger = Trigger(_own(trigger.image), _own(trigger.probs_original),
+                          _own(trigger.probs_compressed), trigger.l2, trigger.linf)
+    chain = [replace(step, image=_own(step.image)) for step in result.chain]
+    return replace(result, seed=compact_seed(result.seed), trigger=trigger, chain=chain)

@@ -18,10 +18,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from compd_core.errors import CompdError, ConfigError
-from compd_core.executors.base import Executor, SearchWork, chunk_size, chunked
+from compd_core.executors.base import Executor, SearchWork, chunk_size, chunked, compact_result
 from compd_core.search.events import SeedFinished, no_events
 from compd_core.search.results import Seed, SeedResult
 from compd_core.search.strategies import SearchContext, get_strategy
+
+logger = logging.getLogger(__name__)
 
 MISSING_RAY = "--executor ray needs Ray: pip install 'compd[ray]'"
 _ADDRESS = re.compile(r"^(ray://)?(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
@@ -74,7 +76,7 @@ class ChunkSearcher:
     def search(self, seeds: list[Seed]) -> list[SeedResult]:
         context = SearchContext(self.pair, self.work.settings, self.work.rng_seed, no_events,
                                 self.stopping)
-        return list(get_strategy(self.work.strategy).run(context, seeds))
+        return [compact_result(r) for r in get_strategy(self.work.strategy).run(context, seeds)]
 
     def stop(self) -> None:
         self.stopping.set()
@@ -113,7 +115,7 @@ class RayExecutor(Executor):
 
     def _start(self, ray: Any) -> None:
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                   "logging_level": logging.WARNING}
+                                   "logging_level": logging.ERROR}
         if self.address is None:
             options["num_cpus"] = self.workers or os.cpu_count() or 1
         else:
@@ -121,9 +123,13 @@ class RayExecutor(Executor):
         ray.init(**options)
 
     def _worker_count(self, ray: Any) -> int:
-        if self.workers is not None:
-            return self.workers
-        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+        """As many as asked, but no more than the cluster has CPUs: an actor that no CPU is
+        free for would hold its queued chunks forever."""
+        cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        if self.workers is not None and self.workers > cpus:
+            logger.warning("the Ray cluster has %d CPUs: searching with %d workers, not %d",
+                           cpus, cpus, self.workers)
+        return cpus if self.workers is None else min(self.workers, cpus)
 
     def _search(self, ray: Any, work: SearchWork, seeds: Sequence[Seed],
                 context: SearchContext) -> Iterator[SeedResult]:

@@ -105,6 +105,34 @@ def test_a_worker_that_dies_mid_chunk_loses_and_repeats_no_seed(local_ray, in_pr
     assert [p for p in stored if not _same_search(stored[p], in_process[p])] == []
 
 
+def test_stop_on_ray_keeps_the_cut_short_seeds_and_resume_finishes_the_rest(local_ray, tmp_path):
+    """Stop once the first chunk is back: the chunks still running end after their current
+    step and hand back their seeds (stored as stopped, in one commit); seeds never sent out
+    stay unsearched, and a resume searches exactly those."""
+    import threading
+
+    from compd_core.search.results import ExitReason
+
+    spec = CampaignSpec(PAIR, "compd", seeds=24, settings=SearchSettings(max_queries=3000), rng_seed=3)
+    stop = threading.Event()
+
+    def stop_at_first_result(event) -> None:
+        if isinstance(event, SeedFinished):
+            stop.set()
+
+    with Store(tmp_path / "stop.sqlite") as store:
+        summary = run_campaign(spec, store, executor=RayExecutor(workers=2, chunk=4), stop=stop,
+                               emit=stop_at_first_result)
+        kept = _by_position(store.load_results(summary.run_id))
+        assert store.get_run(summary.run_id).status == "stopped"
+        cut_short = [p for p, r in kept.items() if r.exit_reason is ExitReason.STOPPED]
+        assert cut_short, "a chunk in flight was stopped mid-search and its seeds kept"
+        assert 4 <= len(kept) <= 16  # at most two chunks per worker were out
+        resumed = run_campaign(spec, store, resume=summary.run_id)
+        assert resumed.seeds == 24 - len(kept)
+        assert sorted(p for p in _by_position(store.load_results(summary.run_id))) == list(range(24))
+
+
 def _stored_positions(db: Path) -> set[int]:
     try:
         with Store(db, read_only=True) as store:

@@ -86,3 +86,31 @@ def test_on_cuda_a_float_model_runs_there_and_answers_on_the_cpu(mnist_test):
     assert on_gpu.original.device.type == "cpu" and moved.original.device.type == "cuda"
     assert torch.allclose(on_gpu.original, on_cpu.original, atol=1e-4)
     assert pair.original.device.type == "cpu"  # the shared, cached model was not moved
+
+
+def test_what_travels_between_driver_and_workers_is_its_own_size(int8_pair, mnist_test):
+    """A seed is a view of its dataset and a chain step's image one of its search batch:
+    pickled as they are, they carry those whole storages along."""
+    import pickle
+
+    from compd_core.executors.base import chunked, compact_result
+    from compd_core.search.seeds import select_seeds
+    from compd_core.search.settings import SearchSettings
+    from compd_core.search.strategies import SearchContext, get_strategy
+
+    seeds = select_seeds(int8_pair, mnist_test, 4, seed=0)
+    chunk = chunked(seeds, 4)[0]
+    assert len(pickle.dumps(chunk)) < 4 * 8_000  # four 28x28 images and their labels
+    assert [s.index for s in chunk] == [s.index for s in seeds]
+    assert all(torch.equal(a.image, b.image) for a, b in zip(chunk, seeds))
+    context = SearchContext(int8_pair, SearchSettings(max_queries=150), 0)
+    results = list(get_strategy("compd").run(context, seeds))
+    assert any(r.chain for r in results)
+    for result in results:
+        sent = compact_result(result)
+        steps = max(1, len(result.chain))
+        assert len(pickle.dumps(sent)) < 8_000 * (2 + steps)  # seed, trigger, one image a step
+        assert [torch.equal(a.image, b.image) for a, b in zip(sent.chain, result.chain)] == [True] * len(result.chain)
+        assert (sent.queries, sent.exit_reason, sent.trace) == (result.queries, result.exit_reason, result.trace)
+        if result.trigger is not None:
+            assert torch.equal(sent.trigger.image, result.trigger.image)
