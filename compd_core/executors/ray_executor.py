@@ -78,16 +78,48 @@ class ChunkSearcher:
                                 self.stopping)
         return [compact_result(r) for r in get_strategy(self.work.strategy).run(context, seeds)]
 
+    def ready(self) -> bool:
+        """Answers once the worker is up and its pair loaded."""
+        return True
+
     def stop(self) -> None:
         self.stopping.set()
+
+
+class _RaySession:
+    """This process's Ray session, shared by the campaigns running in it (the dashboard runs
+    several at once): started by the first that needs it, shut down when the last one ends,
+    and never shut down when someone else (a test, the user) started it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._ours = False
+
+    def enter(self, ray: Any, options: dict[str, Any]) -> None:
+        with self._lock:
+            if not ray.is_initialized():
+                ray.init(**options)
+                self._ours = True
+            self._users += 1
+
+    def leave(self, ray: Any) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._ours:
+                ray.shutdown()
+                self._ours = False
+
+
+_SESSION = _RaySession()
 
 
 class RayExecutor(Executor):
     """Seeds in chunks over ``workers`` Ray actors, one CPU each.
 
-    Without ``address`` a local cluster with ``workers`` CPUs is started (and shut down at the
-    end); with one, the campaign joins that cluster. A Ray session already open in this process
-    (a test's) is used as it is.
+    Without ``address`` a local cluster with ``workers`` CPUs is started (and shut down when the
+    last campaign using it ends); with one, the campaign joins that cluster. A Ray session
+    already open in this process (a test's) is used as it is.
     """
 
     name = "ray"
@@ -104,23 +136,20 @@ class RayExecutor(Executor):
 
     def run(self, work: SearchWork, seeds: Sequence[Seed], context: SearchContext) -> Iterator[SeedResult]:
         ray = import_ray()
-        started_here = not ray.is_initialized()
-        if started_here:
-            self._start(ray)
+        _SESSION.enter(ray, self._init_options())
         try:
             yield from self._search(ray, work, seeds, context)
         finally:
-            if started_here:
-                ray.shutdown()
+            _SESSION.leave(ray)
 
-    def _start(self, ray: Any) -> None:
+    def _init_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                    "logging_level": logging.ERROR}
         if self.address is None:
             options["num_cpus"] = self.workers or os.cpu_count() or 1
         else:
             options["address"] = self.address
-        ray.init(**options)
+        return options
 
     def _worker_count(self, ray: Any) -> int:
         """As many as asked, but no more than the cluster has CPUs: an actor that no CPU is
@@ -133,6 +162,9 @@ class RayExecutor(Executor):
 
     def _search(self, ray: Any, work: SearchWork, seeds: Sequence[Seed],
                 context: SearchContext) -> Iterator[SeedResult]:
+        """Chunks go only to workers that are up (their pair loaded) and never more than
+        ``_IN_FLIGHT`` to one: a worker still waiting for a CPU (another campaign holds it)
+        is never handed a chunk the others could search."""
         if not seeds:
             return
         workers = min(self._worker_count(ray), len(seeds))
@@ -141,39 +173,45 @@ class RayExecutor(Executor):
         actors = [actor_class.options(num_cpus=1, max_restarts=self.retries,
                                       max_task_retries=self.retries).remote(work)
                   for _ in range(min(workers, len(queue)))]
+        starting = {actor.ready.remote(): actor for actor in actors}
         in_flight: dict[Any, Any] = {}
+        load = {id(actor): 0 for actor in actors}
 
-        def submit(actor: Any) -> None:
-            if queue and not context.stop.is_set():
+        def feed(actor: Any) -> None:
+            while queue and load[id(actor)] < _IN_FLIGHT and not context.stop.is_set():
                 in_flight[actor.search.remote(queue.pop(0))] = actor
+                load[id(actor)] += 1
 
-        for _ in range(_IN_FLIGHT):
-            for actor in actors:
-                submit(actor)
         stop_sent = False
         try:
-            while in_flight:
+            while in_flight or (queue and starting and not context.stop.is_set()):
                 if context.stop.is_set() and not stop_sent:
                     for actor in actors:  # each ends its chunk after the current step
                         actor.stop.options(concurrency_group="control").remote()
                     stop_sent = True
-                ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=0.2)
+                ready, _ = ray.wait([*in_flight, *starting], num_returns=1, timeout=0.2)
                 for ref in ready:
-                    actor = in_flight.pop(ref)
-                    for result in self._results(ray, ref):
-                        context.emit(SeedFinished(result))
-                        yield result
-                    submit(actor)
+                    if ref in starting:
+                        actor = starting.pop(ref)
+                        self._fetch(ray, ref)  # raises if the worker could not start
+                    else:
+                        actor = in_flight.pop(ref)
+                        load[id(actor)] -= 1
+                        for result in self._fetch(ray, ref):
+                            context.emit(SeedFinished(result))
+                            yield result
+                    feed(actor)
         finally:
             for actor in actors:
                 ray.kill(actor)
 
-    def _results(self, ray: Any, ref: Any) -> list[SeedResult]:
+    def _fetch(self, ray: Any, ref: Any) -> Any:
+        """A task's value; a worker lost for good (its restarts spent) says so in one line."""
         try:
             return ray.get(ref)
         except ray.exceptions.RayActorError as exc:
             raise WorkerLostError(
-                f"a Ray worker died {self.retries + 1} times while searching a chunk of seeds "
+                f"a Ray worker searching a chunk of seeds died {self.retries + 1} time(s) "
                 "(out of memory, or a node lost?); the seeds already stored are kept: "
                 "`compd search --resume RUN` searches the rest"
             ) from exc

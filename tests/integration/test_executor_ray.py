@@ -32,6 +32,33 @@ TESTS = Path(__file__).parents[1]
 SPEC = CampaignSpec(PAIR, "compd", seeds=24, settings=SearchSettings(max_queries=400), rng_seed=3)
 
 
+def test_campaigns_at_once_in_one_process_share_the_ray_session_they_start(tmp_path):
+    """Two searches started together (two dashboard sessions): the first starts Ray, the one
+    that ends first leaves it running for the other, and the last shuts it down. Runs before
+    any test of this module opens a session of its own."""
+    import threading
+
+    assert not ray.is_initialized()
+    spec = CampaignSpec(PAIR, "compd", seeds=6, settings=SearchSettings(max_queries=200), rng_seed=1)
+    ends: dict[int, object] = {}
+
+    def search(k: int) -> None:
+        try:
+            with Store(tmp_path / f"{k}.sqlite") as store:
+                summary = run_campaign(spec, store, executor=RayExecutor(workers=2, chunk=2))
+                ends[k] = len(store.load_results(summary.run_id))
+        except Exception as exc:  # reported below, with the other thread's outcome
+            ends[k] = exc
+
+    threads = [threading.Thread(target=search, args=(k,)) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(600)
+    assert ends == {0: 6, 1: 6}
+    assert not ray.is_initialized()  # the session they started ended with the last of them
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     """One local cluster for the module; workers find compd_core and tests/ like this process."""

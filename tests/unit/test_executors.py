@@ -114,3 +114,22 @@ def test_what_travels_between_driver_and_workers_is_its_own_size(int8_pair, mnis
         assert (sent.queries, sent.exit_reason, sent.trace) == (result.queries, result.exit_reason, result.trace)
         if result.trigger is not None:
             assert torch.equal(sent.trigger.image, result.trigger.image)
+
+
+def test_a_servers_executor_comes_from_its_environment(monkeypatch):
+    for name in ("COMPD_EXECUTOR", "COMPD_RAY_ADDRESS", "COMPD_RAY_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    from compd_core.executors import executor_from_environment
+
+    assert isinstance(executor_from_environment(), InProcessExecutor)
+    monkeypatch.setenv("COMPD_EXECUTOR", "dask")
+    with pytest.raises(ConfigError, match=r"COMPD_EXECUTOR.*unknown executor 'dask'"):
+        executor_from_environment()
+    monkeypatch.setenv("COMPD_EXECUTOR", "ray")
+    monkeypatch.setenv("COMPD_RAY_WORKERS", "two")
+    with pytest.raises(ConfigError, match="COMPD_RAY_WORKERS must be a whole number >= 1, got 'two'"):
+        executor_from_environment()
+    pytest.importorskip("ray")
+    monkeypatch.setenv("COMPD_RAY_WORKERS", "2")
+    executor = executor_from_environment()
+    assert (executor.name, executor.workers, executor.address) == ("ray", 2, None)
