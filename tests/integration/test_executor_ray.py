@@ -197,3 +197,33 @@ def test_a_killed_driver_keeps_what_it_stored_and_resume_finishes_the_rest(tmp_p
         assert store.get_run(run.id).status == "finished"
     assert sorted(after) == list(range(30))
     assert all(_same_search(after[p], before[p]) for p in before)  # nothing stored was redone
+
+
+def test_dashboard_searches_run_on_the_executor_the_server_is_set_to(local_ray, in_process,
+                                                                     tmp_path, monkeypatch):
+    """Two sessions' searches at once on Ray workers: both finish, every seed stored once,
+    with the results of the in-process search, and their live counts match the store."""
+    from compd_core.data import load_mnist
+    from dashboard import jobs
+
+    monkeypatch.setenv("COMPD_EXECUTOR", "ray")
+    monkeypatch.setenv("COMPD_RAY_WORKERS", "2")
+    on_ray: list[int] = []
+    run_on_ray = RayExecutor.run
+
+    def counting(self, work, seeds, context):
+        on_ray.append(len(seeds))
+        return run_on_ray(self, work, seeds, context)
+
+    monkeypatch.setattr(RayExecutor, "run", counting)
+    with Store(tmp_path / "dash.sqlite") as store:
+        started = [jobs.start_search(store, SPEC, load_pair(PAIR), load_mnist("test")) for _ in range(2)]
+        for job in started:
+            job.wait(600)
+            assert job.status == "finished", job.error
+            stored = _by_position(store.load_results(job.run_id))
+            assert sorted(stored) == list(range(SPEC.seeds))
+            assert [p for p in stored if not _same_search(stored[p], in_process[p])] == []
+            progress = job.progress()
+            assert progress.seeds_done == SPEC.seeds and progress.found == store.get_run(job.run_id).found
+    assert on_ray == [SPEC.seeds, SPEC.seeds]  # both searches went out to the Ray workers
