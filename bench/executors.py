@@ -86,7 +86,7 @@ def main() -> None:
         finally:
             ray.shutdown()
         writes = store_writes_per_second(reference, spec, folder)
-    work = SearchWork(PairLoader(args.pair), spec.strategy, spec.settings, spec.rng_seed)
+    work = SearchWork(PairLoader(spec.source), spec.strategy, spec.settings, spec.rng_seed)
     per_result = statistics.fmean(len(pickle.dumps(r)) for r in reference)
     seed_bytes = statistics.fmean(len(pickle.dumps(r.seed)) for r in reference)
     print(f"{args.seeds} seeds of {args.pair}, compd, budget {args.budget} queries per seed, "

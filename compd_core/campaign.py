@@ -24,7 +24,8 @@ from compd_core.models.pair import ModelPair
 from compd_core.events import EventSink, ended, no_events, with_progress
 from compd_core.search.events import SearchProgress
 from compd_core.search.results import Seed, SeedResult
-from compd_core.search.seeds import Order, seeds_from, select_seeds
+from compd_core.pair_spec import PairSpec
+from compd_core.search.seeds import EXPLICIT_ORDER, Order, explicit_seeds, seeds_from, select_seeds
 from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import SearchContext, get_strategy
 from compd_core.store import RunRecord, SeedPlan, Store
@@ -35,13 +36,26 @@ from compd_core.strength import StrengthSummary, summarize_strength
 class CampaignSpec:
     """Everything that determines a campaign's results."""
 
-    pair: str  # zoo pair id
+    pair: str  # the pair's name: a zoo id, or what ``pair_spec`` calls its files
     strategy: str = "compd"
     seeds: int = 100
     settings: SearchSettings = SearchSettings()
     rng_seed: int = 0
     dataset: str = "mnist"  # where seeds come from (see compd_core.data.resolve)
     seed_order: Order = "random"
+    pair_spec: PairSpec | None = None  # own model files; None: ``pair`` is a zoo id
+    seed_indices: tuple[int, ...] | None = None  # explicit dataset indices instead of a draw
+
+    def __post_init__(self) -> None:
+        if self.seed_indices is not None:  # listed seeds fix their count and their order
+            object.__setattr__(self, "seed_indices", tuple(int(i) for i in self.seed_indices))
+            object.__setattr__(self, "seeds", len(self.seed_indices))
+            object.__setattr__(self, "seed_order", EXPLICIT_ORDER)
+
+    @property
+    def source(self) -> PairSpec:
+        """How to build the pair: the given files, or the zoo pair ``pair`` names."""
+        return self.pair_spec if self.pair_spec is not None else PairSpec.zoo(self.pair)
 
 
 @dataclass(frozen=True)
@@ -104,19 +118,25 @@ def summarize(
 
 def spec_of_run(record: RunRecord) -> CampaignSpec:
     """The campaign a stored run was started as: what ``--resume RUN`` alone continues."""
-    order = record.seed_plan.order if record.seed_plan is not None else "random"
+    plan = record.seed_plan
+    order = plan.order if plan is not None else "random"
+    explicit = plan.indices if plan is not None and order == EXPLICIT_ORDER else None
     return CampaignSpec(pair=record.pair, strategy=record.strategy, seeds=record.seed_count,
                         settings=record.settings, rng_seed=record.rng_seed,
-                        dataset=record.dataset, seed_order=order)  # type: ignore[arg-type]
+                        dataset=record.dataset, seed_order=order,  # type: ignore[arg-type]
+                        pair_spec=record.pair_spec, seed_indices=explicit)
 
 
 def _check_same_campaign(spec: CampaignSpec, record: RunRecord) -> None:
     """Refuse to continue a run under other settings: its results would mix two campaigns."""
     stored = spec_of_run(record)
-    for name in ("pair", "strategy", "seeds", "settings", "rng_seed", "dataset", "seed_order"):
+    for name in ("pair", "strategy", "seeds", "settings", "rng_seed", "dataset", "seed_order",
+                 "seed_indices"):
         if name == "seed_order" and record.seed_plan is None:
             continue  # runs stored before seed plans did not record their order
         mine, theirs = getattr(spec, name), getattr(stored, name)
+        if name == "seed_indices" and mine is None:
+            continue  # a spec may leave its seeds to the stored plan
         if mine != theirs:
             raise ConfigError(
                 f"run {record.id} was started with {name} {theirs!r}, not {mine!r}; resume it "
@@ -184,14 +204,21 @@ def run_campaign(
         _check_same_campaign(spec, record)
     strategy = get_strategy(spec.strategy)
     executor = executor or InProcessExecutor()
-    loader = PairLoader(spec.pair, resolve_device(device))
+    source = record.pair_source() if record is not None else spec.source
+    loader = PairLoader(source, resolve_device(device))
     if pair is None:
+        if record is not None:
+            source.changed_files()  # a file that is gone is refused; a changed one logged
         pair = loader()
+    elif loader.device != "cpu":
+        pair = pair.on(loader.device)
     if strategy.needs_white_box:
         pair.white_box()  # refuses a black-box pair before any work is done
     dataset = dataset or load_dataset(spec.dataset, pair.input_shape, pair.class_names)
     if record is not None and record.seed_plan is not None:
         seeds = _seeds_of_plan(record.seed_plan, dataset, record.id)
+    elif spec.seed_indices is not None:
+        seeds = explicit_seeds(pair, dataset, spec.seed_indices)
     else:
         seeds = select_seeds(pair, dataset, spec.seeds, seed=spec.rng_seed, order=spec.seed_order)
         if store is not None and record is not None and record.seeds_done:
@@ -203,7 +230,8 @@ def run_campaign(
         if record is None:
             run_id = store.create_run(spec.pair, spec.strategy, spec.settings, spec.seeds,
                                       spec.rng_seed, spec.dataset,
-                                      seed_plan=_plan(seeds, spec.seed_order))
+                                      seed_plan=_plan(seeds, spec.seed_order),
+                                      pair_spec=spec.pair_spec)
         else:
             run_id = record.id
         store.resume_run(run_id)  # claims it: one search per run at a time

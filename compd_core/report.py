@@ -200,7 +200,8 @@ def _pair_section(run: RunRecord, facts: _PairFacts | None) -> str:
     if facts is None:
         return (
             f"<section><h2>The two models</h2><p>{_e(run.pair)}: the user's own models, "
-            f"searched on the dataset <code>{_e(run.dataset)}</code>.</p></section>"
+            f"searched on the dataset <code>{_e(run.dataset)}</code>.</p>"
+            f"{_files_table(run)}</section>"
         )
     rows = [
         ("How it was compressed", _e(facts.description)),
@@ -217,6 +218,16 @@ def _pair_section(run: RunRecord, facts: _PairFacts | None) -> str:
         "the problem: the two models score almost the same, yet they disagree on particular "
         f"inputs.</p><table class=\"facts\">{body}</table></section>"
     )
+
+
+def _files_table(run: RunRecord) -> str:
+    """The own model files a run searched, with the SHA-256 recorded when it started."""
+    rows = []
+    for role, path, digest in [] if run.pair_spec is None else run.pair_spec.model_files():
+        recorded = "" if digest is None else f" (SHA-256 <code>{_e(digest[:16])}…</code>)"
+        rows.append(f"<tr><th>{role.capitalize()} model</th><td><code>{_e(path)}</code>"
+                    f"{recorded}</td></tr>")
+    return f"<table class=\"facts\">{''.join(rows)}</table>" if rows else ""
 
 
 def _search_section(run: RunRecord, results: Sequence[SeedResult], names: Sequence[str]) -> str:

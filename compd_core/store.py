@@ -50,6 +50,7 @@ import torch
 from PIL import Image
 
 from compd_core.errors import StoreError
+from compd_core.pair_spec import PairSpec
 from compd_core.search.results import ChainStep, ExitReason, Seed, SeedResult, Trigger
 from compd_core.search.criterion import Criterion
 from compd_core.search.settings import SearchSettings
@@ -58,7 +59,7 @@ logger = logging.getLogger(__name__)
 
 # The layout's version lives in the file's header (PRAGMA user_version). Version 1 kept it in a
 # `schema_version` table instead; opening such a file for writing upgrades it in place.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 30.0  # a writer holds the lock for one seed (milliseconds); 30 s means "stuck"
 DEFAULT_SELECTION = "default"
 
@@ -72,6 +73,10 @@ _ADDED_RUN_COLUMNS = (
     ("seed_plan", "TEXT"),  # JSON SeedPlan: the exact seeds, so a resume searches the same images
     ("owner_pid", "INTEGER"),  # the process searching the run while it is "running"
     ("owner_host", "TEXT"),
+)
+# Columns added to `runs` in version 4.
+_ADDED_RUN_COLUMNS_4 = (
+    ("pair_spec", "TEXT"),  # JSON PairSpec: the files (with hashes) a run's pair is rebuilt from
 )
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -94,7 +99,8 @@ CREATE TABLE IF NOT EXISTS runs (
     note TEXT NOT NULL DEFAULT '',
     seed_plan TEXT,                    -- JSON SeedPlan: the exact seeds a resume searches again
     owner_pid INTEGER,                 -- the process searching the run while it is "running"
-    owner_host TEXT
+    owner_host TEXT,
+    pair_spec TEXT                     -- JSON PairSpec (NULL: `pair` is a zoo id)
 );
 CREATE TABLE IF NOT EXISTS seeds (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -256,6 +262,11 @@ class RunRecord:
     queries: int  # over all seeds done
     seed_plan: SeedPlan | None = None  # None: a run stored before plans were kept
     owner: str | None = None  # "pid@host" of the process searching it, while running
+    pair_spec: PairSpec | None = None  # own files; None: ``pair`` is a zoo id
+
+    def pair_source(self) -> PairSpec:
+        """How to rebuild this run's pair: its stored files, else the zoo pair it names."""
+        return self.pair_spec if self.pair_spec is not None else PairSpec.zoo(self.pair)
 
     @property
     def found_rate(self) -> float:
@@ -264,8 +275,10 @@ class RunRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (settings as a dict)."""
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "seed_plan"}
+        data = {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name not in ("seed_plan", "pair_spec")}
         data["settings"] = asdict(self.settings)
+        data["pair_spec"] = self.pair_source().to_dict()
         data["seed_order"] = None if self.seed_plan is None else self.seed_plan.order
         data["found_rate"] = self.found_rate
         return data
@@ -383,16 +396,26 @@ def _drop_version_table(connection: sqlite3.Connection) -> None:
 
 def _add_run_owner_columns(connection: sqlite3.Connection) -> None:
     """2 -> 3: runs keep their exact seed list and the process searching them."""
+    _add_columns(connection, _ADDED_RUN_COLUMNS)
+
+
+def _add_columns(connection: sqlite3.Connection, columns: tuple[tuple[str, str], ...]) -> None:
     present = {row["name"] for row in connection.execute("PRAGMA table_info(runs)")}
-    for column, kind in _ADDED_RUN_COLUMNS:
+    for column, kind in columns:
         if column not in present:
             connection.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
+
+
+def _add_pair_spec_column(connection: sqlite3.Connection) -> None:
+    """3 -> 4: runs keep the description of their pair (own files and their hashes)."""
+    _add_columns(connection, _ADDED_RUN_COLUMNS_4)
 
 
 # MIGRATIONS[n] upgrades a version-n file to version n + 1, inside the opening transaction.
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
     1: _drop_version_table,
     2: _add_run_owner_columns,
+    3: _add_pair_spec_column,
 }
 
 
@@ -587,10 +610,13 @@ class Store:
         *,
         note: str = "",
         seed_plan: SeedPlan | None = None,
+        pair_spec: PairSpec | None = None,
     ) -> str:
         """Record a new campaign and return its id (time-stamped, e.g. 20261121-070512-ab12).
 
-        The creating process is recorded as the run's owner until it ends the run.
+        ``pair_spec`` describes the pair (own files with their hashes); without it ``pair``
+        must be a zoo id. The creating process is recorded as the run's owner until it ends
+        the run.
         """
         if not isinstance(settings, SearchSettings):
             raise StoreError(f"settings must be SearchSettings, got {type(settings).__name__}")
@@ -598,6 +624,7 @@ class Store:
             raise StoreError(f"a run needs at least one seed, got seed_count={seed_count!r}")
         settings_json = _dumps(asdict(settings))
         plan_json = None if seed_plan is None else seed_plan.to_json()
+        spec_json = None if pair_spec is None or pair_spec.is_zoo else pair_spec.to_json()
         for _ in range(8):
             created = time.time()
             stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(created))
@@ -607,10 +634,11 @@ class Store:
                     connection.execute(
                         "INSERT INTO runs (id, pair, strategy, settings, seed_count, rng_seed, "
                         "dataset, status, created, updated, note, seed_plan, owner_pid, "
-                        "owner_host) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                        "owner_host, pair_spec) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
                         (run_id, pair, strategy, settings_json, seed_count, int(rng_seed),
                          dataset, created, created, note, plan_json, os.getpid(),
-                         socket.gethostname()),
+                         socket.gethostname(), spec_json),
                     )
                 return run_id
             except StoreError as exc:
@@ -950,6 +978,7 @@ def _optional(row: sqlite3.Row, column: str) -> Any:
 
 def _run_record(row: sqlite3.Row) -> RunRecord:
     plan, pid = _optional(row, "seed_plan"), _optional(row, "owner_pid")
+    spec = _optional(row, "pair_spec")
     stored = _upgrade_settings(json.loads(row["settings"]))
     known = {f.name for f in fields(SearchSettings)}
     dropped = sorted(set(stored) - known)
@@ -968,6 +997,7 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
         seeds_done=row["seeds_done"], found=row["found_count"], queries=row["queries_total"],
         seed_plan=None if plan is None else SeedPlan.from_json(plan),
         owner=f"{pid}@{_optional(row, 'owner_host')}" if pid else None,
+        pair_spec=None if spec is None else PairSpec.from_json(spec),
     )
 
 

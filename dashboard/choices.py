@@ -7,36 +7,25 @@ build them, so two sessions that choose the same pair share one set of loaded mo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+
+from compd_core.pair_spec import PairSpec
 
 DEFAULT_PAIR = "lenet5-int8-static"  # the shipped pair the dashboard opens on (and the demo uses)
 
 
-@dataclass(frozen=True)
-class PairChoice:
-    """A shipped zoo pair (``zoo_id``), or two model files with their input shape and classes."""
+# The pair a session works on is compd_core's own description of a pair (zoo id or own files),
+# the one stored with every run: a page rebuilds a run's pair from it.
+PairChoice = PairSpec
 
-    zoo_id: str | None = DEFAULT_PAIR
-    original_path: str | None = None
-    compressed_path: str | None = None
-    input_shape: tuple[int, int, int] = (1, 28, 28)
-    class_names: tuple[str, ...] | None = None  # own files only; None = "0", "1", ... by output size
 
-    @property
-    def is_zoo(self) -> bool:
-        return self.zoo_id is not None
-
-    @property
-    def name(self) -> str:
-        """The name runs are stored under: the zoo id, or both file names."""
-        if self.zoo_id is not None:
-            return self.zoo_id
-        return f"{Path(self.original_path or '?').name} vs {Path(self.compressed_path or '?').name}"
+def default_pair() -> PairChoice:
+    return PairSpec.zoo(DEFAULT_PAIR)
 
 
 @dataclass(frozen=True)
 class DatasetChoice:
-    """Where images come from: ``mnist``, ``mnist:train``, an image folder or an .npz path."""
+    """Where images come from: ``mnist``, ``mnist:train``, an image folder or an .npz path
+    (``file.npz:train`` for the train split of an archive with x_train/x_test)."""
 
     spec: str = "mnist"
     label: str = "MNIST test split"

@@ -223,7 +223,7 @@ def start_search(
     if strategy.needs_white_box:
         pair.white_box()
     run_id = store.create_run(spec.pair, spec.strategy, spec.settings, spec.seeds,
-                              spec.rng_seed, spec.dataset, note=note)
+                              spec.rng_seed, spec.dataset, note=note, pair_spec=spec.pair_spec)
     return _launch(store, spec, run_id, pair, dataset, kind=kind, stop_after=stop_after,
                    choices=choices)
 

@@ -25,7 +25,7 @@ from compd_core.repair import (
     RepairReport,
     RepairSettings,
     ResearchProgress,
-    fine_tunable_source,
+    fine_tunable,
 )
 from compd_core.store import Store
 from dashboard.job_registry import JobLifecycle, JobRegistry
@@ -104,7 +104,7 @@ def start_repair(store: Store, run_id: str, settings: RepairSettings) -> RepairJ
     A pair that cannot be fine-tuned (black box, not in the zoo) raises here, before any thread.
     """
     run = store.get_run(run_id)
-    fine_tunable_source(run.pair)
+    fine_tunable(run)
     job = RepairJob(id=secrets.token_hex(6), run_id=run_id, pair=run.pair, settings=settings)
     _REGISTRY.start(job, lambda: _work(job, store))
     return job

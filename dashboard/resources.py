@@ -40,17 +40,7 @@ def get_store() -> Store:
 @st.cache_resource(show_spinner="Loading the models…")
 def classifiers(choice: PairChoice) -> tuple[Classifier, Classifier]:
     """The two models of a pair, loaded once per process."""
-    if choice.zoo_id is not None:
-        from compd_core.zoo import load_pair
-
-        pair = load_pair(choice.zoo_id)
-        return pair.original, pair.compressed
-    from compd_core.models.loading import load_classifier
-
-    return (
-        load_classifier(choice.original_path or "", choice.input_shape, choice.class_names),
-        load_classifier(choice.compressed_path or "", choice.input_shape, choice.class_names),
-    )
+    return choice.load_classifiers()
 
 
 def new_pair(choice: PairChoice) -> ModelPair:
@@ -99,14 +89,16 @@ def zoo_original_size(pair_id: str) -> int:
     return manifest.originals[entry.original].size_bytes
 
 
-def choice_for_run(pair_name: str, session_choice: PairChoice) -> PairChoice | None:
-    """How to rebuild the pair a stored run searched: a zoo id, or this session's own files.
-
-    A run on files loaded in another session (or before a restart) cannot be rebuilt here.
-    """
-    if pair_name in zoo_entries():
-        return PairChoice(zoo_id=pair_name)
-    if session_choice.name == pair_name:
+def choice_for_run(source: PairChoice, session_choice: PairChoice) -> PairChoice | None:
+    """How to rebuild a stored run's pair here, from ``RunRecord.pair_source()`` (or a job's
+    ``CampaignSpec.source``): its own files while they are all there, a zoo pair the zoo knows,
+    or, for a run stored before runs kept their files, this session's files of that name."""
+    if not source.is_zoo:
+        present = all(Path(path).is_file() for _, path, _ in source.model_files())
+        return source if present else None
+    if source.zoo_id in zoo_entries():
+        return source
+    if session_choice.name == source.zoo_id:
         return session_choice
     return None
 

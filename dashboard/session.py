@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import jobs, resources
-from dashboard.choices import DatasetChoice, PairChoice, SessionChoices, Upload
+from dashboard.choices import DatasetChoice, PairChoice, SessionChoices, Upload, default_pair
 from dashboard.uploads import unpark_uploads
 
 _PAIR = "pair_choice"
@@ -23,7 +23,7 @@ _UPLOADS = "uploads"
 
 def pair_choice() -> PairChoice:
     """The pair this session works on; the shipped default until the user picks another."""
-    return st.session_state.get(_PAIR) or PairChoice()
+    return st.session_state.get(_PAIR) or default_pair()
 
 
 def dataset_choice() -> DatasetChoice:
@@ -104,7 +104,7 @@ def restore(choices: SessionChoices) -> None:
 
 
 def _choices_of_spec(job: jobs.Job) -> SessionChoices:
-    """For a job started without a session's choices (a resumed run): its pair when that is a
-    shipped one, this session's otherwise; no picks or uploads."""
-    pair = resources.choice_for_run(job.spec.pair, pair_choice()) or pair_choice()
+    """For a job started without a session's choices (a resumed run): its own pair when it can
+    be rebuilt here, this session's otherwise; no picks or uploads."""
+    pair = resources.choice_for_run(job.spec.source, pair_choice()) or pair_choice()
     return SessionChoices(pair, dataset_choice())

@@ -38,6 +38,9 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``compd`` script."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # A changed model file is said in the command's own line (common.warn_changed_files); the
+    # library's log record of the same sentence would print it a second time.
+    logging.getLogger("compd_core.pair_spec").setLevel(logging.ERROR)
     _register()
     try:
         code = app(args=argv, standalone_mode=False)  # a command's typer.Exit(n) returns n here

@@ -8,7 +8,20 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from compd_core.cli.common import console, out, parse_csv, parse_csv_ints, print_json, seed_option
+from compd_core.cli.common import (
+    ALLOW_CODE_HELP,
+    COMPRESSED_HELP,
+    DATASET_HELP,
+    ORIGINAL_HELP,
+    PAIR_HELP,
+    console,
+    out,
+    pair_spec_from_options,
+    parse_csv,
+    parse_csv_ints,
+    print_json,
+    seed_option,
+)
 from compd_core.cli.stoppable import exit_stopped, run_job
 from compd_core.paths import writable_output_dir
 
@@ -17,7 +30,10 @@ if TYPE_CHECKING:
 
 
 def characterize(
-    pair: str = typer.Option(..., "--pair", help="A zoo pair id (see `compd zoo list`)."),
+    pair: str = typer.Option(None, "--pair", help=PAIR_HELP),
+    original: str = typer.Option(None, "--original", help=ORIGINAL_HELP),
+    compressed: str = typer.Option(None, "--compressed", help=COMPRESSED_HELP),
+    allow_code: bool = typer.Option(False, "--allow-code", help=ALLOW_CODE_HELP),
     corruptions: str = typer.Option(
         "all", help="Comma-separated corruption names, or 'all'; an unknown name lists the "
         "valid ones."
@@ -27,7 +43,7 @@ def characterize(
         [], "--compare", help="Another pair to put side by side (repeatable), e.g. the QAT "
         "version of the same original."
     ),
-    dataset: str = typer.Option("mnist", help="mnist (test split), mnist:train, a folder or .npz."),
+    dataset: str = typer.Option("mnist", "--dataset", help=DATASET_HELP),
     seed: int = typer.Option(0, callback=seed_option, help="Seed of the corruptions' random draws."),
     out_dir: Path = typer.Option(None, "--out", help="Folder for CSV tables and HTML figures."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -37,13 +53,14 @@ def characterize(
     from compd_core.characterize import check_severities, compare_pairs, resolve_corruptions
     from compd_core.characterize.export import png_available, write_outputs
     from compd_core.data.resolve import load_dataset
-    from compd_core.zoo import load_pair
+    from compd_core.pair_spec import PairSpec
 
     if out_dir is not None:
         writable_output_dir(out_dir)
     names = [c.name for c in resolve_corruptions(parse_csv(corruptions) or ["all"])]
     levels = check_severities(parse_csv_ints(severities, "--severities"))
-    pairs = [load_pair(pair_id) for pair_id in (pair, *compare)]
+    first = pair_spec_from_options(pair, original, compressed, dataset, allow_code)
+    pairs = [first.load(), *(PairSpec.zoo(pair_id).load() for pair_id in compare)]
     data = load_dataset(dataset, pairs[0].input_shape, pairs[0].class_names)
 
     job = run_job(lambda emit, stop: compare_pairs(pairs, data, names, levels, seed, emit, stop),

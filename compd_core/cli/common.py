@@ -53,3 +53,93 @@ def seed_option(value: int | None) -> int | None:
     """Typer callback for every ``--seed``: refuse what no random generator accepts (None: the
     option was left out, e.g. on a resume that takes the run's own seed)."""
     return None if value is None else check_seed(value, "--seed")
+
+
+# -- the pair, its data and its seeds: the same options on every command ------------------------
+
+PAIR_HELP = "A zoo pair id (see `compd zoo list`); or give --original and --compressed."
+ORIGINAL_HELP = "Original model file (TorchScript .pt, .onnx; module:function with --allow-code)."
+COMPRESSED_HELP = "Compressed model file, in the same formats as --original."
+ALLOW_CODE_HELP = "Allow module:function models (this runs that Python code)."
+DATASET_HELP = ("mnist (the shipped test split), mnist:train, an image folder, or an .npz "
+                "(x/y, or x_test/y_test: add :train for its train split).")
+SEED_INDICES_HELP = ("Search exactly these dataset images: 3,17,42 or @file.txt (one index per "
+                     "line).")
+
+
+def dataset_option_value(text: str) -> str:
+    """A dataset as stored with a run: shipped names as they are, paths made absolute so that
+    the run reloads from any folder."""
+    from compd_core.data.resolve import npz_split
+
+    if text in ("mnist", "mnist:test", "mnist:train"):
+        return text
+    path, split = npz_split(text)
+    absolute = str(path.resolve())
+    return absolute if split is None else f"{absolute}:{split}"
+
+
+def pair_spec_from_options(pair: str | None, original: str | None, compressed: str | None,
+                           dataset: str, allow_code: bool = False):
+    """A ``PairSpec`` from ``--pair`` or ``--original``/``--compressed`` (exactly one way).
+
+    Own files take the dataset's image shape and named classes; their hashes are recorded now.
+    """
+    from compd_core.data.resolve import load_dataset
+    from compd_core.pair_spec import PairSpec
+
+    if pair and (original or compressed):
+        raise ConfigError("give either --pair or --original with --compressed, not both")
+    if pair:
+        return PairSpec.zoo(pair)
+    if not (original and compressed):
+        missing = "--compressed" if original else "--original" if compressed else None
+        raise ConfigError(
+            f"{missing} is missing: give both model files" if missing else
+            "give --pair ID (see `compd zoo list`) or both --original and --compressed"
+        )
+    return PairSpec.files_for_dataset(original, compressed, load_dataset(dataset),
+                                      allow_code=allow_code).with_hashes()
+
+
+def warn_changed_files(spec, *, refuse_missing: bool = True) -> None:
+    """Say on the console which model files changed since a run recorded them; a file that is
+    gone is refused (raises) unless ``refuse_missing`` is False (readers of stored results)."""
+    for note in spec.changed_files(refuse_missing=refuse_missing):
+        console.print(f"[yellow]warning:[/] {note}", soft_wrap=True)  # one line per file
+
+
+def parse_seed_indices(text: str | None) -> tuple[int, ...] | None:
+    """``3,17,42`` or ``@file.txt`` (one index per line; blank lines skipped) -> indices.
+
+    Non-integers and negative numbers are refused with the offending item named.
+    """
+    if text is None:
+        return None
+    if text.startswith("@"):
+        path = Path(text[1:]).expanduser()
+        try:
+            items = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"--seed-indices {text}: cannot read {path} ({exc.__class__.__name__}); give a "
+                "text file with one dataset index per line"
+            ) from exc
+        where = f"{path}"
+    else:
+        items = parse_csv(text)
+        where = "--seed-indices"
+    if not items:
+        raise ConfigError(f"{where} lists no seed index; give e.g. 3,17,42")
+    indices = []
+    for item in items:
+        try:
+            value = int(item)
+        except ValueError:
+            raise ConfigError(
+                f"{where}: {item!r} is not a whole number; list dataset indices such as 3,17,42"
+            ) from None
+        if value < 0:
+            raise ConfigError(f"{where}: {value} is negative; dataset indices start at 0")
+        indices.append(value)
+    return tuple(indices)  # repeats and indices past the dataset: see search.seeds

@@ -7,15 +7,32 @@ import threading
 import typer
 from rich.table import Table
 
-from compd_core.cli.common import out, parse_csv_ints, print_json
+from compd_core.cli.common import (
+    ALLOW_CODE_HELP,
+    COMPRESSED_HELP,
+    DATASET_HELP,
+    ORIGINAL_HELP,
+    PAIR_HELP,
+    SEED_INDICES_HELP,
+    out,
+    pair_spec_from_options,
+    parse_csv_ints,
+    parse_seed_indices,
+    print_json,
+)
 from compd_core.cli.stoppable import exit_stopped, run_job
 from compd_core.events import EventSink, Progress
 from compd_core.search.profile import DEFAULT_BUDGETS, DeviationProfile, ProfileProgress
 
 
 def profile(
-    pair: str = typer.Option(..., "--pair", help="Zoo pair id (see `compd zoo list`)."),
-    seeds: int = typer.Option(50, help="Number of seed images from the test split."),
+    pair: str = typer.Option(None, "--pair", help=PAIR_HELP),
+    original: str = typer.Option(None, "--original", help=ORIGINAL_HELP),
+    compressed: str = typer.Option(None, "--compressed", help=COMPRESSED_HELP),
+    allow_code: bool = typer.Option(False, "--allow-code", help=ALLOW_CODE_HELP),
+    dataset: str = typer.Option("mnist", "--dataset", help=DATASET_HELP),
+    seed_indices: str = typer.Option(None, "--seed-indices", help=SEED_INDICES_HELP),
+    seeds: int = typer.Option(50, help="Number of seed images drawn from the dataset."),
     budgets: str = typer.Option(",".join(map(str, DEFAULT_BUDGETS)),
                                 help="L-inf budgets in grey levels of 255, comma-separated."),
     budget: int = typer.Option(2_000, "--budget", help="Query budget per seed and distance budget."),
@@ -27,13 +44,18 @@ def profile(
     """Search each seed under growing per-pixel budgets; print the share that deviates within each."""
     from compd_core.data.resolve import load_dataset
     from compd_core.search.profile import check_budgets, deviation_profile
-    from compd_core.search.seeds import select_seeds
-    from compd_core.zoo import load_pair
+    from compd_core.search.seeds import explicit_seeds, select_seeds
 
     chosen = check_budgets(parse_csv_ints(budgets, "--budgets"))
-    model_pair = load_pair(pair)
-    seed_list = select_seeds(model_pair, load_dataset("mnist", model_pair.input_shape), seeds,
-                             seed=seed, order=seed_order)  # type: ignore[arg-type]
+    model_pair = pair_spec_from_options(pair, original, compressed, dataset, allow_code).load()
+    data = load_dataset(dataset, model_pair.input_shape, model_pair.class_names)
+    indices = parse_seed_indices(seed_indices)
+    if indices is None:
+        seed_list = select_seeds(model_pair, data, seeds, seed=seed,
+                                 order=seed_order)  # type: ignore[arg-type]
+    else:
+        seed_list = explicit_seeds(model_pair, data, indices)
+        seeds = len(seed_list)
 
     def work(sink: EventSink, stop: threading.Event) -> DeviationProfile:
         def emit(event: ProfileProgress) -> None:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-from compd_core.cli.common import out, print_json, seed_option
+from compd_core.cli.common import out, print_json, seed_option, warn_changed_files
 from compd_core.cli.stoppable import exit_stopped, run_job
+from compd_core.pair_spec import PairSpec
 from compd_core.paths import default_db_path
 from compd_core.errors import ConfigError
 from compd_core.repair.report import RepairReport
@@ -81,6 +82,8 @@ def repair(
         max_disagreement_rise=max_disagreement_rise, min_heldout_repaired=min_heldout,
     )
     with Store(db or default_db_path(), create=False) as store:
+        source = store.get_run(run).pair_source()
+        warn_changed_files(source)
         job = run_job(lambda emit, stop: repair_run(store, run, settings, selection, emit=emit,
                                                     stop=stop, register=register),  # type: ignore[arg-type]
                       "training epoch", transient=json_output)
@@ -90,10 +93,10 @@ def repair(
     if job.stopped:
         exit_stopped(job.kept)
     if not json_output:
-        _print_report(report)
+        _print_report(report, source)
 
 
-def _print_report(report: RepairReport) -> None:
+def _print_report(report: RepairReport, source: PairSpec | None = None) -> None:
     """The verdict first, in words; then the numbers it rests on."""
     if report.verdict == "better":
         out.print("[bold green]Verdict: better[/] by every threshold (held-out triggers, accuracy, "
@@ -119,7 +122,10 @@ def _print_report(report: RepairReport) -> None:
                   f"{_number(report.research_median_queries_after)}")
         out.print(f"seeds with a strict deviation within L-inf {_number(255 * report.profile_linf)}/255: "
                   f"{_rate(report.profile_share_before)} -> {_rate(report.profile_share_after)}")
-    if report.registered:
+    if report.registered and source is not None and not source.is_zoo:
+        out.print(f"repaired model: {report.repaired_pair} (search it with `compd search "
+                  f"--original {source.original} --compressed {report.repaired_pair}`)")
+    elif report.registered:
         out.print(f"new pair: {report.repaired_pair} (search it with `compd search --pair "
                   f"{report.repaired_pair}`)")
     elif report.verdict == "better":

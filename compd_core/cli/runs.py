@@ -10,7 +10,14 @@ import typer
 from rich import box
 from rich.table import Table
 
-from compd_core.cli.common import console, out, parse_csv, parse_csv_ints, print_json
+from compd_core.cli.common import (
+    console,
+    out,
+    parse_csv,
+    parse_csv_ints,
+    print_json,
+    warn_changed_files,
+)
 from compd_core.paths import default_db_path, writable_output_dir
 from compd_core.strength import margin_text, summarize_strength
 
@@ -79,6 +86,7 @@ def show_command(
     with _open(db) as store:
         run = store.get_run(run_id)
         results = store.load_results(run_id, details=False)
+    warn_changed_files(run.pair_source(), refuse_missing=False)  # reading needs no model
     summary = run_summary(results)
     rows = [result_row(r) for r in results]
     if json_output:
@@ -100,6 +108,8 @@ def show_command(
         f"L-inf {_number(summary['median_linf'], '.3f')}",
         summarize_strength([r.trigger for r in results if r.trigger is not None]).describe(),
     ]
+    if run.pair_spec is not None:
+        lines.append(f"models: {run.pair_spec.original} vs {run.pair_spec.compressed}")
     if run.note:
         lines.append(f"note: {run.note}")
     out.print("\n".join(lines) + "\n")
@@ -119,6 +129,8 @@ def show_command(
             _number(row["l2"], ".3f"), _number(row["linf"], ".3f"),
         )
     out.print(table)
+
+
 
 
 def _margins(row: dict) -> str:
@@ -144,5 +156,6 @@ def export_command(
     chosen = None if positions is None else parse_csv_ints(positions, "--positions")
     writable_output_dir(out_dir)
     with _open(db) as store:
+        warn_changed_files(store.get_run(run_id).pair_source(), refuse_missing=False)
         written = export_run(store, run_id, out_dir, set(parse_csv(formats)), chosen)
     console.print(f"wrote {len(written)} files to {out_dir}")

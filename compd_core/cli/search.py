@@ -8,7 +8,21 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from compd_core.cli.common import out, print_json, seed_option
+from compd_core.cli.common import (
+    ALLOW_CODE_HELP,
+    COMPRESSED_HELP,
+    DATASET_HELP,
+    ORIGINAL_HELP,
+    PAIR_HELP,
+    SEED_INDICES_HELP,
+    dataset_option_value,
+    out,
+    pair_spec_from_options,
+    parse_seed_indices,
+    print_json,
+    seed_option,
+    warn_changed_files,
+)
 from compd_core.cli.stoppable import exit_stopped, run_job
 from compd_core.errors import ConfigError
 from compd_core.paths import default_db_path
@@ -18,14 +32,24 @@ if TYPE_CHECKING:
     from compd_core.campaign import CampaignSummary
 
 
-def _new_spec(given: dict[str, Any]):
+def _new_spec(given: dict[str, Any], models: dict[str, Any]):
     """A new campaign from the options, with the documented defaults for those left out."""
     from compd_core.campaign import CampaignSpec
     from compd_core.search.criterion import Criterion
+    from compd_core.search.seeds import EXPLICIT_ORDER
     from compd_core.search.settings import SearchSettings
 
-    if given["--pair"] is None:
-        raise ConfigError("give --pair ID (see `compd zoo list`), or --resume RUN to continue a run")
+    if given["--pair"] is None and models["--original"] is None and models["--compressed"] is None:
+        raise ConfigError("give --pair ID (see `compd zoo list`) or --original and --compressed "
+                          "model files, or --resume RUN to continue a run")
+    dataset = dataset_option_value(given["--dataset"] or "mnist")
+    source = pair_spec_from_options(given["--pair"], models["--original"], models["--compressed"],
+                                    dataset, models["--allow-code"])
+    indices = parse_seed_indices(given["--seed-indices"])
+    if indices is not None:
+        for option in ("--seeds", "--seed-order"):
+            if given[option] is not None:
+                raise ConfigError(f"--seed-indices lists the seeds itself; leave {option} out")
 
     def value(option: str, default: Any) -> Any:
         return default if given[option] is None else given[option]
@@ -36,16 +60,23 @@ def _new_spec(given: dict[str, Any]):
                             max_linf=value("--max-linf", DEFAULT_MAX_LINF)),
         operators=value("--operators", "dflare"),
     )
-    return CampaignSpec(pair=given["--pair"], strategy=value("--strategy", "compd"),
-                        seeds=value("--seeds", 20), settings=settings, rng_seed=value("--seed", 0),
-                        seed_order=value("--seed-order", "random"))
+    return CampaignSpec(
+        pair=source.name, strategy=value("--strategy", "compd"),
+        seeds=len(indices) if indices else value("--seeds", 20), settings=settings,
+        rng_seed=value("--seed", 0), dataset=dataset,
+        seed_order=EXPLICIT_ORDER if indices else value("--seed-order", "random"),
+        pair_spec=None if source.is_zoo else source, seed_indices=indices,
+    )
 
 
-def _resumed_spec(store: Any, run_id: str, given: dict[str, Any]):
+def _resumed_spec(store: Any, run_id: str, given: dict[str, Any], models: dict[str, Any]):
     """The stored run's own campaign; an option given that contradicts it is refused."""
     from compd_core.campaign import spec_of_run
 
     record = store.get_run(run_id)
+    if models["--original"] is not None or models["--compressed"] is not None:
+        raise ConfigError(f"leave --original and --compressed out: --resume {run_id} reloads the "
+                          "run's own model files")
     spec = spec_of_run(record)
     if record.seed_plan is None and given["--seed-order"] is not None:
         # a run stored before seed lists were kept did not record its order either: take the
@@ -56,8 +87,13 @@ def _resumed_spec(store: Any, run_id: str, given: dict[str, Any]):
               "--budget": spec.settings.max_queries, "--time-budget": spec.settings.time_budget,
               "--operators": spec.settings.operators, "--criterion": spec.settings.criterion.kind,
               "--max-linf": spec.settings.criterion.max_linf, "--seed-order": spec.seed_order,
-              "--seed": spec.rng_seed}
+              "--seed": spec.rng_seed, "--dataset": spec.dataset,
+              "--seed-indices": spec.seed_indices}
     for option, value in given.items():
+        if option == "--dataset" and value is not None:
+            value = dataset_option_value(value)
+        if option == "--seed-indices" and value is not None:
+            value = parse_seed_indices(value)
         if value is not None and value != stored[option]:
             raise ConfigError(
                 f"run {run_id} was searched with {option} {stored[option]}, not {option} "
@@ -67,9 +103,14 @@ def _resumed_spec(store: Any, run_id: str, given: dict[str, Any]):
 
 
 def search(
-    pair: str = typer.Option(None, "--pair", help="Zoo pair id (see `compd zoo list`)."),
+    pair: str = typer.Option(None, "--pair", help=PAIR_HELP),
+    original: str = typer.Option(None, "--original", help=ORIGINAL_HELP),
+    compressed: str = typer.Option(None, "--compressed", help=COMPRESSED_HELP),
+    allow_code: bool = typer.Option(False, "--allow-code", help=ALLOW_CODE_HELP),
+    dataset: str = typer.Option(None, "--dataset", help=DATASET_HELP + " Default: mnist."),
+    seed_indices: str = typer.Option(None, "--seed-indices", help=SEED_INDICES_HELP),
     strategy: str = typer.Option(None, help="compd (default), dflare, diffchaser, gradient or random."),
-    seeds: int = typer.Option(None, help="Number of seed images from the test split (default 20)."),
+    seeds: int = typer.Option(None, help="Number of seed images drawn from the dataset (default 20)."),
     budget: int = typer.Option(None, help="Query budget per seed (default 10000; one query = one image through both models)."),
     time_budget: float = typer.Option(None, help="Time budget per seed, in seconds."),
     operators: str = typer.Option(None, help="Mutation operator set: dflare (default) or natural."),
@@ -94,8 +135,10 @@ def search(
 ) -> None:
     """Search seeds of a pair for deviation-triggering inputs; every trigger is stored at once."""
     from compd_core.campaign import run_campaign
+    from compd_core.data.resolve import load_dataset
     from compd_core.executors import make_executor
     from compd_core.models.device import resolve_device
+    from compd_core.search.seeds import explicit_seeds
     from compd_core.store import Store
 
     runner = make_executor(executor, address=address, workers=workers, chunk=chunk)
@@ -103,11 +146,24 @@ def search(
 
     given = {"--pair": pair, "--strategy": strategy, "--seeds": seeds, "--budget": budget,
              "--time-budget": time_budget, "--operators": operators, "--criterion": criterion,
-             "--max-linf": max_linf, "--seed-order": seed_order, "--seed": seed}
+             "--max-linf": max_linf, "--seed-order": seed_order, "--seed": seed,
+             "--dataset": dataset, "--seed-indices": seed_indices}
+    models = {"--original": original, "--compressed": compressed, "--allow-code": allow_code}
     store = Store(db or default_db_path())
-    spec = _resumed_spec(store, resume, given) if resume else _new_spec(given)
-    run = run_job(lambda emit, stop: run_campaign(spec, store, emit=emit, stop=stop, resume=resume,
-                                                  executor=runner, device=device),
+    if resume:
+        spec = _resumed_spec(store, resume, given, models)
+        source = store.get_run(resume).pair_source()
+        warn_changed_files(source)
+    else:
+        spec = _new_spec(given, models)
+        source = spec.source
+    model_pair = source.load()
+    data = load_dataset(spec.dataset, model_pair.input_shape, model_pair.class_names)
+    if spec.seed_indices is not None and not resume:
+        explicit_seeds(model_pair, data, spec.seed_indices)  # a bad list: one line, before the bar
+    run = run_job(lambda emit, stop: run_campaign(spec, store, pair=model_pair, dataset=data,
+                                                  emit=emit, stop=stop, resume=resume, executor=runner,
+                                                  device=device),
                   "search step", transient=json_output)
     summary = run.value
     if json_output:

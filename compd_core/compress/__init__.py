@@ -6,6 +6,7 @@ from compd_core.compress.onnx_int8 import OnnxInt8
 from compd_core.compress.precision import BFloat16
 from compd_core.compress.pruning import GlobalL1Pruning
 from compd_core.compress.quantization import DynamicInt8, QatInt8, StaticInt8
+from compd_core.compress.tflite import TFLITE_RECIPES
 from compd_core.errors import ConfigError
 
 RECIPES: dict[str, Recipe] = {
@@ -24,10 +25,12 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(kind: str) -> Recipe:
-    """The recipe for a compression kind, or a ``ConfigError`` listing the known kinds."""
-    if kind not in RECIPES:
-        raise ConfigError(f"unknown compression {kind!r}; known: {', '.join(RECIPES)}")
-    return RECIPES[kind]
+    """The recipe for a compression kind (made here, or converted by TensorFlow), or a
+    ``ConfigError`` listing the known kinds."""
+    known = {**RECIPES, **TFLITE_RECIPES}
+    if kind not in known:
+        raise ConfigError(f"unknown compression {kind!r}; known: {', '.join(known)}")
+    return known[kind]
 
 
-__all__ = ["RECIPES", "Compressed", "Recipe", "get_recipe"]
+__all__ = ["RECIPES", "TFLITE_RECIPES", "Compressed", "Recipe", "get_recipe"]

@@ -58,14 +58,18 @@ class Recipe(ABC):
 
     def trainable(self, compressed: Compressed) -> nn.Module:
         """A deep copy of the differentiable form that fine-tuning updates."""
-        import copy
-
         if compressed.standin is None:
             raise WhiteBoxRequiredError(
                 f"a {self.kind} model is a black box and cannot be fine-tuned here; "
                 "repair needs a PyTorch compressed model (int8, pruned, distilled or bf16)"
             )
-        return copy.deepcopy(compressed.standin)
+        return self.copy_module(compressed.standin)
+
+    def copy_module(self, module: nn.Module) -> nn.Module:
+        """An independent copy of a module of this recipe (trainable weights stay leaves)."""
+        import copy
+
+        return copy.deepcopy(module)
 
     def finalize(self, trained: nn.Module, calibration: torch.Tensor) -> Compressed:
         """Turn a fine-tuned ``trainable`` back into the served form."""

@@ -82,11 +82,17 @@ def load_image_folder(
     )
 
 
-_NPZ_HOWTO = "save one with numpy.savez(path, x=images, y=labels)"
+_NPZ_HOWTO = ("save one with numpy.savez(path, x=images, y=labels), or with x_train/y_train "
+              "and x_test/y_test as the shipped mnist.npz")
+NPZ_SPLITS = ("train", "test")
 
 
-def load_npz(path: str | Path, class_names: tuple[str, ...] | None = None) -> ImageDataset:
-    """An .npz with arrays ``x`` (images, uint8 0..255 or float 0..1) and ``y`` (labels).
+def load_npz(
+    path: str | Path, class_names: tuple[str, ...] | None = None, split: str | None = None,
+) -> ImageDataset:
+    """An .npz with arrays ``x`` (images, uint8 0..255 or float 0..1) and ``y`` (labels), or
+    with ``x_test``/``y_test`` and ``x_train``/``y_train`` (``split``; the test split unless
+    told otherwise, as for the shipped MNIST).
 
     ``class_names`` are the models' classes (labels must index them); without them the class
     count is read from the labels, up to ``MAX_INFERRED_CLASSES``.
@@ -94,7 +100,9 @@ def load_npz(path: str | Path, class_names: tuple[str, ...] | None = None) -> Im
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path} does not exist")
-    x, y = _read_npz_arrays(path)
+    if split is not None and split not in NPZ_SPLITS:
+        raise DatasetError(f"{path}: unknown split {split!r}; add :train or :test to the path")
+    x, y = _read_npz_arrays(path, split)
     _check_images(path, x)
     if y.ndim != 1 or y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
         raise DatasetError(
@@ -112,11 +120,28 @@ def load_npz(path: str | Path, class_names: tuple[str, ...] | None = None) -> Im
             )
         class_names = tuple(str(c) for c in range(max(high, 0) + 1))
     check_labels(y, len(class_names), str(path))  # named by its path, not only its stem
-    return from_uint8(x, y, class_names, path.stem)
+    return from_uint8(x, y, class_names, path.stem if split is None else f"{path.stem}-{split}")
 
 
-def _read_npz_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``x`` and ``y`` of an archive, after checking their declared sizes against the limits."""
+def _npz_keys(path: Path, files: list[str], split: str | None) -> tuple[str, str]:
+    """Which arrays hold the images and labels: x/y, or the split's x_<split>/y_<split>."""
+    if split is None and "x" in files and "y" in files:
+        return "x", "y"
+    wanted = split or "test"
+    if f"x_{wanted}" in files and f"y_{wanted}" in files:
+        return f"x_{wanted}", f"y_{wanted}"
+    found = ", ".join(files) or "no arrays at all"
+    if split is not None:
+        raise DatasetError(
+            f"{path} has no {split} split (arrays x_{split} and y_{split}), found {found}; "
+            "leave the :split out for a file with arrays x and y"
+        )
+    raise DatasetError(f"{path} must hold arrays 'x' and 'y', found {found}; {_NPZ_HOWTO}")
+
+
+def _read_npz_arrays(path: Path, split: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels of an archive, after checking their declared sizes against the
+    limits."""
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
@@ -126,10 +151,8 @@ def _read_npz_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise DatasetError(f"{path} holds a single array, not an .npz archive; {_NPZ_HOWTO}")
     with archive:
-        if "x" not in archive.files or "y" not in archive.files:
-            found = ", ".join(archive.files) or "no arrays at all"
-            raise DatasetError(f"{path} must hold arrays 'x' and 'y', found {found}; {_NPZ_HOWTO}")
-        for key in ("x", "y"):
+        keys = _npz_keys(path, archive.files, split)
+        for key in keys:
             size = archive.zip.getinfo(f"{key}.npy").file_size
             if size > MAX_ARRAY_BYTES:
                 raise DatasetError(
@@ -137,7 +160,7 @@ def _read_npz_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
                     f"at most {MAX_ARRAY_BYTES / 1024**3:.0f} GiB per array: use fewer images"
                 )
         try:
-            return archive["x"], archive["y"]
+            return archive[keys[0]], archive[keys[1]]
         except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
             raise DatasetError(
                 f"{path} is not a readable .npz archive (an array is damaged or holds Python "

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from compd_core.data.dataset import ImageDataset
-from compd_core.data.files import load_image_folder, load_npz
+from compd_core.data.files import NPZ_SPLITS, load_image_folder, load_npz
 from compd_core.data.mnist import load_mnist
 from compd_core.errors import DatasetError
 
@@ -21,7 +21,9 @@ def load_dataset(
     input_shape: tuple[int, int, int] = (1, 28, 28),
     class_names: tuple[str, ...] | None = None,
 ) -> ImageDataset:
-    """``mnist`` (test split), ``mnist:train``, an image folder, or an .npz with x and y.
+    """``mnist`` (test split), ``mnist:train``, an image folder, or an .npz with x and y (or
+    with x_test/y_test and x_train/y_train: ``file.npz`` is its test split, ``file.npz:train``
+    the other).
 
     ``class_names`` are the models' classes: labels are then checked to index them, and a
     folder's class sub-folders are matched to them by name (a folder holding only ``5/ 6/ 7/``
@@ -32,15 +34,15 @@ def load_dataset(
     elif spec == "mnist:train":
         dataset = load_mnist("train")
     else:
-        path = Path(spec).expanduser()
+        path, split = npz_split(spec)
         if path.is_dir():
             dataset = load_image_folder(path, channels=input_shape[0], size=input_shape[1:])
         elif path.suffix.lower() == ".npz":
-            dataset = load_npz(path, class_names)
+            dataset = load_npz(path, class_names, split)
         else:
             raise DatasetError(
                 f"dataset {spec!r} is neither 'mnist', 'mnist:train', a folder of class "
-                "sub-folders, nor an .npz file"
+                "sub-folders, nor an .npz file (file.npz, or file.npz:train for its train split)"
             )
     if dataset.image_shape != input_shape:
         raise DatasetError(
@@ -49,12 +51,20 @@ def load_dataset(
     return dataset if class_names is None else match_classes(dataset, class_names, spec)
 
 
+def npz_split(spec: str) -> tuple[Path, str | None]:
+    """``file.npz:train`` -> (file.npz, "train"); any other spec -> (its path, None)."""
+    head, _, tail = spec.rpartition(":")
+    if head and tail in NPZ_SPLITS and head.lower().endswith(".npz"):
+        return Path(head).expanduser(), tail
+    return Path(spec).expanduser(), None
+
+
 def names_a_dataset(spec: str) -> bool:
     """Whether ``load_dataset`` can find ``spec`` (without reading it): a run stored under a
     description, such as hand-picked seeds, cannot be loaded again by name."""
     if spec in ("mnist", "mnist:test", "mnist:train"):
         return True
-    path = Path(spec).expanduser()
+    path, _ = npz_split(spec)
     return path.is_dir() or (path.suffix.lower() == ".npz" and path.is_file())
 
 

@@ -39,7 +39,7 @@ class PairLoader:
     does (its models stay where they were loaded).
     """
 
-    source: str | Any  # a zoo pair id, or any picklable object with ``load() -> ModelPair``
+    source: str | Any  # a zoo pair id, or a ``PairSpec`` (any picklable object with ``load()``)
     device: str = "cpu"  # 'cpu' or 'cuda', as ``resolve_device`` decided
 
     def __call__(self) -> ModelPair:

@@ -89,26 +89,54 @@ class ChunkSearcher:
 class _RaySession:
     """This process's Ray session, shared by the campaigns running in it (the dashboard runs
     several at once): started by the first that needs it, shut down when the last one ends,
-    and never shut down when someone else (a test, the user) started it."""
+    and never shut down when someone else (a test, the user) started it.
+
+    Ray's local processes die with the thread that started them (Linux's parent-death signal
+    is per thread), so the session is started on a thread of its own that lives until the
+    session ends, never on the thread of a campaign that may end before the others.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._users = 0
-        self._ours = False
+        self._release: threading.Event | None = None
 
     def enter(self, ray: Any, options: dict[str, Any]) -> None:
         with self._lock:
             if not ray.is_initialized():
-                ray.init(**options)
-                self._ours = True
+                self._release = _start_on_own_thread(ray, options)
             self._users += 1
 
     def leave(self, ray: Any) -> None:
         with self._lock:
             self._users -= 1
-            if self._users == 0 and self._ours:
+            if self._users == 0 and self._release is not None:
                 ray.shutdown()
-                self._ours = False
+                self._release.set()
+                self._release = None
+
+
+def _start_on_own_thread(ray: Any, options: dict[str, Any]) -> threading.Event:
+    """``ray.init`` on a thread that waits until the returned event is set."""
+    started, release = threading.Event(), threading.Event()
+    failure: list[BaseException] = []
+
+    def keep() -> None:
+        try:
+            ray.init(**options)
+        except Exception as exc:  # reported on the caller's thread below
+            failure.append(exc)
+            return
+        finally:
+            started.set()
+        release.wait()
+
+    threading.Thread(target=keep, name="compd-ray-session", daemon=True).start()
+    started.wait()
+    if failure:
+        where = options.get("address", "a local cluster")
+        raise ConfigError(f"cannot start or reach Ray ({where}): {failure[0]}") from failure[0]
+    return release
 
 
 _SESSION = _RaySession()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import importlib
 import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
@@ -17,12 +18,13 @@ from torch import nn
 from compd_core.errors import InvalidOutputError, ModelLoadError
 from compd_core.models.base import ModelInfo
 
-logger = logging.getLogger(__name__)
 
 OutputKind = Literal["logits", "probabilities", "auto"]
+_log = logging.getLogger(__name__)
+_torchscript_advice_given = False
 
 
-def _as_probabilities(raw: torch.Tensor, output: OutputKind) -> torch.Tensor:
+def as_probabilities(raw: torch.Tensor, output: OutputKind) -> torch.Tensor:
     """Softmax where the model declares logits; 'auto' decides from the values themselves."""
     raw = raw.to(torch.float32)
     if output == "logits":
@@ -81,7 +83,7 @@ class TorchClassifier:
         if target == self._device:
             return self
         if _is_quantized(self._module) and target.type != "cpu":
-            logger.info("%s is int8-quantized and runs on the CPU only", self._info.name)
+            _log.info("%s is int8-quantized and runs on the CPU only", self._info.name)
             return self
         moved = copy.copy(self)
         moved._module = copy.deepcopy(self._module).to(target)
@@ -93,7 +95,7 @@ class TorchClassifier:
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             raw = self._module(x.to(self._device, self._dtype))
-            return _as_probabilities(raw, self._output).cpu()
+            return as_probabilities(raw, self._output).cpu()
 
     def differentiable(self) -> nn.Module:
         if self._standin is not None:
@@ -112,8 +114,24 @@ def _is_quantized(module: nn.Module) -> bool:
     )
 
 
+def _load_torchscript(path: Path) -> torch.jit.ScriptModule:
+    """``torch.jit.load`` without its deprecation warning on every load: the advice to move to
+    ``torch.export`` (.pt2) is logged once per process instead."""
+    global _torchscript_advice_given
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.* is deprecated",
+                                category=DeprecationWarning)
+        module = torch.jit.load(str(path), map_location="cpu")
+    if not _torchscript_advice_given:
+        _torchscript_advice_given = True
+        _log.info("%s is TorchScript, which torch 2.13 deprecates; torch.export programs (.pt2) "
+                  "are the recommended format", path.name)
+    return module
+
+
 class TorchScriptClassifier(TorchClassifier):
-    """A TorchScript archive saved with ``torch.jit.save``; no Python classes are unpickled."""
+    """A TorchScript archive saved with ``torch.jit.save`` (kept for existing files; new ones
+    are better exported with ``torch.export``); no Python classes are unpickled."""
 
     def __init__(
         self,
@@ -123,15 +141,15 @@ class TorchScriptClassifier(TorchClassifier):
         *,
         output: OutputKind = "auto",
     ) -> None:
-        path = _existing_file(path)
+        path = existing_file(path)
         try:
-            module = torch.jit.load(str(path), map_location="cpu")
+            module = _load_torchscript(path)
         except Exception as exc:  # torch raises RuntimeError/ValueError/zip errors alike
             raise ModelLoadError(
                 f"{path} is not a loadable TorchScript archive (save one with torch.jit.save): "
-                f"{_first_line(exc)}"
+                f"{first_line(exc)}"
             ) from exc
-        info = _probe_info(module, path, input_shape, class_names, "torchscript")
+        info = module_info(module, path, input_shape, class_names, "torchscript")
         super().__init__(module, info, output=output)
 
 
@@ -149,7 +167,7 @@ class OnnxClassifier:
     ) -> None:
         import onnxruntime as ort
 
-        path = _existing_file(path)
+        path = existing_file(path)
         options = ort.SessionOptions()
         options.log_severity_level = 3
         try:
@@ -157,7 +175,7 @@ class OnnxClassifier:
                 str(path), options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own non-exported exception types
-            raise ModelLoadError(f"{path} is not a loadable ONNX model: {_first_line(exc)}") from exc
+            raise ModelLoadError(f"{path} is not a loadable ONNX model: {first_line(exc)}") from exc
         model_input = self._session.get_inputs()[0]
         self._input_name = model_input.name
         declared = tuple(model_input.shape[1:])
@@ -172,14 +190,7 @@ class OnnxClassifier:
         self._fixed_batch = batch_dim if isinstance(batch_dim, int) else None
         self._output = output
         probe = self._run(np.zeros((1, *input_shape), dtype=np.float32))
-        self._info = ModelInfo(
-            name=name or path.stem,
-            input_shape=input_shape,
-            num_classes=int(probe.shape[1]),
-            class_names=class_names or tuple(str(i) for i in range(probe.shape[1])),
-            kind="onnx",
-            size_bytes=path.stat().st_size,
-        )
+        self._info = probed_info(path, name, input_shape, class_names, probe, "onnx")
 
     @property
     def info(self) -> ModelInfo:
@@ -196,7 +207,7 @@ class OnnxClassifier:
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         raw = self._run(np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32))
-        return _as_probabilities(torch.from_numpy(np.asarray(raw)), self._output)
+        return as_probabilities(torch.from_numpy(np.asarray(raw)), self._output)
 
 
 class CallableClassifier:
@@ -239,13 +250,13 @@ class CallableClassifier:
             out = self._fn(x.detach().cpu().numpy().astype(np.float32))
         except Exception as exc:  # the user's code: any failure is theirs to fix, in one line
             raise InvalidOutputError(
-                f"{self._spec} raised {type(exc).__name__}: {_first_line(exc)}; "
+                f"{self._spec} raised {type(exc).__name__}: {first_line(exc)}; "
                 "fix the function so that it maps a float batch (N, C, H, W) to scores"
             ) from exc
         return torch.from_numpy(_callable_scores(self._spec, out, len(x)))
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
-        return _as_probabilities(self._call(x), self._output)
+        return as_probabilities(self._call(x), self._output)
 
 
 def _callable_scores(spec: str, out: object, rows: int) -> np.ndarray:
@@ -257,7 +268,7 @@ def _callable_scores(spec: str, out: object, rows: int) -> np.ndarray:
     try:
         scores = np.asarray(out)
     except (ValueError, TypeError) as exc:  # ragged lists and objects numpy cannot hold
-        raise InvalidOutputError(f"{spec} returned {type(out).__name__} that is no array ({_first_line(exc)}); {expected}") from exc
+        raise InvalidOutputError(f"{spec} returned {type(out).__name__} that is no array ({first_line(exc)}); {expected}") from exc
     if scores.dtype.kind not in "biuf":
         raise InvalidOutputError(f"{spec} returned {scores.dtype} values, not numbers; {expected}")
     if scores.ndim != 2 or scores.shape[0] != rows or scores.shape[1] < 2:
@@ -278,19 +289,35 @@ def _import_callable(spec: str) -> Callable[[np.ndarray], np.ndarray]:
     return target
 
 
-def _existing_file(path: str | Path) -> Path:
+def probed_info(
+    path: Path, name: str | None, input_shape: tuple[int, int, int],
+    class_names: tuple[str, ...] | None, scores: np.ndarray | torch.Tensor, kind: str,
+) -> ModelInfo:
+    """What a model file is, from the scores it gave one blank probe image."""
+    classes = int(scores.shape[1])
+    return ModelInfo(
+        name=name or path.stem,
+        input_shape=input_shape,
+        num_classes=classes,
+        class_names=class_names or tuple(str(i) for i in range(classes)),
+        kind=kind,
+        size_bytes=path.stat().st_size,
+    )
+
+
+def existing_file(path: str | Path) -> Path:
     path = Path(path).expanduser()
     if not path.is_file():
         raise ModelLoadError(f"model file {path} does not exist")
     return path
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _probe_info(
+def module_info(
     module: nn.Module,
     path: Path,
     input_shape: tuple[int, int, int],
@@ -303,15 +330,8 @@ def _probe_info(
             out = module(torch.zeros((1, *input_shape)))
     except Exception as exc:  # a shape mismatch surfaces as RuntimeError from inside the model
         raise ModelLoadError(
-            f"{path} cannot run on images of shape {input_shape}: {_first_line(exc)}"
+            f"{path} cannot run on images of shape {input_shape}: {first_line(exc)}"
         ) from exc
     if not isinstance(out, torch.Tensor) or out.ndim != 2:
         raise ModelLoadError(f"{path} must return a (N, classes) tensor")
-    return ModelInfo(
-        name=path.stem,
-        input_shape=input_shape,
-        num_classes=int(out.shape[1]),
-        class_names=class_names or tuple(str(i) for i in range(out.shape[1])),
-        kind=kind,
-        size_bytes=path.stat().st_size,
-    )
+    return probed_info(path, None, input_shape, class_names, out, kind)

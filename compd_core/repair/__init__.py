@@ -9,7 +9,14 @@ from compd_core.repair.events import (
     StageStarted,
 )
 from compd_core.repair.report import RepairReport
-from compd_core.repair.run import REGISTER_CHOICES, Repair, chosen_triggers, fine_tunable_source, repair_run
+from compd_core.repair.run import (
+    REGISTER_CHOICES,
+    Repair,
+    chosen_triggers,
+    fine_tunable,
+    fine_tunable_source,
+    repair_run,
+)
 from compd_core.repair.settings import RepairSettings
 from compd_core.repair.split import TriggerSplit, split_triggers
 from compd_core.repair.verdict import Verdict
@@ -27,6 +34,7 @@ __all__ = [
     "TriggerSplit",
     "Verdict",
     "chosen_triggers",
+    "fine_tunable",
     "fine_tunable_source",
     "repair_run",
     "split_triggers",

@@ -15,13 +15,14 @@ import math
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from compd_core.compress import get_recipe
-from compd_core.compress.base import Compressed
+from compd_core.compress.base import Compressed, Recipe
 from compd_core.compress.quantization import CALIBRATION_IMAGES
 from compd_core.data.dataset import ImageDataset
 from compd_core.data.resolve import load_dataset
@@ -45,7 +46,9 @@ from compd_core.repair.evaluate import (
     test_numbers,
 )
 from compd_core.repair.events import EpochFinished, RepairProgress, ResearchProgress, StageStarted
+from compd_core.models.adapters import TorchClassifier
 from compd_core.repair.mining import mine_triggers
+from compd_core.repair.own_files import TorchScriptFile, fine_tunable_file, save_repaired_file
 from compd_core.repair.registry import SourcePair, new_pair_id, register_repaired_pair, source_pair
 from compd_core.repair.report import RepairReport
 from compd_core.repair.serving import served_form
@@ -55,7 +58,6 @@ from compd_core.repair.train import fine_tune
 from compd_core.repair.verdict import judge
 from compd_core.search.results import SeedResult
 from compd_core.store import DEFAULT_SELECTION, RunRecord, Store
-from compd_core.zoo import load_pair
 from compd_core.zoo.loading import classifier_for
 
 ALL_TRIGGERS = "all"
@@ -79,6 +81,18 @@ def fine_tunable_source(pair_id: str) -> SourcePair:
             "the PyTorch pair it was made from instead"
         )
     return source
+
+
+def fine_tunable(run: RunRecord) -> tuple[Recipe, Compressed, SourcePair | None]:
+    """What repair trains for a run: a zoo pair's recipe and weights, or the user's own
+    TorchScript file (no zoo entry); anything else is refused in plain words before any work."""
+    spec = run.pair_source()
+    if spec.is_zoo:
+        source = fine_tunable_source(run.pair)
+        recipe = get_recipe(source.entry.compression)
+        return recipe, recipe.load(source.entry.arch, source.files), source
+    spec.changed_files()  # a model file that is gone is refused; a changed one is warned of
+    return TorchScriptFile(), fine_tunable_file(spec, spec.load()), None
 
 
 def chosen_triggers(
@@ -144,9 +158,8 @@ class Repair:
         self.stop = stop or threading.Event()
         self.started = time.perf_counter()
         self.run = store.get_run(run_id)
-        self.source = fine_tunable_source(self.run.pair)
-        self.recipe = get_recipe(self.source.entry.compression)
-        loaded = self.recipe.load(self.source.entry.arch, self.source.files)
+        self.spec = self.run.pair_source()
+        self.recipe, loaded, self.source = fine_tunable(self.run)
         self.model: nn.Module = self.recipe.trainable(loaded)  # a deep copy: the pair stays as it is
         self.selection, chosen, self.results = chosen_triggers(store, run_id, selection)
         self.split = split_triggers([r.seed.position for r in chosen],
@@ -164,8 +177,12 @@ class Repair:
         self._full_test: ImageDataset | None = None
 
     def _pair_after(self, before: ModelPair, compressed: Compressed) -> ModelPair:
-        return ModelPair(before.original, classifier_for(compressed, f"{self.run.pair} (repaired)", 0),
-                         name=f"{self.run.pair} (repaired)")
+        name = f"{self.run.pair} (repaired)"
+        if self.source is None:  # own files: the input shape and classes are the pair's own
+            repaired = TorchClassifier(compressed.served, replace(before.compressed.info, name=name))  # type: ignore[arg-type]
+        else:
+            repaired = classifier_for(compressed, name, 0)
+        return ModelPair(before.original, repaired, name=name)
 
     def _report(self, **changes: Any) -> RepairReport:
         self.values.update(changes, seconds=time.perf_counter() - self.started)
@@ -191,7 +208,7 @@ class Repair:
         if register not in REGISTER_CHOICES:
             raise ConfigError(f"register must be one of {', '.join(REGISTER_CHOICES)}, got {register!r}")
         s, emit = self.settings, self.emit
-        before = load_pair(self.run.pair)
+        before = self.spec.load()
         shape = before.input_shape
         original = before.original
         train_images, heldout_images = _images(self.train), _images(self.heldout)
@@ -234,7 +251,7 @@ class Repair:
             train_repaired_before=agreement_rate(before, train_images),
         )
         calibration = clean_all.images[:CALIBRATION_IMAGES]  # the zoo build's calibration digits
-        arch = self.source.entry.arch if s.recalibrate else None
+        arch = self.source.entry.arch if s.recalibrate and self.source is not None else None
         best, losses = BestCheckpoint(), []
 
         def judge_epoch(epoch: int, loss: float) -> bool:
@@ -310,18 +327,25 @@ class Repair:
         if self.report is None or self._repaired is None:
             raise ConfigError("there is no finished repair to register; run the repair to its end first")
         if self._full_test is None:
-            pair = load_pair(self.run.pair)
+            pair = self.spec.load()
             self._full_test = load_dataset(self.settings.test_dataset, pair.input_shape,
                                            pair.class_names)
         if self.report.registered:
             return self.report
         self.emit(StageStarted("saving", "registering the repaired pair in the user zoo"))
-        pair_id = new_pair_id(self.run.pair, self.run.id)
+        if self.source is None:
+            stem = Path(self.spec.compressed or "model").stem
+            repaired = save_repaired_file(self._repaired, self.spec,
+                                          new_pair_id(stem, self.run.id))
+            pair_id = repaired.compressed or ""
+        else:
+            pair_id = new_pair_id(self.run.pair, self.run.id)
         report = replace(self.report, repaired_pair=pair_id, registered=True)
         extra = {"run_id": self.run.id, "selection": self.selection, "verdict": report.verdict,
                  "heldout_repaired_rate": report.heldout_repaired_rate,
                  "train_triggers": len(self.split.train), "heldout_triggers": len(self.split.heldout)}
-        register_repaired_pair(self.source, self._repaired, pair_id, self._full_test, extra)
+        if self.source is not None:
+            register_repaired_pair(self.source, self._repaired, pair_id, self._full_test, extra)
         repair_id = self.store.save_repair(self.run.id, self.selection, self.run.pair, pair_id,
                                            self.settings, report)
         self.report = replace(report, repair_id=repair_id)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
@@ -29,4 +27,4 @@ def served_form(recipe: Recipe, trained: nn.Module, calibration: torch.Tensor,
         float_model.load_state_dict(weights)
         compressed = recipe.compress(float_model, arch, calibration, torch.empty(0), 0)
         return Compressed(served=compressed.served, standin=trained)
-    return recipe.finalize(copy.deepcopy(trained), calibration)
+    return recipe.finalize(recipe.copy_module(trained), calibration)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -12,7 +13,8 @@ from compd_core.models.pair import ModelPair
 from compd_core.search.criterion import log_margin
 from compd_core.search.results import Seed
 
-Order = Literal["random", "margin", "balanced"]
+Order = Literal["random", "margin", "balanced", "explicit"]
+EXPLICIT_ORDER = "explicit"  # the seeds are dataset indices the user listed, in their order
 
 
 def select_seeds(
@@ -54,6 +56,42 @@ def select_seeds(
     else:
         raise ConfigError(f"seed order must be 'random', 'margin' or 'balanced', got {order!r}")
     return seeds_from(dataset, chosen, labels[chosen])
+
+
+def check_seed_indices(indices: Sequence[int], dataset: ImageDataset) -> torch.Tensor:
+    """Dataset positions of the listed dataset indices; duplicates and unknown indices refused."""
+    if not indices:
+        raise ConfigError("give at least one seed index, e.g. --seed-indices 3,17,42")
+    seen: set[int] = set()
+    repeated = sorted({i for i in indices if i in seen or seen.add(i)})  # type: ignore[func-returns-value]
+    if repeated:
+        raise ConfigError(f"seed indices {repeated[:5]} are listed twice; give each image once")
+    where = {int(index): position for position, index in enumerate(dataset.indices.tolist())}
+    missing = [i for i in indices if i not in where]
+    if missing:
+        raise ConfigError(
+            f"seed indices {missing[:5]} are not in {dataset.name}, which holds indices "
+            f"{min(where)}..{max(where)}; pick indices in that range"
+        )
+    return torch.tensor([where[int(i)] for i in indices], dtype=torch.long)
+
+
+def explicit_seeds(pair: ModelPair, dataset: ImageDataset, indices: Sequence[int]) -> list[Seed]:
+    """The listed dataset images as seeds, in the given order, each labelled by the original.
+
+    An image the two models already disagree on is refused: it is a deviation already, not a
+    starting point to search from.
+    """
+    positions = check_seed_indices(indices, dataset)
+    prediction = pair.predict(dataset.images[positions])
+    disagree = torch.nonzero(prediction.disagree).flatten().tolist()
+    if disagree:
+        shown = [int(indices[i]) for i in disagree[:5]]
+        raise ConfigError(
+            f"the models already disagree on seed indices {shown}; "
+            "they are deviations already, not seeds: leave them out"
+        )
+    return seeds_from(dataset, positions, prediction.labels_original)
 
 
 def _balanced(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from compd_core.compress import RECIPES
+from compd_core.compress import RECIPES, TFLITE_RECIPES
 from compd_core.compress.training import TrainSettings, train
 from compd_core.data.mnist import load_mnist
 from compd_core.models.adapters import TorchClassifier
@@ -94,10 +94,26 @@ def _build(
                 f"{entry.id}: accuracy {entry.accuracy_compressed:.4f} "
                 f"(original {entry.accuracy_original:.4f}), {entry.disagreements} disagreements"
             )
-    manifest = Manifest(originals=original_entries, pairs=pair_entries, seed=seed,
-                        platform=build_platform())
+    converted_originals, converted_pairs = _converted_entries(directory)
+    manifest = Manifest(originals={**original_entries, **converted_originals},
+                        pairs=pair_entries + converted_pairs, seed=seed,
+                        platform={**_previous_platform(directory), **build_platform()})
     write_manifest(directory, manifest)
     return manifest
+
+
+def _converted_entries(directory: Path) -> tuple[dict[str, OriginalEntry], list[PairEntry]]:
+    """The TFLite pairs already in ``directory`` (TensorFlow made them; this build cannot), so
+    that rebuilding the PyTorch pairs keeps them."""
+    if not (directory / "manifest.json").is_file():
+        return {}, []
+    old = read_manifest(directory)
+    pairs = [p for p in old.pairs if p.compression in TFLITE_RECIPES]
+    return {p.original: old.originals[p.original] for p in pairs}, pairs
+
+
+def _previous_platform(directory: Path) -> dict:
+    return read_manifest(directory).platform if (directory / "manifest.json").is_file() else {}
 
 
 def _make_pair(
@@ -145,6 +161,8 @@ def remake_pairs(directory: Path, kinds: tuple[str, ...], on_progress: Progress 
     train_set, test_set = load_mnist("train"), load_mnist("test")
     remade: dict[str, PairEntry] = {}
     for name, original_entry in manifest.originals.items():
+        if original_entry.format != "torch":
+            continue  # converted pairs are remade by compd_core.zoo.tflite_build
         original = load_original(directory, name)
         for kind in kinds:
             say(f"making {name}-{kind}")

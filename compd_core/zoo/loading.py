@@ -14,6 +14,7 @@ from compd_core.errors import ModelLoadError, UnknownPairError
 from compd_core.models.adapters import OnnxClassifier, TorchClassifier
 from compd_core.models.architectures import build_architecture
 from compd_core.models.base import Classifier, ModelInfo
+from compd_core.models.loading import load_classifier
 from compd_core.models.pair import DEFAULT_MAX_BATCH, ModelPair
 from compd_core.paths import sample_models_dir
 from compd_core.zoo.manifest import Manifest, PairEntry, read_manifest
@@ -53,11 +54,14 @@ def _info(name: str, kind: str, size: int) -> ModelInfo:
 
 
 @lru_cache(maxsize=16)
-def load_original(directory: Path, name: str) -> TorchClassifier:
+def load_original(directory: Path, name: str) -> Classifier:
+    """A PyTorch original (``TorchClassifier``), or a Keras one through the model-file loader."""
     entry = read_manifest(directory).originals.get(name)
     if entry is None:
         raise ModelLoadError(f"the zoo at {directory} has no original named {name!r}")
     path = directory / entry.file
+    if entry.format != "torch":
+        return load_classifier(path, INPUT_SHAPE, MNIST_CLASSES, name=name)
     model = build_architecture(entry.arch)
     try:
         model.load_state_dict(load_state(path))
@@ -67,9 +71,12 @@ def load_original(directory: Path, name: str) -> TorchClassifier:
 
 
 def classifier_for(compressed: Compressed, name: str, size_bytes: int) -> Classifier:
-    """Wrap a recipe's output as a classifier (ONNX files run in onnxruntime)."""
+    """Wrap a recipe's output as a classifier (ONNX files run in onnxruntime, TFLite files in
+    LiteRT)."""
     if isinstance(compressed.served, (str, Path)):
-        return OnnxClassifier(compressed.served, INPUT_SHAPE, MNIST_CLASSES, output="logits", name=name)
+        if Path(compressed.served).suffix == ".onnx":
+            return OnnxClassifier(compressed.served, INPUT_SHAPE, MNIST_CLASSES, output="logits", name=name)
+        return load_classifier(compressed.served, INPUT_SHAPE, MNIST_CLASSES, name=name)
     return TorchClassifier(
         compressed.served, _info(name, "torch", size_bytes), standin=compressed.standin
     )

@@ -30,6 +30,7 @@ class OriginalEntry:
     accuracy: float
     size_bytes: int
     parameters: int
+    format: str = "torch"  # torch: a state dict of ``arch``; keras: a Keras 3 file
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dashboard.components.charts import profile_figure
 from dashboard.components.feedback import user_errors
 from dashboard.components.images import THUMB_SIZE, picture
 
-MODEL_TYPES = ["onnx", "pt", "pth", "ts", "torchscript", "jit"]
+MODEL_TYPES = ["tflite", "keras", "h5", "pt2", "onnx", "pt", "pth", "ts", "torchscript", "jit"]
 MAX_DISAGREEMENTS_SHOWN = 8
 
 st.title("Models")
@@ -58,9 +58,9 @@ def own_files_ui(current: PairChoice) -> PairChoice | None:
         original_file = left.file_uploader("Original model", type=MODEL_TYPES, help=limit)
         compressed_file = right.file_uploader("Compressed model", type=MODEL_TYPES, help=limit)
         original_path = left.text_input("…or its path on this machine",
-                                        value=current.original_path or "", key="original-path")
+                                        value=current.original or "", key="original-path")
         compressed_path = right.text_input("…or its path on this machine",
-                                           value=current.compressed_path or "",
+                                           value=current.compressed or "",
                                            key="compressed-path")
         c, h, w, names = st.columns([1, 1, 1, 3])
         channels = c.number_input("Channels", 1, 4, current.input_shape[0])
@@ -73,9 +73,8 @@ def own_files_ui(current: PairChoice) -> PairChoice | None:
         return None if current.is_zoo else current
     original = _model_source("original", original_file, original_path)
     compressed = _model_source("compressed", compressed_file, compressed_path)
-    return PairChoice(zoo_id=None, original_path=original, compressed_path=compressed,
-                      input_shape=(int(channels), int(height), int(width)),
-                      class_names=_class_names(class_text))
+    return PairChoice.files(original, compressed, (int(channels), int(height), int(width)),
+                            _class_names(class_text))
 
 
 def dataset_ui(current: DatasetChoice) -> DatasetChoice:
@@ -108,7 +107,7 @@ def dataset_ui(current: DatasetChoice) -> DatasetChoice:
 def readable(message: str, choice: PairChoice) -> str:
     """Name uploaded files by the name the user gave them, not by where they were saved."""
     folder = str(uploads.uploads_dir())
-    for path in (choice.original_path, choice.compressed_path):
+    for path in (choice.original, choice.compressed):
         if path and path.startswith(folder):
             message = message.replace(path, f"{Path(path).name} (uploaded)")
     return message

@@ -8,7 +8,7 @@ import math
 import streamlit as st
 
 from compd_core.errors import CompdError
-from compd_core.repair import RepairReport, RepairSettings, fine_tunable_source
+from compd_core.repair import RepairReport, RepairSettings, fine_tunable
 from compd_core.store import RunRecord, Store
 from dashboard import repair_jobs, resources, session
 from dashboard.choices import PairChoice
@@ -139,10 +139,15 @@ def live_panel(job_id: str) -> None:
                    f"{item.found} deviated")
 
 
-def _search_repaired(pair_id: str) -> None:
-    # The repaired pair is new in the user zoo: forget the cached list so every page sees it.
-    resources.zoo_entries.clear()
-    session.set_pair_and_dataset(PairChoice(zoo_id=pair_id), session.dataset_choice())
+def _search_repaired(run_id: str, repaired: str) -> None:
+    """Switch to the repaired pair: a new zoo pair, or (own files) the original beside the
+    repaired model file."""
+    resources.zoo_entries.clear()  # a new zoo pair: forget the cached list so every page sees it
+    source = resources.get_store().get_run(run_id).pair_source()
+    choice = PairChoice.zoo(repaired) if source.is_zoo else PairChoice.files(
+        source.original or "", repaired, source.input_shape, source.class_names,
+        allow_code=source.allow_code)
+    session.set_pair_and_dataset(choice, session.dataset_choice())
     st.switch_page("views/search.py")
 
 
@@ -163,7 +168,7 @@ def register_ui(job: repair_jobs.RepairJob, report: RepairReport) -> None:
         st.markdown(f"The repaired pair is saved as **`{report.repaired_pair}`**: every page can "
                     "select it on the Models page.")
         if st.button("Search the repaired pair", type="primary", icon=":material/travel_explore:"):
-            _search_repaired(report.repaired_pair)  # type: ignore[arg-type]
+            _search_repaired(job.run_id, report.repaired_pair)  # type: ignore[arg-type]
         return
     st.markdown("The repaired model is **not registered** yet.")
     confirmed = True
@@ -226,7 +231,7 @@ with user_errors():
     run = choose_run(store)
     if run is not None:
         try:
-            fine_tunable_source(run.pair)
+            fine_tunable(run)
         except CompdError as exc:
             st.error(str(exc), icon=":material/block:")
         else:

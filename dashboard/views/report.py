@@ -9,6 +9,7 @@ import streamlit as st
 from compd_core.report import build_report, report_filename
 from dashboard import resources, session
 from dashboard.components.feedback import user_errors
+from dashboard.components.run_pair import run_pair_ui
 
 if TYPE_CHECKING:
     from compd_core.search.profile import DeviationProfile
@@ -44,7 +45,7 @@ with user_errors():
                           format_func=lambda i: f"{i} · {runs[i].pair} · {runs[i].strategy} · "
                                                 f"{runs[i].found} of {runs[i].seeds_done} found")
     run = runs[chosen]
-    choice = resources.choice_for_run(run.pair, session.pair_choice())
+    choice = run_pair_ui(run)
     trigger = next((r.trigger for r in store.load_results(chosen, details=False) if r.trigger), None)
     names = resources.class_names_for(choice, 10 if trigger is None else trigger.probs_original.numel())
     profile = measured_profile(run.pair)

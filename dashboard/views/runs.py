@@ -13,6 +13,7 @@ from dashboard import jobs, resources, session
 from dashboard.choices import DatasetChoice
 from dashboard.job_registry import job_using_run
 from dashboard.components.feedback import user_errors
+from dashboard.components.run_pair import run_pair_ui
 
 st.title("Runs")
 st.caption(f"Every search stored in `{resources.db_path()}`, newest first. A run's results are "
@@ -36,7 +37,7 @@ def interrupted_ui(store: Store, run: RunRecord) -> None:
         f"Run `{run.id}` was interrupted: the process searching it ended without closing it "
         f"(a stopped or killed server). It keeps the {run.seeds_done} of {run.seed_count} seeds "
         f"it finished. {then}", icon=":material/pause_circle:")
-    choice = resources.choice_for_run(run.pair, session.pair_choice())
+    choice = run_pair_ui(run)
     resume_col, stop_col = st.columns(2)
     if names_a_dataset(run.dataset) and choice is not None and resume_col.button(
             "Resume", key="resume-interrupted", icon=":material/play_arrow:", width="stretch"):

@@ -141,7 +141,8 @@ def start(form: SearchForm) -> list[str]:
         dataset_name = f"{data_choice.label}: {seeds} hand-picked"
     spec = CampaignSpec(pair=choice.name, strategy=form.strategy, seeds=seeds, settings=settings,
                         rng_seed=form.rng_seed, dataset=dataset_name,
-                        seed_order="margin" if form.order == "lowest margin first" else "random")
+                        seed_order="margin" if form.order == "lowest margin first" else "random",
+                        pair_spec=None if choice.is_zoo else choice.with_hashes())
     job = jobs.start_search(resources.get_store(), spec, pair, data, choices=session.snapshot())
     session.set_current_job(job)
     return dropped

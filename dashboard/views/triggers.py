@@ -16,6 +16,7 @@ from dashboard import jobs, resources, session
 from dashboard.choices import PairChoice
 from dashboard.downloads import selection_downloads
 from dashboard.components.charts import replay_figure
+from dashboard.components.run_pair import run_pair_ui
 from dashboard.components.feedback import guarded, show_pending, user_errors
 from dashboard.components.images import THUMB_SIZE, picture
 from dashboard.components.trigger_view import (
@@ -249,7 +250,7 @@ with user_errors():
         st.info("This run has found no trigger (yet).", icon=":material/search_off:")
         st.stop()
     strength_ui(found)
-    pair_choice = resources.choice_for_run(run.pair, session.pair_choice())
+    pair_choice = run_pair_ui(run)
     names = resources.class_names_for(pair_choice, found[0].trigger.probs_original.numel())
     position = gallery(store, run, order_ui(run, found), names)
     export_ui(store, run)

@@ -20,11 +20,56 @@ class StoredRun:
     run_id: str
 
 
+_KILLED_AFTER_ONE_SEED = """
+import os, signal, sys
+from compd_core.campaign import CampaignSpec, run_campaign
+from compd_core.pair_spec import PairSpec
+from compd_core.search.events import SeedFinished
+from compd_core.search.settings import SearchSettings
+from compd_core.store import Store
+
+finished = []
+
+def die_after_first_seed(event):
+    if isinstance(event, SeedFinished):
+        finished.append(event)
+        if len(finished) == 2:  # the first seed is stored by now, the second not yet
+            os.kill(os.getpid(), signal.SIGKILL)  # as a server killed mid-search
+
+{spec}
+run_campaign(spec, Store(sys.argv[1]), emit=die_after_first_seed)
+"""
+
+
+def search_killed_after_one_seed(db: Path, spec: str) -> int:
+    """Run the campaign that the code ``spec`` assigns to ``spec`` into ``db`` in another
+    process, killed (SIGKILL) once its first seed is stored; returns the exit code."""
+    import subprocess
+    import sys
+
+    script = _KILLED_AFTER_ONE_SEED.replace("{spec}", spec)
+    return subprocess.run([sys.executable, "-c", script, str(db)], timeout=300).returncode
+
+
 def finish_jobs(timeout: float = 180.0) -> None:
     """Wait for every search the app started (searches run in worker threads)."""
     from dashboard import jobs
 
     jobs.join_all(timeout)
+
+
+def resume_on_runs_page(db: Path, run_id: str):
+    """Press Resume on the Runs page in a fresh session, wait for the search, and return the
+    run and its results as stored."""
+    from compd_core.store import Store
+
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    open_page(at, "runs")
+    at.button(key="resume-interrupted").click().run()
+    assert not at.exception and not at.error
+    finish_jobs()
+    with Store(db) as store:
+        return store.get_run(run_id), store.load_results(run_id)
 
 
 def open_page(at: AppTest, name: str) -> AppTest:

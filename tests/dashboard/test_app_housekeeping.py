@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,34 +15,17 @@ from streamlit.testing.v1 import AppTest
 from compd_core.paths import sample_models_dir
 from compd_core.store import Store
 from dashboard.uploads import clean_uploads, safe_name
-from dashboard_support import finish_jobs, open_page
+from dashboard_support import open_page, resume_on_runs_page, search_killed_after_one_seed
 
 ONNX_ORIGINAL = sample_models_dir() / "lenet5" / "onnx-int8.float.onnx"
 ONNX_COMPRESSED = sample_models_dir() / "lenet5" / "onnx-int8.onnx"
 
-KILLED_AFTER_ONE_SEED = """
-import os, signal, sys
-from compd_core.campaign import CampaignSpec, run_campaign
-from compd_core.search.events import SeedFinished
-from compd_core.search.settings import SearchSettings
-from compd_core.store import Store
-
-finished = []
-
-def die_after_first_seed(event):
-    if isinstance(event, SeedFinished):
-        finished.append(event)
-        if len(finished) == 2:  # the first seed is stored by now, the second not yet
-            os.kill(os.getpid(), signal.SIGKILL)  # as a server killed mid-search
-
-spec = CampaignSpec("lenet5-int8-static", "dflare", seeds=4, settings=SearchSettings(max_queries=200))
-run_campaign(spec, Store(sys.argv[1]), emit=die_after_first_seed)
-"""
+KILLED_SPEC = ('spec = CampaignSpec("lenet5-int8-static", "dflare", seeds=4, '
+               'settings=SearchSettings(max_queries=200))')
 
 
 def test_a_run_left_by_a_killed_process_reads_interrupted_and_can_be_stopped(db: Path) -> None:
-    killed = subprocess.run([sys.executable, "-c", KILLED_AFTER_ONE_SEED, str(db)], timeout=300)
-    assert killed.returncode == -9
+    assert search_killed_after_one_seed(db, KILLED_SPEC) == -9
     with Store(db) as store:
         (run,) = store.list_runs()
     assert (run.status, run.seeds_done) == ("interrupted", 1)
@@ -62,21 +43,12 @@ def test_a_run_left_by_a_killed_process_reads_interrupted_and_can_be_stopped(db:
 
 
 def test_an_interrupted_run_resumes_from_the_runs_page(db: Path) -> None:
-    killed = subprocess.run([sys.executable, "-c", KILLED_AFTER_ONE_SEED, str(db)], timeout=300)
-    assert killed.returncode == -9
+    assert search_killed_after_one_seed(db, KILLED_SPEC) == -9
     with Store(db) as store:
         (run,) = store.list_runs()
         (first,) = store.load_results(run.id)
     assert (run.status, run.seeds_done) == ("interrupted", 1)
-    at = AppTest.from_file(str(Path(__file__).parents[2] / "dashboard" / "app.py"),
-                           default_timeout=120)
-    open_page(at, "runs")
-    at.button(key="resume-interrupted").click().run()
-    assert not at.exception and not at.error
-    finish_jobs()
-    with Store(db) as store:
-        done = store.get_run(run.id)
-        results = store.load_results(run.id)
+    done, results = resume_on_runs_page(db, run.id)
     # the run's own campaign finished the other seeds; the stored one was not searched again
     assert (done.status, done.seeds_done, done.seed_count) == ("finished", 4, 4)
     assert [r.seed.position for r in results] == [0, 1, 2, 3]

@@ -71,6 +71,29 @@ def test_own_onnx_files_by_path_are_measured(app: AppTest) -> None:
     assert app.session_state["pair_choice"].name == "onnx-int8.float.onnx vs onnx-int8.onnx"
 
 
+def test_own_keras_and_tflite_uploads_are_measured(app: AppTest) -> None:
+    keras_file = sample_models_dir() / "tflite" / "lenet5" / "original.keras"
+    tflite_file = sample_models_dir() / "tflite" / "lenet5" / "int8.tflite"
+    _own_files(app)
+    app.file_uploader[0].set_value(("mine.keras", keras_file.read_bytes(), "application/octet-stream"))
+    app.file_uploader[1].set_value(("mine.tflite", tflite_file.read_bytes(), "application/octet-stream"))
+    app.button[0].click().run()
+    assert not app.exception and not app.error
+    evaluation = evaluate_pair(load_pair("lenet5-tflite-int8"), load_mnist("test"))
+    assert ("Disagreements", f"{evaluation.disagreements:,}") in _metrics(app)
+    accuracies = [v for k, v in _metrics(app) if k == "Accuracy"]
+    assert accuracies == [f"{evaluation.accuracy_original:.2%}",
+                          f"{evaluation.accuracy_compressed:.2%}"]
+
+
+def test_a_tflite_sample_pair_shows_its_cards(app: AppTest) -> None:
+    open_page(app, "models")
+    app.selectbox[0].select("lenet1-tflite-int8").run()
+    assert not app.exception and not app.error
+    evaluation = evaluate_pair(load_pair("lenet1-tflite-int8"), load_mnist("test"))
+    assert ("Disagreements", f"{evaluation.disagreements:,}") in _metrics(app)
+
+
 @pytest.mark.parametrize(("name", "content", "expected"), [
     ("broken.onnx", b"this is not a model", "broken.onnx (uploaded) is not a loadable ONNX model"),
     ("weights.pt", None, "holds weights without code"),

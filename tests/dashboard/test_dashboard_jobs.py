@@ -81,12 +81,12 @@ def test_a_characterization_job_reports_through_the_protocol_and_keeps_no_tensor
 def test_a_finished_job_parks_its_uploads_in_files_and_a_reload_gets_them_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dashboard.choices import DatasetChoice, PairChoice, SessionChoices, Upload
+    from dashboard.choices import DatasetChoice, SessionChoices, Upload, default_pair
     from dashboard.uploads import unpark_uploads
 
     monkeypatch.setenv("COMPD_UPLOADS", str(tmp_path / "uploads"))
     upload = Upload("my digit.png", bytes(range(256)) * 3 + bytes(16), (1, 28, 28))
-    choices = SessionChoices(PairChoice(), DatasetChoice(), picks=(4, 7), uploads=(upload,))
+    choices = SessionChoices(default_pair(), DatasetChoice(), picks=(4, 7), uploads=(upload,))
     with Store(tmp_path / "r.sqlite") as store:
         job = jobs.start_search(store, _spec(2, 100), load_pair(PAIR), load_mnist("test"),
                                 choices=choices)

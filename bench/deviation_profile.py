@@ -1,7 +1,7 @@
 """Benchmark: the deviation profile of every LeNet-5 zoo pair, on the same class-balanced seeds.
 
-    python bench/profile.py                                   # writes bench/PROFILE.md
-    python bench/profile.py --seeds 20 --pairs lenet5-int8-static --out /tmp/quick.md
+    python bench/deviation_profile.py                                   # writes bench/PROFILE.md
+    python bench/deviation_profile.py --seeds 20 --pairs lenet5-int8-static --out /tmp/quick.md
 
 For each pair: the share of seeds with a strict deviation (the original keeps the seed's label
 with a positive margin, the compressed model answers another class with a positive margin)
@@ -58,7 +58,7 @@ def write(out: Path, args: argparse.Namespace, profiles: list[tuple[DeviationPro
     text = [
         "# Deviation profiles of the LeNet-5 zoo pairs",
         "",
-        f"`python bench/profile.py --seeds-per-class {args.seeds_per_class} --budget {args.budget}` "
+        f"`python bench/deviation_profile.py --seeds-per-class {args.seeds_per_class} --budget {args.budget}` "
         f"on {platform.machine()}, {torch.get_num_threads()} torch thread(s), torch {torch.__version__}.",
         f"{seeds} class-balanced MNIST test seeds ({args.seeds_per_class} per class, rng seed "
         f"{args.rng_seed}), the same for every pair; strategy `compd`, {args.budget:,} queries per "
