@@ -227,3 +227,27 @@ def test_dashboard_searches_run_on_the_executor_the_server_is_set_to(local_ray, 
             progress = job.progress()
             assert progress.seeds_done == SPEC.seeds and progress.found == store.get_run(job.run_id).found
     assert on_ray == [SPEC.seeds, SPEC.seeds]  # both searches went out to the Ray workers
+
+
+def test_a_pair_of_model_files_is_searched_on_ray_workers_as_in_process(tmp_path):
+    """Workers rebuild the run's own pair from its description (two model files), not from a
+    zoo id: the command line finds what the in-process search finds, seed for seed."""
+    from own_pair_support import SEEDS, write_file_pair
+
+    files = write_file_pair(tmp_path / "models")
+    db = tmp_path / "files.sqlite"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), os.environ.get("PYTHONPATH", "")])}
+    common = ["search", "--original", str(files.original), "--compressed", str(files.onnx),
+              "--dataset", str(files.data), "--seed-indices", SEEDS, "--budget", "300",
+              "--db", str(db), "--json"]
+    runs = []
+    for extra in ([], ["--executor", "ray", "--workers", "2", "--chunk", "3"]):
+        done = subprocess.run([sys.executable, "-m", "compd_core", *common, *extra],
+                              capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr
+        runs.append(json.loads(done.stdout)["run_id"])
+    with Store(db, read_only=True) as store:
+        in_process, on_ray = (_by_position(store.load_results(run)) for run in runs)
+        assert store.get_run(runs[1]).pair_spec.original == str(files.original)
+    assert sorted(on_ray) == sorted(in_process) == list(range(len(SEEDS.split(","))))
+    assert [p for p in on_ray if not _same_search(on_ray[p], in_process[p])] == []
