@@ -29,6 +29,7 @@ from compd_core.data import load_mnist
 from compd_core.errors import WhiteBoxRequiredError
 from compd_core.models.pair import ModelPair
 from compd_core.search.seeds import select_seeds
+from compd_core.search.events import Step
 from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import SearchContext, get_strategy
 from compd_core.zoo import load_pair
@@ -51,6 +52,7 @@ class Row:
     solved: dict[int, tuple[int, float]]  # seed position -> (queries, L2) of its trigger
     strong: int  # triggers with both margins >= STRONG
     replay_failures: int  # triggers that do not meet the criterion, or tie, when replayed
+    first_found: dict[int, int]  # seed position -> queries spent when it first deviated
 
 
 def paired(row: Row, reference: Row | None, field: int) -> str:
@@ -129,7 +131,13 @@ def run_one(pair_id: str, strategy: str, kind: str, bounded: bool, seeds, budget
     settings = SearchSettings(max_queries=budget, time_budget=time_budget, criterion=kind)
     if not bounded:
         settings = _unbounded(settings)
-    context = SearchContext(pair, settings, rng_seed=0)
+    first_found: dict[int, int] = {}
+
+    def note_first_find(event) -> None:
+        if isinstance(event, Step) and event.found:
+            first_found.setdefault(event.position, event.queries)
+
+    context = SearchContext(pair, settings, rng_seed=0, emit=note_first_find)
     strategy_object = get_strategy(strategy)
     if strategy_object.needs_white_box:
         pair.white_box()
@@ -139,7 +147,13 @@ def run_one(pair_id: str, strategy: str, kind: str, bounded: bool, seeds, budget
     solved = {r.seed.position: (r.queries, r.trigger.l2) for r in results if r.found}
     strong = sum(min(r.trigger.margins) >= STRONG for r in results if r.found)
     summary = summarize(results, wall, run_id=None, pair=pair_id, strategy=strategy)
-    return Row("", summary, solved, strong, replay_failures(pair, settings, results))
+    return Row("", summary, solved, strong, replay_failures(pair, settings, results), first_found)
+
+
+def first_find_median(row: Row) -> str:
+    """Queries until the first strict deviation, before any shrinking (solved seeds only)."""
+    solved = [row.first_found[p] for p in row.solved if p in row.first_found]
+    return fmt(statistics.median(solved), 0) if solved else "–"
 
 
 def fmt(value, digits=2):
@@ -158,16 +172,17 @@ def table(pair_id: str, rows: list[Row], ceiling: float) -> list[str]:
     lines = [
         f"### {pair_id}  (raw batched throughput: {ceiling:,.0f} queries/s at batch 256)",
         "",
-        "| strategy | success | median q | q ratio | paired q ratio | median L2 | L2 ratio | paired L2 ratio "
+        "| strategy | success | median q | q ratio | paired q ratio | median q to first deviation "
+        "| median L2 | L2 ratio | paired L2 ratio "
         "| median L-inf | both margins >= 0.2 | replay failures | s / trigger | queries/s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         s = row.summary
         lines.append(
             f"| {row.label} | {s.success_rate:.0%} ({s.found}/{s.seeds}) | {fmt(s.median_queries, 0)} | "
             f"{ratio(s.median_queries, reference and reference.median_queries)} | "
-            f"{paired(row, reference_row, 0)} | {fmt(s.median_l2)} | "
+            f"{paired(row, reference_row, 0)} | {first_find_median(row)} | {fmt(s.median_l2)} | "
             f"{ratio(s.median_l2, reference and reference.median_l2)} | {paired(row, reference_row, 1)} | "
             f"{fmt(s.median_linf)} | {row.strong / s.found if s.found else 0:.0%} ({row.strong}) | "
             f"{row.replay_failures} | {fmt(s.seconds_per_trigger, 3)} | {fmt(s.queries_per_second, 0)} |"

@@ -23,7 +23,7 @@ How it searches (each choice measured on the zoo's LeNet pairs, 20 class-balance
   ending after 4 rounds without progress; counted like any query).
 
 Measured on 100 class-balanced seeds of six LeNet pairs (bench/RESULTS.md): strict deviations
-for 80-100% of seeds at median L2 2.7-3.3, about half of dflare's L2 for about 3x its queries;
+for 92-100% of seeds at median L2 2.9-3.4, 0.36-0.48x dflare's L2 for 1.3-5.9x its queries;
 the int8 triggers are barely past the boundary (the search stops at the first strict one).
 
 Measured and dropped: Metropolis-Hastings over DFLARE's operators plus patch nudges (the
