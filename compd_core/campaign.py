@@ -18,6 +18,8 @@ import torch
 from compd_core.data.dataset import ImageDataset
 from compd_core.data.resolve import load_dataset
 from compd_core.errors import ConfigError
+from compd_core.executors import Executor, InProcessExecutor, PairLoader, SearchWork
+from compd_core.models.device import resolve_device
 from compd_core.models.pair import ModelPair
 from compd_core.events import EventSink, ended, no_events, with_progress
 from compd_core.search.events import SearchProgress
@@ -181,10 +183,15 @@ def run_campaign(
     emit: EventSink = no_events,
     stop: threading.Event | None = None,
     resume: str | None = None,
+    executor: Executor | None = None,
+    device: str = "cpu",
 ) -> CampaignSummary:
     """Run (or resume, by run id) a campaign; with a store, each result is committed at once.
 
     ``pair`` and ``dataset`` may be given to skip loading them (the dashboard caches both).
+    ``executor`` decides who searches the seeds (default: this process; see
+    ``compd_core.executors``); whoever does, this process alone writes the store.
+    ``device`` ('cpu', 'cuda' or 'auto') is where the pair's torch models run.
     A resumed run searches exactly its stored seeds under its stored settings; a spec that
     differs, a finished run, or a run another search holds right now is refused before anything
     changes. The summary counts only the seeds this call searched, as read back from the store.
@@ -196,11 +203,15 @@ def run_campaign(
         record = store.get_run(resume)
         _check_same_campaign(spec, record)
     strategy = get_strategy(spec.strategy)
+    executor = executor or InProcessExecutor()
+    source = record.pair_source() if record is not None else spec.source
+    loader = PairLoader(source, resolve_device(device))
     if pair is None:
-        source = record.pair_source() if record is not None else spec.source
         if record is not None:
             source.changed_files()  # a file that is gone is refused; a changed one logged
-        pair = source.load()
+        pair = loader()
+    elif loader.device != "cpu":
+        pair = pair.on(loader.device)
     if strategy.needs_white_box:
         pair.white_box()  # refuses a black-box pair before any work is done
     dataset = dataset or load_dataset(spec.dataset, pair.input_shape, pair.class_names)
@@ -232,17 +243,21 @@ def run_campaign(
     progress = SearchProgress(planned, already_done=planned - len(seeds))
     emit(progress.start())
     context = SearchContext(pair, spec.settings, spec.rng_seed, with_progress(emit, progress), stop)
-    results: list[SeedResult] = []
+    results: list[SeedResult] = []  # kept only without a store: the store holds them otherwise
+    searched: list[int] = []  # positions searched by this call
     after_stop: list[SeedResult] = []  # what the strategy hands back once Stop was asked for
     started = time.perf_counter()
     try:
-        for result in strategy.run(context, seeds):
+        work = SearchWork(loader, spec.strategy, spec.settings, spec.rng_seed)
+        for result in executor.run(work, seeds, context):
             if store is not None and run_id is not None:
                 if stop.is_set():
                     after_stop.append(result)
                 else:
                     store.save_result(run_id, result)  # committed at once: a kill loses nothing
-            results.append(result)
+            else:
+                results.append(result)
+            searched.append(result.seed.position)
     except BaseException:
         stop.set()  # Ctrl-C or a crash: the run is recorded as stopped, its results are kept
         raise
@@ -254,7 +269,7 @@ def run_campaign(
     if store is not None and run_id is not None:
         # Report what the file holds, not what was meant to be written: a write that did not
         # land raises here instead of printing a success the run cannot back.
-        results = store.load_results(run_id, [r.seed.position for r in results], details=False)
+        results = store.load_results(run_id, searched, details=False)
     summary = summarize(results, wall, run_id=run_id, pair=spec.pair, strategy=spec.strategy,
                         stopped=stop.is_set())
     emit(ended("search", summary.to_dict(), stopped=summary.stopped, line=_outcome_line(summary)))

@@ -25,6 +25,7 @@ from compd_core.data.dataset import ImageDataset
 from compd_core.errors import CompdError
 from compd_core.models.pair import ModelPair
 from compd_core.events import Event
+from compd_core.executors import executor_from_environment
 from compd_core.search.events import EventRecorder, SeedFinished, SeedStarted, Step
 from compd_core.search.results import ExitReason, SeedResult
 from compd_core.search.strategies import get_strategy
@@ -261,7 +262,8 @@ def _work(job: Job, store: Store, pair: ModelPair, dataset: ImageDataset) -> Non
         # ``resume`` with the id made by start_search: the run exists (and is linkable) before the
         # first seed is searched, and run_campaign still does all the storing and bookkeeping.
         summary = run_campaign(job.spec, store, pair=pair, dataset=dataset, emit=job.record,
-                               stop=job.stop_event, resume=job.run_id)
+                               stop=job.stop_event, resume=job.run_id,
+                               executor=executor_from_environment())
     except CompdError as exc:
         _close_failed_run(store, job)
         job._end("failed", error=str(exc))

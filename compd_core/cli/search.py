@@ -121,13 +121,28 @@ def search(
     db: Path = typer.Option(None, help="Results database (default ./compd.sqlite or $COMPD_DB)."),
     resume: str = typer.Option(None, help="Resume this run id with its own stored settings, "
                                "skipping its finished seeds."),
+    executor: str = typer.Option("inprocess", help="Who searches the seeds: inprocess (default) "
+                                 "or ray (chunks of seeds on Ray workers; pip install 'compd[ray]')."),
+    address: str = typer.Option(None, help="With --executor ray: auto or HOST:PORT of a running "
+                                "cluster's head node (default: start a local one)."),
+    workers: int = typer.Option(None, help="With --executor ray: how many workers (default: "
+                                "one per CPU)."),
+    chunk: int = typer.Option(None, help="With --executor ray: seeds per task (default 64-256, "
+                              "about four tasks per worker)."),
+    device: str = typer.Option("cpu", help="Where torch models run: cpu (default), cuda or auto "
+                               "(cuda when there is a GPU)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Search seeds of a pair for deviation-triggering inputs; every trigger is stored at once."""
     from compd_core.campaign import run_campaign
     from compd_core.data.resolve import load_dataset
+    from compd_core.executors import make_executor
+    from compd_core.models.device import resolve_device
     from compd_core.search.seeds import explicit_seeds
     from compd_core.store import Store
+
+    runner = make_executor(executor, address=address, workers=workers, chunk=chunk)
+    resolve_device(device)
 
     given = {"--pair": pair, "--strategy": strategy, "--seeds": seeds, "--budget": budget,
              "--time-budget": time_budget, "--operators": operators, "--criterion": criterion,
@@ -147,7 +162,8 @@ def search(
     if spec.seed_indices is not None and not resume:
         explicit_seeds(model_pair, data, spec.seed_indices)  # a bad list: one line, before the bar
     run = run_job(lambda emit, stop: run_campaign(spec, store, pair=model_pair, dataset=data,
-                                                  emit=emit, stop=stop, resume=resume),
+                                                  emit=emit, stop=stop, resume=resume, executor=runner,
+                                                  device=device),
                   "search step", transient=json_output)
     summary = run.value
     if json_output:

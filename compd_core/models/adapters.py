@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import logging
 import warnings
@@ -16,6 +17,7 @@ from torch import nn
 
 from compd_core.errors import InvalidOutputError, ModelLoadError
 from compd_core.models.base import ModelInfo
+
 
 OutputKind = Literal["logits", "probabilities", "auto"]
 _log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class TorchClassifier:
         self._standin = standin.eval() if standin is not None else None
         params = list(module.parameters())
         self._dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
+        self._device = torch.device("cpu")
 
     @property
     def info(self) -> ModelInfo:
@@ -66,9 +69,33 @@ class TorchClassifier:
         """The served module; shared, so treat it as read-only (repair works on a deep copy)."""
         return self._module
 
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def on(self, device: str) -> TorchClassifier:
+        """This model on ``device`` (inputs go there, probabilities come back to the CPU).
+
+        The shared module is never moved: another device gets a copy. PyTorch's int8 kernels
+        exist only on the CPU, so a quantized module stays there.
+        """
+        target = torch.device(device)
+        if target == self._device:
+            return self
+        if _is_quantized(self._module) and target.type != "cpu":
+            _log.info("%s is int8-quantized and runs on the CPU only", self._info.name)
+            return self
+        moved = copy.copy(self)
+        moved._module = copy.deepcopy(self._module).to(target)
+        moved._device = target
+        if self._standin is None and self._dtype == torch.float32:
+            moved._standin = self._module  # gradients stay on the CPU, where strategies feed them
+        return moved
+
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return as_probabilities(self._module(x.to(self._dtype)), self._output)
+            raw = self._module(x.to(self._device, self._dtype))
+            return as_probabilities(raw, self._output).cpu()
 
     def differentiable(self) -> nn.Module:
         if self._standin is not None:

@@ -150,6 +150,12 @@ class ModelPair:
             return PairPrediction(empty, empty.clone())
         return PairPrediction(torch.cat(outs_o), torch.cat(outs_c))
 
+    def on(self, device: str, max_batch: int | None = None) -> ModelPair:
+        """A pair (own query counter) whose torch models run on ``device`` ('cpu' or 'cuda',
+        see ``compd_core.models.device.resolve_device``); other models stay where they run."""
+        models = [m.on(device) if hasattr(m, "on") else m for m in (self.original, self.compressed)]
+        return ModelPair(*models, name=self.name, max_batch=max_batch or self.max_batch)
+
     def white_box(self) -> WhiteBoxPair:
         """Differentiable modules for both models, or ``WhiteBoxRequiredError`` for black boxes."""
         missing = [
