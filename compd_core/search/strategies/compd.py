@@ -15,7 +15,8 @@ How it searches (each choice measured on the zoo's LeNet pairs, 20 class-balance
 - Restarts: a chain that made no progress for 100 steps at full eps goes back to its seed and
   tries another path (its queries stay spent). On lenet1-int8-static at 10,000 queries the
   fitness term and restarts together took success from 80% to 91% (int8-qat 85% -> 91%,
-  onnx-int8 89% -> 97%); the seeds still unsolved stay unsolved at L-inf 96/255 too.
+  onnx-int8 89% -> 97% in tuning); about half of the seeds still unsolved stay unsolved at
+  L-inf 96/255 too.
 - One candidate per chain per step; all chains share one forward pass. Several candidates
   per chain (``compd-close``: 4) lower L2 by 10-20% for 2-4x the queries.
 - A found trigger is shrunk: small squares around changed pixels are set back to the seed, or
