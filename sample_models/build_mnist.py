@@ -51,9 +51,14 @@ def main() -> None:
     parser.add_argument("out", type=Path, help="where to write the .npz")
     args = parser.parse_args()
     images, labels = load_digits(args.digits_dir)
+    save_split(args.out, images, labels)
+
+
+def save_split(out: Path, images: np.ndarray, labels: np.ndarray) -> None:
+    """Write the stratified train and test parts with their positions in the source's order."""
     train_idx, test_idx = stratified_split(labels)
     np.savez_compressed(
-        args.out,
+        out,
         x_train=images[train_idx],
         y_train=labels[train_idx],
         x_test=images[test_idx],

@@ -15,6 +15,7 @@ from compd_core.cli.common import (
     ORIGINAL_HELP,
     PAIR_HELP,
     console,
+    default_dataset,
     out,
     pair_spec_from_options,
     parse_csv,
@@ -43,7 +44,7 @@ def characterize(
         [], "--compare", help="Another pair to put side by side (repeatable), e.g. the QAT "
         "version of the same original."
     ),
-    dataset: str = typer.Option("mnist", "--dataset", help=DATASET_HELP),
+    dataset: str = typer.Option(None, "--dataset", help=DATASET_HELP),
     seed: int = typer.Option(0, callback=seed_option, help="Seed of the corruptions' random draws."),
     out_dir: Path = typer.Option(None, "--out", help="Folder for CSV tables and HTML figures."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -55,6 +56,7 @@ def characterize(
     from compd_core.data.resolve import load_dataset
     from compd_core.pair_spec import PairSpec
 
+    dataset = default_dataset(dataset, pair)
     if out_dir is not None:
         writable_output_dir(out_dir)
     names = [c.name for c in resolve_corruptions(parse_csv(corruptions) or ["all"])]

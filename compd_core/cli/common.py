@@ -61,8 +61,9 @@ PAIR_HELP = "A zoo pair id (see `compd zoo list`); or give --original and --comp
 ORIGINAL_HELP = "Original model file (TorchScript .pt, .onnx; module:function with --allow-code)."
 COMPRESSED_HELP = "Compressed model file, in the same formats as --original."
 ALLOW_CODE_HELP = "Allow module:function models (this runs that Python code)."
-DATASET_HELP = ("mnist (the shipped test split), mnist:train, an image folder, or an .npz "
-                "(x/y, or x_test/y_test: add :train for its train split).")
+DATASET_HELP = ("mnist or fashion-mnist (a shipped test split; add :train for the other part), "
+                "an image folder, or an .npz (x/y, or x_test/y_test: add :train for its train "
+                "split). Default: the zoo pair's own dataset, else mnist.")
 SEED_INDICES_HELP = ("Search exactly these dataset images: 3,17,42 or @file.txt (one index per "
                      "line).")
 
@@ -70,13 +71,26 @@ SEED_INDICES_HELP = ("Search exactly these dataset images: 3,17,42 or @file.txt 
 def dataset_option_value(text: str) -> str:
     """A dataset as stored with a run: shipped names as they are, paths made absolute so that
     the run reloads from any folder."""
+    from compd_core.data.named import is_named
     from compd_core.data.resolve import npz_split
 
-    if text in ("mnist", "mnist:test", "mnist:train"):
+    if is_named(text):
         return text
     path, split = npz_split(text)
     absolute = str(path.resolve())
     return absolute if split is None else f"{absolute}:{split}"
+
+
+def default_dataset(dataset: str | None, pair: str | None) -> str:
+    """The dataset given, or else the zoo pair's own (a Fashion-MNIST pair searches clothes),
+    or else mnist."""
+    if dataset:
+        return dataset
+    if pair:
+        from compd_core.zoo.loading import pair_dataset
+
+        return pair_dataset(pair)
+    return "mnist"
 
 
 def pair_spec_from_options(pair: str | None, original: str | None, compressed: str | None,

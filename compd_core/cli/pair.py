@@ -11,6 +11,7 @@ from compd_core.cli.common import (
     DATASET_HELP,
     ORIGINAL_HELP,
     PAIR_HELP,
+    default_dataset,
     out,
     pair_spec_from_options,
     print_json,
@@ -24,7 +25,7 @@ def inspect_command(
     pair: str = typer.Option(None, "--pair", help=PAIR_HELP),
     original: str = typer.Option(None, "--original", help=ORIGINAL_HELP),
     compressed: str = typer.Option(None, "--compressed", help=COMPRESSED_HELP),
-    dataset: str = typer.Option("mnist", "--dataset", help=DATASET_HELP),
+    dataset: str = typer.Option(None, "--dataset", help=DATASET_HELP),
     allow_code: bool = typer.Option(False, "--allow-code", help=ALLOW_CODE_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
@@ -32,6 +33,7 @@ def inspect_command(
     from compd_core.data.resolve import load_dataset
     from compd_core.models.evaluate import evaluate_pair, latency_ms
 
+    dataset = default_dataset(dataset, pair)
     model_pair = pair_spec_from_options(pair, original, compressed, dataset, allow_code).load()
     data = load_dataset(dataset, model_pair.input_shape, model_pair.class_names)
     evaluation = evaluate_pair(model_pair, data)

@@ -14,6 +14,7 @@ from compd_core.cli.common import (
     ORIGINAL_HELP,
     PAIR_HELP,
     SEED_INDICES_HELP,
+    default_dataset,
     out,
     pair_spec_from_options,
     parse_csv_ints,
@@ -30,7 +31,7 @@ def profile(
     original: str = typer.Option(None, "--original", help=ORIGINAL_HELP),
     compressed: str = typer.Option(None, "--compressed", help=COMPRESSED_HELP),
     allow_code: bool = typer.Option(False, "--allow-code", help=ALLOW_CODE_HELP),
-    dataset: str = typer.Option("mnist", "--dataset", help=DATASET_HELP),
+    dataset: str = typer.Option(None, "--dataset", help=DATASET_HELP),
     seed_indices: str = typer.Option(None, "--seed-indices", help=SEED_INDICES_HELP),
     seeds: int = typer.Option(50, help="Number of seed images drawn from the dataset."),
     budgets: str = typer.Option(",".join(map(str, DEFAULT_BUDGETS)),
@@ -46,6 +47,7 @@ def profile(
     from compd_core.search.profile import check_budgets, deviation_profile
     from compd_core.search.seeds import explicit_seeds, select_seeds
 
+    dataset = default_dataset(dataset, pair)
     chosen = check_budgets(parse_csv_ints(budgets, "--budgets"))
     model_pair = pair_spec_from_options(pair, original, compressed, dataset, allow_code).load()
     data = load_dataset(dataset, model_pair.input_shape, model_pair.class_names)

@@ -16,6 +16,7 @@ from compd_core.cli.common import (
     PAIR_HELP,
     SEED_INDICES_HELP,
     dataset_option_value,
+    default_dataset,
     out,
     pair_spec_from_options,
     parse_seed_indices,
@@ -42,7 +43,7 @@ def _new_spec(given: dict[str, Any], models: dict[str, Any]):
     if given["--pair"] is None and models["--original"] is None and models["--compressed"] is None:
         raise ConfigError("give --pair ID (see `compd zoo list`) or --original and --compressed "
                           "model files, or --resume RUN to continue a run")
-    dataset = dataset_option_value(given["--dataset"] or "mnist")
+    dataset = dataset_option_value(default_dataset(given["--dataset"], given["--pair"]))
     source = pair_spec_from_options(given["--pair"], models["--original"], models["--compressed"],
                                     dataset, models["--allow-code"])
     indices = parse_seed_indices(given["--seed-indices"])
@@ -107,7 +108,7 @@ def search(
     original: str = typer.Option(None, "--original", help=ORIGINAL_HELP),
     compressed: str = typer.Option(None, "--compressed", help=COMPRESSED_HELP),
     allow_code: bool = typer.Option(False, "--allow-code", help=ALLOW_CODE_HELP),
-    dataset: str = typer.Option(None, "--dataset", help=DATASET_HELP + " Default: mnist."),
+    dataset: str = typer.Option(None, "--dataset", help=DATASET_HELP),
     seed_indices: str = typer.Option(None, "--seed-indices", help=SEED_INDICES_HELP),
     strategy: str = typer.Option(None, help="compd (default), dflare, diffchaser, gradient or random."),
     seeds: int = typer.Option(None, help="Number of seed images drawn from the dataset (default 20)."),

@@ -17,18 +17,21 @@ app = typer.Typer(help="List and rebuild the shipped sample pairs.", no_args_is_
 def list_command(json_output: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
     """Every pair with its accuracies, disagreements on the test split, size and latency."""
     from compd_core.zoo import list_pairs
+    from compd_core.zoo.loading import pair_datasets
 
-    pairs = list_pairs()
+    pairs, datasets = list_pairs(), pair_datasets()
     if json_output:
-        print_json({"pairs": [p.__dict__ for p in pairs]})
+        print_json({"pairs": [{**p.__dict__, "dataset": datasets[p.id]} for p in pairs]})
         return
-    table = Table(title="Sample pairs (MNIST test split, 2,000 images)")
-    for column in ("pair", "compression", "acc. original", "acc. compressed", "disagreements",
+    table = Table(title="Sample pairs (each on its dataset's test split, 2,000 images)")
+    left = ("pair", "dataset", "compression")
+    for column in (*left, "acc. original", "acc. compressed", "disagreements",
                    "size", "ms / 256 (orig → comp)"):
-        table.add_column(column, justify="left" if column in ("pair", "compression") else "right")
+        table.add_column(column, justify="left" if column in left else "right")
     for p in pairs:
         table.add_row(
-            p.id, p.compression, f"{p.accuracy_original:.2%}", f"{p.accuracy_compressed:.2%}",
+            p.id, datasets[p.id], p.compression, f"{p.accuracy_original:.2%}",
+            f"{p.accuracy_compressed:.2%}",
             str(p.disagreements), f"{p.size_bytes / 1024:.1f} KiB",
             f"{p.latency_ms_original:.1f} → {p.latency_ms_compressed:.1f}",
         )
@@ -42,7 +45,8 @@ def build_command(
     ),
     seed: int = typer.Option(0, callback=seed_option, help="Seed for initial weights, data order and augmentation."),
 ) -> None:
-    """Retrain and recompress every sample pair from the shipped MNIST (a few minutes)."""
+    """Retrain and recompress every sample pair: the LeNets on the shipped MNIST, the ResNet on
+    Fashion-MNIST's official training set (Debian's dataset-fashion-mnist; about 20 minutes)."""
     from compd_core.zoo.build import build_zoo
 
     target = writable_output_dir(directory) if directory else sample_models_dir()

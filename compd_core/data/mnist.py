@@ -19,20 +19,26 @@ Split = Literal["train", "test"]
 MNIST_CLASSES = tuple(str(d) for d in range(10))
 
 
-@lru_cache(maxsize=4)
-def _load(path: Path, split: Split) -> ImageDataset:
+@lru_cache(maxsize=8)
+def load_shipped_split(
+    path: Path, split: Split, class_names: tuple[str, ...], name: str, rebuild_hint: str
+) -> ImageDataset:
+    """One split (``x_<split>``/``y_<split>``) of a shipped uint8 archive, cached per process."""
     if not path.is_file():
-        raise DatasetError(
-            f"MNIST archive not found at {path}; rebuild it with sample_models/build_mnist.py"
-        )
+        raise DatasetError(f"{name} archive not found at {path}; {rebuild_hint}")
     with np.load(path) as archive:
         return from_uint8(
-            archive[f"x_{split}"], archive[f"y_{split}"], MNIST_CLASSES, f"mnist-{split}"
+            archive[f"x_{split}"], archive[f"y_{split}"], class_names, f"{name}-{split}"
         )
+
+
+def check_split(split: str, title: str) -> None:
+    if split not in ("train", "test"):
+        raise DatasetError(f"unknown {title} split {split!r}; use 'train' or 'test'")
 
 
 def load_mnist(split: Split = "test", path: Path | None = None) -> ImageDataset:
     """The train (8,000) or test (2,000) split as a read-only-by-convention dataset."""
-    if split not in ("train", "test"):
-        raise DatasetError(f"unknown MNIST split {split!r}; use 'train' or 'test'")
-    return _load(Path(path) if path else mnist_path(), split)
+    check_split(split, "MNIST")
+    return load_shipped_split(Path(path) if path else mnist_path(), split, MNIST_CLASSES, "mnist",
+                              "rebuild it with sample_models/build_mnist.py")

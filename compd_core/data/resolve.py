@@ -12,7 +12,7 @@ import torch
 
 from compd_core.data.dataset import ImageDataset
 from compd_core.data.files import NPZ_SPLITS, load_image_folder, load_npz
-from compd_core.data.mnist import load_mnist
+from compd_core.data.named import is_named, load_named
 from compd_core.errors import DatasetError
 
 
@@ -21,7 +21,7 @@ def load_dataset(
     input_shape: tuple[int, int, int] | None = (1, 28, 28),
     class_names: tuple[str, ...] | None = None,
 ) -> ImageDataset:
-    """``mnist`` (test split), ``mnist:train``, an image folder, or an .npz with x and y (or
+    """``mnist`` (test split), ``mnist:train``, ``fashion-mnist`` (``:train``), an image folder, or an .npz with x and y (or
     with x_test/y_test and x_train/y_train: ``file.npz`` is its test split, ``file.npz:train``
     the other).
 
@@ -31,10 +31,8 @@ def load_dataset(
     are stored (an .npz's own shape; a folder's images are read as 1x28x28), for models whose
     shape the dataset decides.
     """
-    if spec in ("mnist", "mnist:test"):
-        dataset = load_mnist("test")
-    elif spec == "mnist:train":
-        dataset = load_mnist("train")
+    if is_named(spec):
+        dataset = load_named(spec)
     else:
         path, split = npz_split(spec)
         if path.is_dir():
@@ -44,7 +42,7 @@ def load_dataset(
             dataset = load_npz(path, class_names, split)
         else:
             raise DatasetError(
-                f"dataset {spec!r} is neither 'mnist', 'mnist:train', a folder of class "
+                f"dataset {spec!r} is neither 'mnist', 'fashion-mnist' (or either with :train), a folder of class "
                 "sub-folders, nor an .npz file (file.npz, or file.npz:train for its train split)"
             )
     if input_shape is not None and dataset.image_shape != input_shape:
@@ -65,7 +63,7 @@ def npz_split(spec: str) -> tuple[Path, str | None]:
 def names_a_dataset(spec: str) -> bool:
     """Whether ``load_dataset`` can find ``spec`` (without reading it): a run stored under a
     description, such as hand-picked seeds, cannot be loaded again by name."""
-    if spec in ("mnist", "mnist:test", "mnist:train"):
+    if is_named(spec):
         return True
     path, _ = npz_split(spec)
     return path.is_dir() or (path.suffix.lower() == ".npz" and path.is_file())

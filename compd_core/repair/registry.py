@@ -119,7 +119,7 @@ def register_repaired_pair(
     size = (target / pair_id / files["model"]).stat().st_size
     # Measured from the files just written, so the entry describes what loads, not what was in memory.
     reloaded = recipe.load(source.entry.arch, {r: target / pair_id / f for r, f in files.items()})
-    compressed_model = classifier_for(reloaded, pair_id, size)
+    compressed_model = classifier_for(reloaded, pair_id, size, test_set.class_names)
     original_model = load_original(source.directory, source.entry.original)
     evaluation = evaluate_pair(ModelPair(original_model, compressed_model), test_set)
     latency_compressed = latency_ms(compressed_model, INPUT_SHAPE)

@@ -52,7 +52,7 @@ from compd_core.repair.own_files import TorchScriptFile, fine_tunable_file, save
 from compd_core.repair.registry import SourcePair, new_pair_id, register_repaired_pair, source_pair
 from compd_core.repair.report import RepairReport
 from compd_core.repair.serving import served_form
-from compd_core.repair.settings import RepairSettings
+from compd_core.repair.settings import RepairSettings, on_run_dataset
 from compd_core.repair.split import split_triggers
 from compd_core.repair.train import fine_tune
 from compd_core.repair.verdict import judge
@@ -158,6 +158,7 @@ class Repair:
         self.stop = stop or threading.Event()
         self.started = time.perf_counter()
         self.run = store.get_run(run_id)
+        self.settings = on_run_dataset(self.settings, self.run.dataset)
         self.spec = self.run.pair_source()
         self.recipe, loaded, self.source = fine_tunable(self.run)
         self.model: nn.Module = self.recipe.trainable(loaded)  # a deep copy: the pair stays as it is
@@ -181,7 +182,7 @@ class Repair:
         if self.source is None:  # own files: the input shape and classes are the pair's own
             repaired = TorchClassifier(compressed.served, replace(before.compressed.info, name=name))  # type: ignore[arg-type]
         else:
-            repaired = classifier_for(compressed, name, 0)
+            repaired = classifier_for(compressed, name, 0, before.class_names)
         return ModelPair(before.original, repaired, name=name)
 
     def _report(self, **changes: Any) -> RepairReport:

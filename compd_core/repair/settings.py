@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from compd_core.data.named import clean_part, parse_named
 from compd_core.errors import ConfigError
 
 # Everything a user can type: name -> (lowest allowed, whether the lowest is allowed, highest
@@ -106,3 +107,16 @@ def _check_whole(name: str, value: object, low: int, meaning: str) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise ConfigError(f"repair setting {_flag(name)} must be a whole number >= {low}, got "
                           f"{value!r}; it is the {meaning}")
+
+
+def on_run_dataset(settings: RepairSettings, run_dataset: str) -> RepairSettings:
+    """Settings for a run searched on another shipped dataset (``fashion-mnist``): unless they
+    name their own data, the repair learns from that dataset's clean part and is judged on its
+    test part, the data the pair was made for."""
+    defaults = RepairSettings()
+    parsed = parse_named(run_dataset)
+    own_data = (settings.clean_dataset, settings.test_dataset) != (
+        defaults.clean_dataset, defaults.test_dataset)
+    if parsed is None or own_data:
+        return settings
+    return replace(settings, test_dataset=parsed[0], clean_dataset=clean_part(parsed[0]))

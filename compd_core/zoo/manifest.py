@@ -31,11 +31,13 @@ class OriginalEntry:
     size_bytes: int
     parameters: int
     format: str = "torch"  # torch: a state dict of ``arch``; keras: a Keras 3 file
+    dataset: str = "mnist"  # a shipped dataset name: its classes, its seeds, its test split
 
 
 @dataclass(frozen=True)
 class PairEntry:
-    """One original/compressed pair and its measurements on the MNIST test split."""
+    """One original/compressed pair and its measurements on its dataset's test split (the
+    original's ``dataset``)."""
 
     id: str
     original: str  # name of an OriginalEntry

@@ -8,7 +8,9 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from compd_core.data.named import is_named, parse_named
 from compd_core.errors import CompdError, ConfigError
+from compd_core.zoo.loading import pair_dataset, pair_datasets
 from dashboard import resources, session, uploads
 from dashboard.choices import DatasetChoice, PairChoice
 from dashboard.components.charts import profile_figure
@@ -81,6 +83,8 @@ def dataset_ui(current: DatasetChoice) -> DatasetChoice:
     options = {
         "MNIST test split (2,000 digits)": "mnist",
         "MNIST train split (8,000 digits)": "mnist:train",
+        "Fashion-MNIST test split (2,000 clothes)": "fashion-mnist",
+        "Fashion-MNIST train split (8,000 clothes)": "fashion-mnist:train",
         "Upload an .npz (arrays x and y)": "upload",
         "A folder or .npz on this machine": "path",
     }
@@ -89,7 +93,7 @@ def dataset_ui(current: DatasetChoice) -> DatasetChoice:
     index = labels.index(known.get(current.spec, known["upload" if current.uploaded else "path"]))
     kind = options[st.radio("Dataset", labels, index=index, horizontal=True,
                             help="Models are measured on it, and seeds are drawn from it.")]
-    if kind in ("mnist", "mnist:train"):
+    if is_named(kind):
         return DatasetChoice(kind, known[kind].split(" (")[0])
     if kind == "upload":
         file = st.file_uploader("Dataset (.npz with x: images, y: labels)", type=["npz"],
@@ -102,6 +106,18 @@ def dataset_ui(current: DatasetChoice) -> DatasetChoice:
                          value="" if current.spec in options.values() or current.uploaded
                          else current.spec)
     return DatasetChoice(text.strip(), text.strip()) if text.strip() else current
+
+
+def own_dataset(choice: PairChoice | None, current: DatasetChoice) -> DatasetChoice:
+    """A shipped pair opens on its own shipped dataset (a Fashion-MNIST pair on clothes, not
+    digits); a dataset of the user's own is kept."""
+    parsed = parse_named(current.spec)
+    if choice is None or not choice.is_zoo or parsed is None:
+        return current
+    own = pair_dataset(choice.name)
+    if parsed[0] == own:
+        return current
+    return DatasetChoice(own, "Fashion-MNIST test split" if own == "fashion-mnist" else "MNIST test split")
 
 
 def readable(message: str, choice: PairChoice) -> str:
@@ -230,6 +246,7 @@ with user_errors():
         chosen = sample_pair_ui(current_pair)
     else:
         chosen = own_files_ui(current_pair)
+    current_data = own_dataset(chosen, current_data)
 data_choice = dataset_ui(current_data)
 
 if chosen is None:
@@ -248,8 +265,9 @@ else:
 with st.expander("All shipped sample pairs"):
     import pandas as pd
 
+    datasets = pair_datasets()
     rows = [
-        {"Pair": e.id, "Compression": e.description,
+        {"Pair": e.id, "Dataset": datasets[e.id], "Compression": e.description,
          "Accuracy (original)": e.accuracy_original,
          "Accuracy (compressed)": e.accuracy_compressed,
          "Disagreements (test)": e.disagreements, "Size (KiB)": e.size_bytes / 1024,

@@ -16,10 +16,12 @@ from compd_core.compress.pruning import sparsity
 from compd_core.models.evaluate import evaluate_pair
 from compd_core.paths import sample_models_dir
 from compd_core.zoo import list_pairs, load_pair
-from compd_core.zoo.loading import load_original, read_manifest
+from compd_core.zoo.loading import load_original, pair_datasets, read_manifest
 from compd_core.zoo.platform import build_platform
 
-PAIRS = [p for p in list_pairs() if p.compression not in TFLITE_RECIPES]  # see test_zoo_tflite.py
+# The TFLite pairs are checked in test_zoo_tflite.py, the Fashion-MNIST ones in test_zoo_fashion.py.
+PAIRS = [p for p in list_pairs()
+         if p.compression not in TFLITE_RECIPES and pair_datasets()[p.id] == "mnist"]
 KINDS = {"int8-static", "int8-dynamic", "int8-qat", "prune50", "prune90", "distilled", "bf16", "onnx-int8"}
 
 

@@ -108,14 +108,20 @@ def test_search_finds_strict_deviations_on_a_tflite_pair(mnist_test):
 
 
 def test_rebuilding_the_pytorch_zoo_keeps_the_tflite_pairs(tmp_path):
-    """`compd zoo build` cannot make TFLite pairs (TensorFlow does); it keeps them."""
-    from compd_core.zoo.build import _converted_entries
+    """`compd zoo build` cannot make TFLite pairs (TensorFlow does); it keeps them, and every
+    pair of an original it did not rebuild, in their order."""
+    from compd_core.zoo.build import _merged
 
     (tmp_path / "manifest.json").write_text((sample_models_dir() / "manifest.json").read_text())
-    originals, pairs = _converted_entries(tmp_path)
-    assert {p.id for p in pairs} == {p.id for p in PAIRS}
-    assert set(originals) == {"lenet5-keras", "lenet1-keras"}
-    assert _converted_entries(tmp_path / "empty") == ({}, [])
+    shipped = read_manifest(sample_models_dir())
+    rebuilt = [p for p in shipped.pairs if p.original == "lenet1"][:1]
+    merged = _merged(tmp_path, {"lenet1": shipped.originals["lenet1"]}, {"lenet1": rebuilt}, 0)
+    assert [p.id for p in merged.pairs if p.compression in TFLITE_RECIPES] == [p.id for p in PAIRS]
+    assert {"lenet5-keras", "lenet1-keras"} <= set(merged.originals)
+    assert [p.id for p in merged.pairs if p.original == "lenet1"] == [rebuilt[0].id]
+    others = [p.id for p in shipped.pairs if p.original != "lenet1"]
+    assert [p.id for p in merged.pairs if p.original != "lenet1"] == others
+    assert _merged(tmp_path / "empty", {}, {}, 0).pairs == []
 
 
 def test_a_shared_tflite_model_answers_threads_like_one_caller(mnist_test):
