@@ -72,6 +72,11 @@ class _PairFacts:
     size_original: int
     size_compressed: int
     test_images: str
+    dataset: str
+
+
+_TEST_IMAGES = {"mnist": "the 2,000 digits of the MNIST test split",
+                "fashion-mnist": "the 2,000 clothes of the Fashion-MNIST test split"}
 
 
 def _pair_facts(pair: str) -> _PairFacts | None:
@@ -84,16 +89,17 @@ def _pair_facts(pair: str) -> _PairFacts | None:
         return None
     return _PairFacts(entry.description, entry.accuracy_original, entry.accuracy_compressed,
                       entry.disagreements, original.size_bytes, entry.size_bytes,
-                      "the 2,000 digits of the MNIST test split")
+                      _TEST_IMAGES.get(original.dataset, original.dataset), original.dataset)
 
 
 def _class_names(pair: str, results: Sequence[SeedResult]) -> tuple[str, ...]:
     found = next((r.trigger for r in results if r.trigger is not None), None)
     count = 10 if found is None else found.probs_original.numel()
-    if _pair_facts(pair) is not None:
-        from compd_core.data.mnist import MNIST_CLASSES
+    facts = _pair_facts(pair)
+    if facts is not None:
+        from compd_core.data.named import named_classes
 
-        return MNIST_CLASSES
+        return named_classes(facts.dataset)
     return tuple(str(i) for i in range(count))
 
 
