@@ -1,9 +1,10 @@
 """The engine's speed against the pair's own: queries per second of a ``compd`` search over the
-raw batched throughput of the same pair, for LeNet-5 on 1x28x28 digits and a MobileNetV2-sized
-network on 3x224x224 photos, in one run.
+raw batched throughput of the same pair, for LeNet-5 on 1x28x28 digits, the Fashion-MNIST
+ResNet (int8) on 1x28x28 clothes and a MobileNetV2-sized network on 3x224x224 photos, in one run.
 
     nice python bench/scale.py [--threads 1] [--lenet-seeds 100] [--lenet-budget 200]
-                               [--mobilenet-seeds 16] [--mobilenet-budget 25]
+                               [--fashion-seeds 50] [--fashion-budget 200]
+                               [--mobilenet-seeds 16] [--mobilenet-budget 25] [--skip-mobilenet]
 
 Raw throughput is ``pair.predict`` (both models) at batch sizes 1, 4, 16, 64 and
 ``pair.max_batch``, best of 3 repeats each; the best of them is the most queries per second the
@@ -28,7 +29,7 @@ from torchvision.models import mobilenet_v2
 
 from compd_core.campaign import CampaignSpec, run_campaign
 from compd_core.compress import BFloat16
-from compd_core.data import load_mnist
+from compd_core.data import load_fashion_mnist, load_mnist
 from compd_core.data.dataset import ImageDataset
 from compd_core.models.adapters import TorchClassifier
 from compd_core.models.base import ModelInfo
@@ -107,8 +108,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--lenet-seeds", type=int, default=100)
     parser.add_argument("--lenet-budget", type=int, default=200)
+    parser.add_argument("--fashion-seeds", type=int, default=50)
+    parser.add_argument("--fashion-budget", type=int, default=200)
     parser.add_argument("--mobilenet-seeds", type=int, default=16)
     parser.add_argument("--mobilenet-budget", type=int, default=25)
+    parser.add_argument("--skip-mobilenet", action="store_true",
+                        help="measure only the 28x28 pairs (a few minutes less)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -116,10 +121,14 @@ def main() -> None:
     lenet = load_pair("lenet5-int8-static")
     rows.append(measure("lenet5-int8-static", lenet, load_mnist("test"), args.lenet_seeds,
                         args.lenet_budget))
-    big = mobilenet_pair(seed=0)
-    crops = labelled_by_original(big, photo_crops(2 * args.mobilenet_seeds), "photo-crops")
-    rows.append(measure("mobilenet_v2-bf16 (random weights)", big, crops, args.mobilenet_seeds,
-                        args.mobilenet_budget))
+    fashion = load_pair("resnet-fashion-int8-static")
+    rows.append(measure("resnet-fashion-int8-static", fashion, load_fashion_mnist("test"),
+                        args.fashion_seeds, args.fashion_budget))
+    if not args.skip_mobilenet:
+        big = mobilenet_pair(seed=0)
+        crops = labelled_by_original(big, photo_crops(2 * args.mobilenet_seeds), "photo-crops")
+        rows.append(measure("mobilenet_v2-bf16 (random weights)", big, crops,
+                            args.mobilenet_seeds, args.mobilenet_budget))
 
     print(f"threads: {args.threads}")
     print("| pair | input | max_batch | raw q/s (best batch) | engine q/s | engine / raw | "

@@ -42,8 +42,9 @@ def load_dataset(
             dataset = load_npz(path, class_names, split)
         else:
             raise DatasetError(
-                f"dataset {spec!r} is neither 'mnist', 'fashion-mnist' (or either with :train), a folder of class "
-                "sub-folders, nor an .npz file (file.npz, or file.npz:train for its train split)"
+                f"dataset {spec!r} is neither 'mnist', 'mnist:train', 'fashion-mnist', "
+                "'fashion-mnist:train', a folder of class sub-folders, nor an .npz file (file.npz, "
+                "or file.npz:train for its train split)"
             )
     if input_shape is not None and dataset.image_shape != input_shape:
         raise DatasetError(
