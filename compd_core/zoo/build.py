@@ -112,11 +112,13 @@ def _build(
 ) -> Manifest:
     torch.manual_seed(seed)  # nothing should draw from it; fixed in case a library does
     say = on_progress or (lambda message: _log.info(message))
+    # Read every training set first: a missing package fails the build before any training.
+    training = {name: training_data(name) for name in {PLANS[arch].dataset for arch in originals}}
     original_entries: dict[str, OriginalEntry] = {}
     pair_entries: dict[str, list[PairEntry]] = {}
     for arch in originals:
         plan = PLANS[arch]
-        train_set = training_data(plan.dataset)
+        train_set = training[plan.dataset]
         test_set = load_named(plan.dataset)
         classes = named_classes(plan.dataset)
         say(f"training {arch} on {len(train_set):,} {plan.dataset} images")

@@ -75,3 +75,13 @@ def test_a_repair_of_a_fashion_run_learns_and_is_judged_on_fashion_mnist():
     assert on_run_dataset(RepairSettings(), "mnist") == RepairSettings()
     own = RepairSettings(test_dataset="/data/mine.npz")
     assert on_run_dataset(own, "fashion-mnist") == own  # data the user named is kept
+
+
+def test_a_zoo_build_without_the_package_stops_before_any_training(tmp_path, monkeypatch):
+    import compd_core.zoo.build as build
+
+    real = build.load_official
+    monkeypatch.setattr(build, "load_official", lambda split: real(split, tmp_path / "none"))
+    with pytest.raises(DatasetError, match="apt-get install dataset-fashion-mnist"):
+        build.build_zoo(tmp_path / "zoo", originals=("lenet1", "resnet-fashion"))
+    assert not (tmp_path / "zoo").exists()  # LeNet-1, listed first, was not trained either
