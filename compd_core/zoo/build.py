@@ -19,6 +19,7 @@ from compd_core.compress.training import TrainSettings, train
 from compd_core.data.dataset import ImageDataset
 from compd_core.data.fashion_mnist import load_official
 from compd_core.data.named import load_named, named_classes
+from compd_core.errors import ConfigError
 from compd_core.models.adapters import TorchClassifier
 from compd_core.models.architectures import seeded_architecture
 from compd_core.models.evaluate import evaluate_pair, latency_ms
@@ -93,8 +94,9 @@ def build_zoo(
     bit-identical weights on any machine, and a busy machine does not stall the build.
     """
     unknown = [name for name in originals if name not in PLANS]
-    if unknown:
-        raise ValueError(f"no build plan for {', '.join(unknown)}; known: {', '.join(PLANS)}")
+    if unknown or not originals:
+        raise ConfigError(f"no original named {', '.join(unknown) or '(none given)'} to build; "
+                          f"known: {', '.join(PLANS)}")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

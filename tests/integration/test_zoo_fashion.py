@@ -120,3 +120,11 @@ def test_search_on_a_fashion_pair_draws_its_seeds_from_fashion_mnist(tmp_path):
     assert run.dataset == "fashion-mnist"
     listed = json.loads(compd("zoo", "list", "--json").stdout)["pairs"]
     assert {p["id"]: p["dataset"] for p in listed}[INT8_PAIR] == "fashion-mnist"
+
+
+def test_zoo_build_of_an_unknown_original_is_refused_in_one_line(tmp_path):
+    result = compd("zoo", "build", "--original", "resnet-cifar", "--out", str(tmp_path / "zoo"))
+    assert result.returncode == 2
+    assert "no original named resnet-cifar" in result.stderr and "resnet-fashion" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "zoo" / "manifest.json").exists()
