@@ -103,8 +103,9 @@ def _resumed_spec(store: Any, run_id: str, given: dict[str, Any], models: dict[s
 
 
 def search(
-    pairs: list[str] = typer.Option(None, "--pair", help=PAIR_HELP + " Repeat --pair to search "
-                                    "several pairs: one run each, with the same settings and seeds."),
+    pairs: list[str] = typer.Option(None, "--pair", metavar="ID", help=PAIR_HELP + " Repeat "
+                                    "--pair to search several pairs: one run each, with the same "
+                                    "settings (and --seed-indices, if given)."),
     original: str = typer.Option(None, "--original", help=ORIGINAL_HELP),
     compressed: str = typer.Option(None, "--compressed", help=COMPRESSED_HELP),
     allow_code: bool = typer.Option(False, "--allow-code", help=ALLOW_CODE_HELP),
