@@ -194,7 +194,7 @@ def _check_several_pairs(pairs: list[str], original: str | None, compressed: str
                           "in a run of their own, not together with several --pair")
     if resume is not None:
         raise ConfigError(f"--resume continues one run with its own pair; leave --pair out "
-                          f"(resume each run of a campaign over several pairs by its id)")
+                          "(resume each run of a campaign over several pairs by its id)")
 
 
 def _search_several(pairs: list[str], given: dict[str, Any], models: dict[str, Any], store: Any,
