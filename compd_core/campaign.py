@@ -10,8 +10,8 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
@@ -21,7 +21,7 @@ from compd_core.errors import ConfigError
 from compd_core.executors import Executor, InProcessExecutor, PairLoader, SearchWork
 from compd_core.models.device import resolve_device
 from compd_core.models.pair import ModelPair
-from compd_core.events import EventSink, ended, no_events, with_progress
+from compd_core.events import Event, EventSink, Progress, ended, no_events, with_progress
 from compd_core.search.events import SearchProgress
 from compd_core.search.results import Seed, SeedResult
 from compd_core.pair_spec import PairSpec
@@ -174,6 +174,102 @@ def _plan(seeds: Sequence[Seed], order: str) -> SeedPlan:
     return SeedPlan(order, tuple(s.index for s in seeds), tuple(s.label for s in seeds))
 
 
+@dataclass
+class _Run:
+    """One run of a campaign, ready to search: its seeds still to do, and where results go."""
+
+    spec: CampaignSpec
+    store: Store | None
+    run_id: str | None
+    work: SearchWork
+    seeds: list[Seed]  # the seeds this call searches (a resumed run's unfinished ones)
+    context: SearchContext
+    results: list[SeedResult] = field(default_factory=list)  # kept only without a store
+    searched: list[int] = field(default_factory=list)  # positions searched by this call
+    after_stop: list[SeedResult] = field(default_factory=list)  # handed back once Stop was asked
+    wall: float = 0.0
+
+    def take(self, result: SeedResult) -> None:
+        """A final result: committed at once (a kill loses nothing), or held after a Stop to
+        be written with the rest in one commit."""
+        if self.store is not None and self.run_id is not None:
+            if self.context.stop.is_set():
+                self.after_stop.append(result)
+            else:
+                self.store.save_result(self.run_id, result)
+        else:
+            self.results.append(result)
+        self.searched.append(result.seed.position)
+
+    def close(self) -> None:
+        """Record how the run ended; runs whatever happened (Ctrl-C, a crash)."""
+        if self.store is not None and self.run_id is not None:
+            self.store.save_results(self.run_id, self.after_stop)  # a stopped run's rest: one commit
+            self.store.finish_run(self.run_id, "stopped" if self.context.stop.is_set() else "finished",
+                                  self.wall)
+
+    def summary(self) -> CampaignSummary:
+        results = self.results
+        if self.store is not None and self.run_id is not None:
+            # Report what the file holds, not what was meant to be written: a write that did
+            # not land raises here instead of printing a success the run cannot back.
+            results = self.store.load_results(self.run_id, self.searched, details=False)
+        return summarize(results, self.wall, run_id=self.run_id, pair=self.spec.pair,
+                         strategy=self.spec.strategy, stopped=self.context.stop.is_set())
+
+
+def _prepare(spec: CampaignSpec, store: Store | None, *, pair: ModelPair | None,
+             dataset: ImageDataset | None, emit: EventSink, stop: threading.Event,
+             resume: str | None, device: str) -> tuple[_Run, SearchProgress]:
+    """Check, load and claim one run (a new one, or the stored ``resume``) before any search."""
+    if resume is not None and store is None:
+        raise ConfigError("resuming needs the results database the run was stored in (--db)")
+    record = None
+    if store is not None and resume is not None:
+        record = store.get_run(resume)
+        _check_same_campaign(spec, record)
+    strategy = get_strategy(spec.strategy)
+    source = record.pair_source() if record is not None else spec.source
+    loader = PairLoader(source, resolve_device(device))
+    if pair is None:
+        if record is not None:
+            source.changed_files()  # a file that is gone is refused; a changed one logged
+        pair = loader()
+    elif loader.device != "cpu":
+        pair = pair.on(loader.device)
+    if strategy.needs_white_box:
+        pair.white_box()  # refuses a black-box pair before any work is done
+    dataset = dataset or load_dataset(spec.dataset, pair.input_shape, pair.class_names)
+    if record is not None and record.seed_plan is not None:
+        seeds = _seeds_of_plan(record.seed_plan, dataset, record.id)
+    elif spec.seed_indices is not None:
+        seeds = explicit_seeds(pair, dataset, spec.seed_indices)
+    else:
+        seeds = select_seeds(pair, dataset, spec.seeds, seed=spec.rng_seed, order=spec.seed_order)
+        if store is not None and record is not None and record.seeds_done:
+            _check_redrawn(store, record, seeds)
+    planned = len(seeds)
+    run_id = None
+    if store is not None:
+        if record is None:
+            run_id = store.create_run(spec.pair, spec.strategy, spec.settings, spec.seeds,
+                                      spec.rng_seed, spec.dataset,
+                                      seed_plan=_plan(seeds, spec.seed_order),
+                                      pair_spec=spec.pair_spec)
+        else:
+            run_id = record.id
+        store.resume_run(run_id)  # claims it: one search per run at a time
+        if record is not None and record.seed_plan is None:
+            store.set_seed_plan(run_id, _plan(seeds, spec.seed_order))
+        done = store.finished_positions(run_id)
+        seeds = [s for s in seeds if s.position not in done]
+    pair.reset_queries()
+    progress = SearchProgress(planned, already_done=planned - len(seeds))
+    context = SearchContext(pair, spec.settings, spec.rng_seed, emit, stop)
+    work = SearchWork(loader, spec.strategy, spec.settings, spec.rng_seed)
+    return _Run(spec, store, run_id, work, seeds, context), progress
+
+
 def run_campaign(
     spec: CampaignSpec,
     store: Store | None = None,
@@ -196,84 +292,115 @@ def run_campaign(
     differs, a finished run, or a run another search holds right now is refused before anything
     changes. The summary counts only the seeds this call searched, as read back from the store.
     """
-    if resume is not None and store is None:
-        raise ConfigError("resuming needs the results database the run was stored in (--db)")
-    record = None
-    if store is not None and resume is not None:
-        record = store.get_run(resume)
-        _check_same_campaign(spec, record)
-    strategy = get_strategy(spec.strategy)
-    executor = executor or InProcessExecutor()
-    source = record.pair_source() if record is not None else spec.source
-    loader = PairLoader(source, resolve_device(device))
-    if pair is None:
-        if record is not None:
-            source.changed_files()  # a file that is gone is refused; a changed one logged
-        pair = loader()
-    elif loader.device != "cpu":
-        pair = pair.on(loader.device)
-    if strategy.needs_white_box:
-        pair.white_box()  # refuses a black-box pair before any work is done
-    dataset = dataset or load_dataset(spec.dataset, pair.input_shape, pair.class_names)
-    if record is not None and record.seed_plan is not None:
-        seeds = _seeds_of_plan(record.seed_plan, dataset, record.id)
-    elif spec.seed_indices is not None:
-        seeds = explicit_seeds(pair, dataset, spec.seed_indices)
-    else:
-        seeds = select_seeds(pair, dataset, spec.seeds, seed=spec.rng_seed, order=spec.seed_order)
-        if store is not None and record is not None and record.seeds_done:
-            _check_redrawn(store, record, seeds)
-    planned = len(seeds)
     stop = stop or threading.Event()
-    run_id = None
-    if store is not None:
-        if record is None:
-            run_id = store.create_run(spec.pair, spec.strategy, spec.settings, spec.seeds,
-                                      spec.rng_seed, spec.dataset,
-                                      seed_plan=_plan(seeds, spec.seed_order),
-                                      pair_spec=spec.pair_spec)
-        else:
-            run_id = record.id
-        store.resume_run(run_id)  # claims it: one search per run at a time
-        if record is not None and record.seed_plan is None:
-            store.set_seed_plan(run_id, _plan(seeds, spec.seed_order))
-        done = store.finished_positions(run_id)
-        seeds = [s for s in seeds if s.position not in done]
-    pair.reset_queries()
-    progress = SearchProgress(planned, already_done=planned - len(seeds))
+    run, progress = _prepare(spec, store, pair=pair, dataset=dataset, emit=emit, stop=stop,
+                             resume=resume, device=device)
+    run.context = replace(run.context, emit=with_progress(emit, progress))
     emit(progress.start())
-    context = SearchContext(pair, spec.settings, spec.rng_seed, with_progress(emit, progress), stop)
-    results: list[SeedResult] = []  # kept only without a store: the store holds them otherwise
-    searched: list[int] = []  # positions searched by this call
-    after_stop: list[SeedResult] = []  # what the strategy hands back once Stop was asked for
+    executor = executor or InProcessExecutor()
     started = time.perf_counter()
     try:
-        work = SearchWork(loader, spec.strategy, spec.settings, spec.rng_seed)
-        for result in executor.run(work, seeds, context):
-            if store is not None and run_id is not None:
-                if stop.is_set():
-                    after_stop.append(result)
-                else:
-                    store.save_result(run_id, result)  # committed at once: a kill loses nothing
-            else:
-                results.append(result)
-            searched.append(result.seed.position)
+        for result in executor.run(run.work, run.seeds, run.context):
+            run.take(result)
     except BaseException:
         stop.set()  # Ctrl-C or a crash: the run is recorded as stopped, its results are kept
         raise
     finally:
-        wall = time.perf_counter() - started
-        if store is not None and run_id is not None:
-            store.save_results(run_id, after_stop)  # the rest of a stopped run: one commit
-            store.finish_run(run_id, "stopped" if stop.is_set() else "finished", wall)
-    if store is not None and run_id is not None:
-        # Report what the file holds, not what was meant to be written: a write that did not
-        # land raises here instead of printing a success the run cannot back.
-        results = store.load_results(run_id, searched, details=False)
-    summary = summarize(results, wall, run_id=run_id, pair=spec.pair, strategy=spec.strategy,
-                        stopped=stop.is_set())
+        run.wall = time.perf_counter() - started
+        run.close()
+    summary = run.summary()
     emit(ended("search", summary.to_dict(), stopped=summary.stopped, line=_outcome_line(summary)))
     return summary
+
+
+def run_campaigns(
+    specs: Sequence[CampaignSpec],
+    store: Store | None = None,
+    *,
+    emit: EventSink = no_events,
+    stop: threading.Event | None = None,
+    executor: Executor | None = None,
+    device: str = "cpu",
+) -> list[CampaignSummary]:
+    """One campaign over several pairs: one run per spec, searched through one executor.
+
+    Every run is checked, loaded and stored (with its own pair description, settings and
+    seeds) before any search starts, so a bad pair is refused before anything runs. On Ray the
+    runs' chunks share the workers. Stop ends every run after its current unit, as for one
+    campaign. A run's wall time is the time between the results that reached this process,
+    each gap counted for the run whose result ended it, so the walls add up to the campaign's.
+    """
+    if not specs:
+        raise ConfigError("a campaign needs at least one pair")
+    pairs = [spec.pair for spec in specs]
+    repeated = sorted({p for p in pairs if pairs.count(p) > 1})
+    if repeated:
+        raise ConfigError(f"pair {repeated[0]!r} is given twice; give each pair once")
+    stop = stop or threading.Event()
+    runs: list[_Run] = []
+    parts: list[SearchProgress] = []
+    try:
+        for spec in specs:
+            run, progress = _prepare(spec, store, pair=None, dataset=None, emit=emit, stop=stop,
+                                     resume=None, device=device)
+            runs.append(run)
+            parts.append(progress)
+    except BaseException:
+        for run in runs:  # made by this call, nothing searched yet: a pair refused leaves no trace
+            if store is not None and run.run_id is not None:
+                store.delete_run(run.run_id)
+        raise
+    combined = _CombinedProgress(parts)
+    for k, run in enumerate(runs):
+        run.context = replace(run.context, emit=with_progress(emit, combined.describer(k)))
+    emit(combined.start())
+    executor = executor or InProcessExecutor()
+    last = time.perf_counter()
+    try:
+        for k, result in executor.run_many([(run.work, run.seeds, run.context) for run in runs]):
+            runs[k].take(result)
+            now = time.perf_counter()
+            runs[k].wall += now - last
+            last = now
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        for run in runs:
+            run.close()
+    summaries = [run.summary() for run in runs]
+    emit(ended("search", {"runs": [s.to_dict() for s in summaries]},
+               stopped=stop.is_set(), line=_outcomes_line(summaries)))
+    return summaries
+
+
+class _CombinedProgress:
+    """Several runs' progress as one count: every seed of every run."""
+
+    def __init__(self, parts: Sequence[SearchProgress]) -> None:
+        self.parts = parts
+
+    def start(self) -> Progress:
+        return Progress("search", "seed", sum(p.done for p in self.parts),
+                        sum(p.total for p in self.parts), f"starting {len(self.parts)} runs")
+
+    def describer(self, k: int) -> Callable[[Event], Progress | None]:
+        """Run ``k``'s events as the common count."""
+
+        def describe(event: Event) -> Progress | None:
+            if self.parts[k](event) is None:
+                return None
+            found = sum(p.found for p in self.parts)
+            return Progress("search", "seed", sum(p.done for p in self.parts),
+                            sum(p.total for p in self.parts),
+                            f"{found} deviation{'s' if found != 1 else ''} in {len(self.parts)} runs")
+
+        return describe
+
+
+def _outcomes_line(summaries: Sequence[CampaignSummary]) -> str:
+    """What several runs hold now, in one line that names each run."""
+    return "; ".join(_outcome_line(s) for s in summaries)
 
 
 def _outcome_line(summary: CampaignSummary) -> str:

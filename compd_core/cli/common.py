@@ -32,8 +32,8 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def print_json(payload: dict[str, Any]) -> None:
-    """Print exactly one JSON object on stdout (NaN/inf become null, so it always parses)."""
+def print_json(payload: dict[str, Any] | list[dict[str, Any]]) -> None:
+    """Print exactly one JSON value on stdout (NaN/inf become null, so it always parses)."""
     sys.stdout.write(json.dumps(_jsonable(payload), indent=2, allow_nan=False) + "\n")
 
 

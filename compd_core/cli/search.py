@@ -104,7 +104,9 @@ def _resumed_spec(store: Any, run_id: str, given: dict[str, Any], models: dict[s
 
 
 def search(
-    pair: str = typer.Option(None, "--pair", help=PAIR_HELP),
+    pairs: list[str] = typer.Option(None, "--pair", metavar="ID", help=PAIR_HELP + " Repeat "
+                                    "--pair to search several pairs: one run each, with the same "
+                                    "settings (and --seed-indices, if given)."),
     original: str = typer.Option(None, "--original", help=ORIGINAL_HELP),
     compressed: str = typer.Option(None, "--compressed", help=COMPRESSED_HELP),
     allow_code: bool = typer.Option(False, "--allow-code", help=ALLOW_CODE_HELP),
@@ -132,7 +134,8 @@ def search(
                               "about four tasks per worker)."),
     device: str = typer.Option("cpu", help="Where torch models run: cpu (default), cuda or auto "
                                "(cuda when there is a GPU)."),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object (a list of "
+                                     "them, one per run, with several --pair)."),
 ) -> None:
     """Search seeds of a pair for deviation-triggering inputs; every trigger is stored at once."""
     from compd_core.campaign import run_campaign
@@ -144,13 +147,19 @@ def search(
 
     runner = make_executor(executor, address=address, workers=workers, chunk=chunk)
     resolve_device(device)
+    pairs = list(pairs or [])
+    if len(pairs) > 1:
+        _check_several_pairs(pairs, original, compressed, resume)
 
-    given = {"--pair": pair, "--strategy": strategy, "--seeds": seeds, "--budget": budget,
+    given = {"--pair": pairs[0] if pairs else None, "--strategy": strategy, "--seeds": seeds, "--budget": budget,
              "--time-budget": time_budget, "--operators": operators, "--criterion": criterion,
              "--max-linf": max_linf, "--seed-order": seed_order, "--seed": seed,
              "--dataset": dataset, "--seed-indices": seed_indices}
     models = {"--original": original, "--compressed": compressed, "--allow-code": allow_code}
     store = Store(db or default_db_path())
+    if len(pairs) > 1:
+        _search_several(pairs, given, models, store, runner, device, json_output)
+        return
     if resume:
         spec = _resumed_spec(store, resume, given, models)
         source = store.get_run(resume).pair_source()
@@ -173,6 +182,47 @@ def search(
         _print_summary(summary)
     if run.stopped:
         exit_stopped(f"{run.kept}; `compd search --resume {summary.run_id}` finishes it")
+
+
+def _check_several_pairs(pairs: list[str], original: str | None, compressed: str | None,
+                         resume: str | None) -> None:
+    """Several --pair: zoo ids, each once, for a new campaign."""
+    repeated = sorted({p for p in pairs if pairs.count(p) > 1})
+    if repeated:
+        raise ConfigError(f"--pair {repeated[0]} is given twice; give each pair once")
+    if original is not None or compressed is not None:
+        raise ConfigError("--original and --compressed describe one pair of files; search them "
+                          "in a run of their own, not together with several --pair")
+    if resume is not None:
+        raise ConfigError(f"--resume continues one run with its own pair; leave --pair out "
+                          "(resume each run of a campaign over several pairs by its id)")
+
+
+def _search_several(pairs: list[str], given: dict[str, Any], models: dict[str, Any], store: Any,
+                    runner: Any, device: str, json_output: bool) -> None:
+    """One campaign over several pairs: one run each, one summary line each."""
+    from compd_core.campaign import run_campaigns
+
+    specs = [_new_spec({**given, "--pair": pair}, models) for pair in pairs]
+    run = run_job(lambda emit, stop: run_campaigns(specs, store, emit=emit, stop=stop,
+                                                   executor=runner, device=device),
+                  "search step", transient=json_output)
+    summaries = run.value
+    if json_output:
+        print_json([summary.to_dict() for summary in summaries])
+    else:
+        for summary in summaries:
+            out.print(_summary_line(summary))
+        out.print("see them with `compd runs show RUN` or in the dashboard")
+    if run.stopped:
+        ids = " ".join(str(summary.run_id) for summary in summaries)
+        exit_stopped(f"{run.kept}; `compd search --resume RUN` finishes each of {ids}")
+
+
+def _summary_line(summary: CampaignSummary) -> str:
+    rate = f"{summary.found}/{summary.seeds} seeds deviated ({summary.success_rate:.0%})"
+    return (f"run {summary.run_id} ({summary.pair}): {rate} in {summary.wall_seconds:.1f} s, "
+            f"{summary.queries_per_second:,.0f} queries/s")
 
 
 def _print_summary(summary: CampaignSummary) -> None:

@@ -62,6 +62,9 @@ class SearchWork:
     rng_seed: int
 
 
+Job = tuple[SearchWork, Sequence[Seed], SearchContext]  # one campaign's part of a multi-pair run
+
+
 class Executor(ABC):
     """Runs a campaign's seeds and yields each result as soon as it is final.
 
@@ -74,6 +77,16 @@ class Executor(ABC):
     @abstractmethod
     def run(self, work: SearchWork, seeds: Sequence[Seed], context: SearchContext) -> Iterator[SeedResult]:
         """Search ``seeds``; ``context`` carries the driver's pair, events and stop signal."""
+
+    def run_many(self, jobs: Sequence[Job]) -> Iterator[tuple[int, SeedResult]]:
+        """Search several campaigns' seeds (a campaign over several pairs); yields each result
+        with the index of its job. Here one job after the other; once a job's stop signal is
+        set, the jobs not started yet stay unsearched."""
+        for k, (work, seeds, context) in enumerate(jobs):
+            if context.stop.is_set():
+                return
+            for result in self.run(work, seeds, context):
+                yield k, result
 
 
 def chunk_size(seeds: int, workers: int) -> int:

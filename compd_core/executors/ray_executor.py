@@ -14,11 +14,21 @@ import logging
 import os
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from compd_core.errors import CompdError, ConfigError
-from compd_core.executors.base import Executor, SearchWork, chunk_size, chunked, compact_result
+from compd_core.executors.base import (
+    Executor,
+    Job,
+    PairLoader,
+    SearchWork,
+    chunk_size,
+    chunked,
+    compact_result,
+)
+from compd_core.models.pair import ModelPair
 from compd_core.search.events import SeedFinished, no_events
 from compd_core.search.results import Seed, SeedResult
 from compd_core.search.strategies import SearchContext, get_strategy
@@ -29,6 +39,7 @@ MISSING_RAY = "--executor ray needs Ray: pip install 'compd[ray]'"
 _ADDRESS = re.compile(r"^(ray://)?(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
 DEFAULT_RETRIES = 3  # restarts of a dead worker (and retries of its chunks) before giving up
 _IN_FLIGHT = 2  # chunks queued per worker: the next one is there the moment one ends
+MAX_PAIRS_PER_WORKER = 4  # loaded pairs a worker keeps for a campaign over several pairs
 
 
 class WorkerLostError(CompdError):
@@ -65,21 +76,33 @@ def check_workers(workers: int | None) -> int | None:
 
 
 class ChunkSearcher:
-    """A Ray actor's state: its own pair, loaded once, and a stop signal the driver can set
-    while a chunk runs (``stop`` runs in its own concurrency group)."""
+    """A Ray actor's state: the pairs it has loaded (each once, the first one as it starts, the
+    others when a chunk of theirs first arrives; at most ``MAX_PAIRS_PER_WORKER``, the least
+    recently used dropped first), and a stop signal the driver can set while a chunk runs
+    (``stop`` runs in its own concurrency group)."""
 
     def __init__(self, work: SearchWork) -> None:
-        self.work = work
-        self.pair = work.loader()
+        self.pairs: OrderedDict[PairLoader, ModelPair] = OrderedDict()
         self.stopping = threading.Event()
+        self.pair_for(work.loader)
 
-    def search(self, seeds: list[Seed]) -> list[SeedResult]:
-        context = SearchContext(self.pair, self.work.settings, self.work.rng_seed, no_events,
-                                self.stopping)
-        return [compact_result(r) for r in get_strategy(self.work.strategy).run(context, seeds)]
+    def pair_for(self, loader: PairLoader) -> ModelPair:
+        """The pair ``loader`` builds, loaded only the first time this worker meets it."""
+        pair = self.pairs.pop(loader, None)
+        if pair is None:
+            pair = loader()
+            while len(self.pairs) >= MAX_PAIRS_PER_WORKER:
+                self.pairs.popitem(last=False)
+        self.pairs[loader] = pair
+        return pair
+
+    def search(self, work: SearchWork, seeds: list[Seed]) -> list[SeedResult]:
+        context = SearchContext(self.pair_for(work.loader), work.settings, work.rng_seed,
+                                no_events, self.stopping)
+        return [compact_result(r) for r in get_strategy(work.strategy).run(context, seeds)]
 
     def ready(self) -> bool:
-        """Answers once the worker is up and its pair loaded."""
+        """Answers once the worker is up and its first pair loaded."""
         return True
 
     def stop(self) -> None:
@@ -163,10 +186,16 @@ class RayExecutor(Executor):
         import_ray()  # a missing Ray is said before any work starts
 
     def run(self, work: SearchWork, seeds: Sequence[Seed], context: SearchContext) -> Iterator[SeedResult]:
+        for _, result in self.run_many([(work, seeds, context)]):
+            yield result
+
+    def run_many(self, jobs: Sequence[Job]) -> Iterator[tuple[int, SeedResult]]:
+        """All jobs' chunks in one queue over the same workers: a worker that has finished
+        one pair's chunks takes the next pair's, loading that pair once."""
         ray = import_ray()
         _SESSION.enter(ray, self._init_options())
         try:
-            yield from self._search(ray, work, seeds, context)
+            yield from self._search(ray, jobs)
         finally:
             _SESSION.leave(ray)
 
@@ -188,32 +217,37 @@ class RayExecutor(Executor):
                            cpus, cpus, self.workers)
         return cpus if self.workers is None else min(self.workers, cpus)
 
-    def _search(self, ray: Any, work: SearchWork, seeds: Sequence[Seed],
-                context: SearchContext) -> Iterator[SeedResult]:
-        """Chunks go only to workers that are up (their pair loaded) and never more than
+    def _search(self, ray: Any, jobs: Sequence[Job]) -> Iterator[tuple[int, SeedResult]]:
+        """Chunks go only to workers that are up (their first pair loaded) and never more than
         ``_IN_FLIGHT`` to one: a worker still waiting for a CPU (another campaign holds it)
-        is never handed a chunk the others could search."""
-        if not seeds:
+        is never handed a chunk the others could search. A stop signal of any job stops all."""
+        total = sum(len(seeds) for _, seeds, _ in jobs)
+        if not total:
             return
-        workers = min(self._worker_count(ray), len(seeds))
-        queue = chunked(seeds, self.chunk or chunk_size(len(seeds), workers))
+        workers = min(self._worker_count(ray), total)
+        size = self.chunk or chunk_size(total, workers)
+        queue = [(k, part) for k, (_, seeds, _) in enumerate(jobs) for part in chunked(seeds, size)]
         actor_class = ray.remote(concurrency_groups={"control": 1})(ChunkSearcher)
         actors = [actor_class.options(num_cpus=1, max_restarts=self.retries,
-                                      max_task_retries=self.retries).remote(work)
+                                      max_task_retries=self.retries).remote(jobs[queue[0][0]][0])
                   for _ in range(min(workers, len(queue)))]
         starting = {actor.ready.remote(): actor for actor in actors}
-        in_flight: dict[Any, Any] = {}
+        in_flight: dict[Any, tuple[Any, int]] = {}
         load = {id(actor): 0 for actor in actors}
 
+        def stopping() -> bool:
+            return any(context.stop.is_set() for _, _, context in jobs)
+
         def feed(actor: Any) -> None:
-            while queue and load[id(actor)] < _IN_FLIGHT and not context.stop.is_set():
-                in_flight[actor.search.remote(queue.pop(0))] = actor
+            while queue and load[id(actor)] < _IN_FLIGHT and not stopping():
+                k, part = queue.pop(0)
+                in_flight[actor.search.remote(jobs[k][0], part)] = (actor, k)
                 load[id(actor)] += 1
 
         stop_sent = False
         try:
-            while in_flight or (queue and starting and not context.stop.is_set()):
-                if context.stop.is_set() and not stop_sent:
+            while in_flight or (queue and starting and not stopping()):
+                if stopping() and not stop_sent:
                     for actor in actors:  # each ends its chunk after the current step
                         actor.stop.options(concurrency_group="control").remote()
                     stop_sent = True
@@ -223,11 +257,11 @@ class RayExecutor(Executor):
                         actor = starting.pop(ref)
                         self._fetch(ray, ref)  # raises if the worker could not start
                     else:
-                        actor = in_flight.pop(ref)
+                        actor, k = in_flight.pop(ref)
                         load[id(actor)] -= 1
                         for result in self._fetch(ray, ref):
-                            context.emit(SeedFinished(result))
-                            yield result
+                            jobs[k][2].emit(SeedFinished(result))
+                            yield k, result
                     feed(actor)
         finally:
             for actor in actors:

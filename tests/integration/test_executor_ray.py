@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 ray = pytest.importorskip("ray")
 
@@ -25,6 +24,8 @@ from compd_core.search.results import SeedResult  # noqa: E402
 from compd_core.search.settings import SearchSettings  # noqa: E402
 from compd_core.store import Store  # noqa: E402
 from compd_core.zoo import load_pair  # noqa: E402
+from executor_support import by_position as _by_position  # noqa: E402
+from executor_support import resume_finishes, same_search as _same_search  # noqa: E402
 
 PAIR = "lenet5-int8-static"
 TESTS = Path(__file__).parents[1]
@@ -67,20 +68,6 @@ def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
-
-
-def _by_position(results: list[SeedResult]) -> dict[int, SeedResult]:
-    return {r.seed.position: r for r in results}
-
-
-def _same_search(a: SeedResult, b: SeedResult) -> bool:
-    """The same seed searched the same way: queries, iterations, exit, and the exact trigger."""
-    if (a.seed.index, a.queries, a.iterations, a.exit_reason) != (b.seed.index, b.queries,
-                                                                   b.iterations, b.exit_reason):
-        return False
-    if a.trigger is None or b.trigger is None:
-        return a.trigger is None and b.trigger is None
-    return torch.equal(a.trigger.image, b.trigger.image)
 
 
 def _campaign(tmp_path: Path, name: str, executor, **kwargs) -> tuple[list[SeedResult], list]:
@@ -188,15 +175,7 @@ def test_a_killed_driver_keeps_what_it_stored_and_resume_finishes_the_rest(tmp_p
     assert 3 <= len(before) < 30, "the driver must be killed with seeds still to search"
     assert run.status == "interrupted"
 
-    resumed = subprocess.run([sys.executable, "-m", "compd_core", "search", "--resume", run.id,
-                              *common], capture_output=True, text=True, env=env, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
-    assert json.loads(resumed.stdout)["seeds"] == 30 - len(before)  # only the missing seeds ran
-    with Store(db, read_only=True) as store:
-        after = _by_position(store.load_results(run.id))
-        assert store.get_run(run.id).status == "finished"
-    assert sorted(after) == list(range(30))
-    assert all(_same_search(after[p], before[p]) for p in before)  # nothing stored was redone
+    resume_finishes(db, run.id, before, 30, env, "--executor", "ray", "--workers", "2", "--chunk", "3")
 
 
 def test_dashboard_searches_run_on_the_executor_the_server_is_set_to(local_ray, in_process,
@@ -251,3 +230,31 @@ def test_a_pair_of_model_files_is_searched_on_ray_workers_as_in_process(tmp_path
         assert store.get_run(runs[1]).pair_spec.original == str(files.original)
     assert sorted(on_ray) == sorted(in_process) == list(range(len(SEEDS.split(","))))
     assert [p for p in on_ray if not _same_search(on_ray[p], in_process[p])] == []
+
+
+def test_two_pairs_share_the_ray_workers_and_search_as_in_process(local_ray, tmp_path, monkeypatch):
+    """A campaign over two pairs on 2 workers: each run's seeds end as its single-pair
+    in-process campaign ends them, and no worker loads a pair twice."""
+    import compd_core.campaign as campaign
+    from compd_core.campaign import run_campaigns
+    from executor_support import CountingPairLoader
+
+    specs = [CampaignSpec(pair, "compd", seeds=12, settings=SearchSettings(max_queries=600), rng_seed=2)
+             for pair in (PAIR, "lenet1-int8-static")]
+    with Store(tmp_path / "in.sqlite") as store:
+        singles = [_by_position(store.load_results(run_campaign(s, store).run_id)) for s in specs]
+    loads = tmp_path / "loads"
+    loads.mkdir()
+    monkeypatch.setattr(campaign, "PairLoader", functools.partial(CountingPairLoader, folder=str(loads)))
+    with Store(tmp_path / "ray.sqlite") as store:
+        summaries = run_campaigns(specs, store, executor=RayExecutor(workers=2, chunk=4))
+        on_ray = [_by_position(store.load_results(s.run_id)) for s in summaries]
+    assert sum(s.found for s in summaries) > 0
+    for single, joint in zip(singles, on_ray):
+        assert sorted(joint) == list(range(12))
+        assert [p for p in joint if not _same_search(joint[p], single[p])] == []
+    per_worker = CountingPairLoader.loads(loads)
+    assert per_worker, "the workers recorded their loads"
+    assert all(count == 1 for count in per_worker.values()), per_worker
+    on_workers = {pair for pid, pair in per_worker if pid != os.getpid()}
+    assert on_workers == {PAIR, "lenet1-int8-static"}  # the workers loaded both pairs themselves

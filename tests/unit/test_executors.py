@@ -133,3 +133,33 @@ def test_a_servers_executor_comes_from_its_environment(monkeypatch):
     monkeypatch.setenv("COMPD_RAY_WORKERS", "2")
     executor = executor_from_environment()
     assert (executor.name, executor.workers, executor.address) == ("ray", 2, None)
+
+
+def test_a_worker_loads_each_pair_once_and_keeps_a_few():
+    """A worker of a campaign over several pairs: a pair is loaded the first time one of its
+    chunks arrives, reused after, and the least recently used dropped beyond the limit."""
+    from dataclasses import dataclass
+
+    from compd_core.executors.ray_executor import MAX_PAIRS_PER_WORKER, ChunkSearcher
+    from compd_core.search.settings import SearchSettings
+    from compd_core.executors import SearchWork
+
+    built: list[str] = []
+
+    @dataclass(frozen=True)
+    class Recording(PairLoader):
+        def __call__(self):
+            built.append(self.source)
+            return object()
+
+    worker = ChunkSearcher(SearchWork(Recording("a"), "compd", SearchSettings(), 0))
+    first = worker.pair_for(Recording("a"))
+    assert worker.pair_for(Recording("a")) is first and built == ["a"]
+    names = [f"p{k}" for k in range(MAX_PAIRS_PER_WORKER)]
+    for name in names:
+        worker.pair_for(Recording(name))
+    assert built == ["a", *names] and len(worker.pairs) == MAX_PAIRS_PER_WORKER
+    worker.pair_for(Recording("a"))  # dropped as the least recently used: loaded again
+    assert built == ["a", *names, "a"]
+    worker.pair_for(Recording(names[-1]))
+    assert built[-1] == "a"  # the most recent ones were kept
