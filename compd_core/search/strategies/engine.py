@@ -7,8 +7,10 @@ with its fitness (lower is better) and adapts its per-chain memory from what it 
 
 Every chain starts from its seed; all live chains are evaluated together in one forward pass.
 Each chain draws its randomness from its own generator (from the run's rng seed and the seed's
-dataset index), so a seed's search is the same whether it runs alone, beside others, in a
-resumed run or on another worker.
+dataset index), so a seed's random moves are the same whether it runs alone, beside others, in
+a resumed run or on another worker. Its result is too wherever the models answer a row the same
+in any batch: float models' probabilities can move by about 1e-6 with the batch a row is in,
+which changed 21 of 1,000 seeds between in-process and Ray runs (bench/executors.py).
 Once a chain meets the criterion it may spend a few more rounds shrinking: the proposer
 suggests moves back toward the seed, and the engine keeps one only when it still meets the
 criterion and is closer. Those queries count like any other.
@@ -48,7 +50,6 @@ class Chain:
     l2: float = 0.0  # distance of ``image`` to the seed
     shrink_rounds_left: int = 0
     shrink_stalled: int = 0  # shrinking rounds in a row that found nothing closer
-    restarts: int = 0  # times the chain went back to its seed after stalling
     memory: dict[str, Any] = field(default_factory=dict)  # the proposer's own state
 
 
@@ -233,7 +234,6 @@ class Engine:
         """Back to the seed: a stalled chain tries another path (its queries stay spent)."""
         chain.image, chain.fitness, chain.l2 = chain.seed.image, chain.seed_fitness, 0.0
         chain.steps.clear()
-        chain.restarts += 1
 
     @staticmethod
     def _finish(context: SearchContext, chain: Chain, reason: ExitReason) -> SeedResult:
