@@ -97,8 +97,10 @@ class Criterion:
                 image: torch.Tensor | None = None, seed: torch.Tensor | None = None) -> bool:
         """``met`` for one input given as plain lists: a batch-1 search checks every query, and
         tensor reductions on ten numbers cost more than the arithmetic."""
-        m_o, m_c = _row_margins(probs_original, probs_compressed,
-                                None if self.kind == "any" else seed_label)
+        label = _top_label(probs_original) if self.kind == "any" else seed_label
+        if probs_compressed[label] >= max(probs_compressed):
+            return False  # the compressed model still gives the label (or ties it): m_c <= 0
+        m_o, m_c = _row_margins(probs_original, probs_compressed, label)
         if not (m_o > self.min_margin_original and m_c > self.min_margin_compressed):
             return False
         if image is None or seed is None or not (self.max_linf or self.max_l2):
@@ -135,13 +137,15 @@ def trigger_margins(
     return own_o - other_o, other_c - own_c
 
 
-def _row_margins(original: list[float], compressed: list[float], label: int | None) -> tuple[float, float]:
-    """``trigger_margins`` of one row in plain Python (a batch-1 search checks every query);
-    ``label`` None means the original's own top-1, as for ``kind='any'``."""
-    if label is None:
-        label = max(range(len(original)), key=original.__getitem__)
-    other_o = max(v for j, v in enumerate(original) if j != label)
-    other_c = max(v for j, v in enumerate(compressed) if j != label)
+def _top_label(probs: list[float]) -> int:
+    """The first class with the highest probability, as ``argmax`` picks it."""
+    return probs.index(max(probs))
+
+
+def _row_margins(original: list[float], compressed: list[float], label: int) -> tuple[float, float]:
+    """``trigger_margins`` of one row in plain Python (a batch-1 search checks every query)."""
+    other_o = max(original[:label] + original[label + 1 :])
+    other_c = max(compressed[:label] + compressed[label + 1 :])
     return original[label] - other_o, other_c - compressed[label]
 
 

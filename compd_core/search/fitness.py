@@ -24,14 +24,17 @@ def pair_state(probs_original: torch.Tensor, probs_compressed: torch.Tensor) -> 
 class NoveltyArchive:
     """The probability states one chain has seen (DFLARE's coverage of model behaviour).
 
-    States live in one preallocated NumPy buffer that doubles when full: a chain checks one
-    state per query, and on a few hundred 20-number rows NumPy's arithmetic costs a fraction of
-    torch's per-call dispatch.
+    A chain asks once per query whether a state is new, against up to a few hundred stored
+    ones. The nearest squared distance comes from one matrix-vector product,
+    ``|s|^2 - 2 s.x + |x|^2`` with each stored ``|s|^2`` kept; that sum can round differently
+    from summing squared differences by about 1e-14, so within ``_ROUNDING_BAND`` of the
+    threshold the answer is recomputed the direct way. The answer is always the direct one.
     """
 
     def __init__(self, threshold: float = NOVELTY_THRESHOLD) -> None:
         self.threshold = threshold
-        self._buffer: np.ndarray | None = None
+        self._states: np.ndarray | None = None  # (capacity, 2K), doubled when full
+        self._norms: np.ndarray | None = None  # (capacity,) squared norm of each state
         self._count = 0
 
     def __len__(self) -> int:
@@ -39,21 +42,29 @@ class NoveltyArchive:
 
     def is_novel(self, probs_original: Probabilities, probs_compressed: Probabilities) -> bool:
         """True when the (single) state is farther than the threshold from every stored one."""
-        if self._buffer is None:
+        if self._states is None:
             return True
         state = _state_row(probs_original, probs_compressed)
-        stored = self._buffer[: self._count]
-        nearest = float(np.einsum("ij,ij->i", stored - state, stored - state).min())
-        return nearest > self.threshold
+        stored = self._states[: self._count]
+        nearest = float((self._norms[: self._count] - 2.0 * (stored @ state)).min()) + state @ state
+        if abs(nearest - self.threshold) > _ROUNDING_BAND:
+            return nearest > self.threshold
+        difference = stored - state
+        return float(np.einsum("ij,ij->i", difference, difference).min()) > self.threshold
 
     def add(self, probs_original: Probabilities, probs_compressed: Probabilities) -> None:
         state = _state_row(probs_original, probs_compressed)
-        if self._buffer is None:
-            self._buffer = np.empty((16, len(state)))
-        elif self._count == len(self._buffer):
-            self._buffer = np.concatenate([self._buffer, np.empty_like(self._buffer)])
-        self._buffer[self._count] = state
+        if self._states is None:
+            self._states, self._norms = np.empty((16, len(state))), np.empty(16)
+        elif self._count == len(self._states):
+            self._states = np.concatenate([self._states, np.empty_like(self._states)])
+            self._norms = np.concatenate([self._norms, np.empty_like(self._norms)])
+        self._states[self._count] = state
+        self._norms[self._count] = state @ state
         self._count += 1
+
+
+_ROUNDING_BAND = 1e-9  # far wider than float64 rounding of 2K products of values in [0, 1]
 
 
 Probabilities = torch.Tensor | list[float]

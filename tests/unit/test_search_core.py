@@ -122,6 +122,53 @@ def test_the_single_row_check_agrees_with_the_batch_check():
         False, False, False, True]
 
 
+
+def test_the_single_row_check_agrees_with_the_batch_check_on_int8_like_rows():
+    """Probabilities on a coarse grid, as an int8 model gives them: ties everywhere."""
+    gen = torch.Generator().manual_seed(0)
+    probs_o = torch.randint(0, 6, (2000, 4), generator=gen).float() + 1e-3
+    probs_c = torch.randint(0, 6, (2000, 4), generator=gen).float() + 1e-3
+    probs_o, probs_c = probs_o / probs_o.sum(1, keepdim=True), probs_c / probs_c.sum(1, keepdim=True)
+    labels = torch.randint(0, 4, (2000,), generator=gen)
+    for criterion in (Criterion(max_linf=None), Criterion(kind="any", max_linf=None),
+                      Criterion(min_margin_original=0.1, min_margin_compressed=0.1, max_linf=None)):
+        batch = criterion.met(probs_o, probs_c, labels).tolist()
+        rows = [criterion.met_row(o, c, int(y)) for o, c, y in
+                zip(probs_o.tolist(), probs_c.tolist(), labels.tolist())]
+        assert rows == batch
+        assert 50 < sum(batch) < 1950  # both answers occur
+
+
+def test_novelty_archive_gives_the_direct_distance_answer():
+    """The archive's matrix-vector shortcut must answer as summing squared differences does,
+    including for states a rounding error away from the threshold."""
+    rng = np.random.default_rng(0)
+
+    def direct(stored: list[np.ndarray], state: np.ndarray) -> bool:
+        return min(float(((row - state) ** 2).sum()) for row in stored) > 0.5
+
+    def state() -> list[float]:
+        return rng.dirichlet(np.full(10, rng.choice([0.05, 0.5, 5.0]))).tolist()
+
+    archive, stored, answers = NoveltyArchive(), [], []
+    for _ in range(600):
+        probs_o, probs_c = state(), state()
+        novel = archive.is_novel(probs_o, probs_c)
+        if stored:
+            assert novel == direct(stored, np.array(probs_o + probs_c))
+        answers.append(novel)
+        if novel or rng.random() < 0.05:
+            archive.add(probs_o, probs_c)
+            stored.append(np.array(probs_o + probs_c))
+    assert len(archive) == len(stored) > 16  # the buffer grew past its first allocation
+    assert 0.1 < np.mean(answers) < 0.9
+    edge, base = NoveltyArchive(), [0.5, 0.5] + [0.0] * 8
+    edge.add(base, base)
+    for squared in np.linspace(0.5 - 1e-12, 0.5 + 1e-12, 201):
+        step = float(np.sqrt(squared / 2))
+        near = [0.5 + step, 0.5 - step] + [0.0] * 8
+        assert edge.is_novel(near, base) == direct([np.array(base + base)], np.array(near + base))
+
 def test_unknown_strategy_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="compd, compd-close, dflare"):
         get_strategy("nope")
