@@ -30,6 +30,7 @@ from compd_core.mutations.base import (
     draw_index,
     one_image,
     pick_kernels,
+    snap_array,
     snap_to_grid,
 )
 
@@ -130,7 +131,9 @@ def _blur(
     pick = draw_index(len(kernels), generator)
     h, w = x.shape[-2:]
     rows, cols = _one_image_matrices(kind, kernels, h)[pick], _one_image_matrices(kind, kernels, w)[pick]
-    return snap_to_grid(separable_filter(x, rows, cols)), kernels[pick]
+    out = separable_filter(x, rows, cols)
+    snap_array(out.numpy())
+    return out, kernels[pick]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from compd_core.mutations.base import (
     MutationResult,
     check_batch,
     one_image,
+    snap_array,
     snap_to_grid,
     uniform,
 )
@@ -50,11 +51,11 @@ class GaussianNoise:
         out = _normal(x.shape, generator, x.device)
         image = one_image(x)
         if image is None:
-            out.mul_(std).add_(x)
+            snap_to_grid(out.mul_(std).add_(x))
         else:
             values = out.numpy()
-            np.add(np.multiply(values, std, out=values), image, out=values)
-        return MutationResult(snap_to_grid(out), self.name, {"var": self.var})
+            snap_array(np.add(np.multiply(values, std, out=values), image, out=values))
+        return MutationResult(out, self.name, {"var": self.var})
 
 
 @dataclass(frozen=True)
@@ -85,13 +86,14 @@ class SaltPepper:
             flat = x.reshape(n, values).clone()
             flat.scatter_(1, positions[:, :count], 1.0)
             flat.scatter_(1, positions[:, count:], 0.0)
+            out = snap_to_grid(flat.view_as(x))
         else:
             copy, drawn = image.flatten(), positions.numpy()[0]
             copy[drawn[:count]] = 1.0
             copy[drawn[count:]] = 0.0
-            flat = torch.from_numpy(copy)
+            out = torch.from_numpy(snap_array(copy)).view(x.shape)
         columns = {"amount": self.amount, "salt": count, "pepper": count}
-        return MutationResult(snap_to_grid(flat.view_as(x)), self.name, columns)
+        return MutationResult(out, self.name, columns)
 
 
 @dataclass(frozen=True)
@@ -118,13 +120,13 @@ class MultiplicativeNoise:
         image = one_image(x)
         if image is None:
             noise.mul_(var.sqrt().view(per_image)).add_(mean.view(per_image))
-            out = noise.mul_(x).add_(x)
+            snap_to_grid(noise.mul_(x).add_(x))
         else:
-            values, out = noise.numpy(), noise
+            values = noise.numpy()
             np.multiply(values, np.sqrt(var.numpy()[0]), out=values)
             np.add(values, mean.numpy()[0], out=values)
-            np.add(np.multiply(values, image, out=values), image, out=values)
-        return MutationResult(snap_to_grid(out), self.name, {"mean": mean, "var": var})
+            snap_array(np.add(np.multiply(values, image, out=values), image, out=values))
+        return MutationResult(noise, self.name, {"mean": mean, "var": var})
 
 
 @dataclass(frozen=True)
@@ -154,8 +156,8 @@ class PixelChange:
         levels = torch.randint(_LEVELS, (n, slots), generator=generator, device=draw_device)
         image = one_image(x)
         if image is not None:
-            out = _write_levels(image, k, positions, levels)
-            return MutationResult(snap_to_grid(out), self.name, {"k": k.to(x.device)})
+            out = torch.from_numpy(snap_array(_write_levels(image, k, positions, levels)))
+            return MutationResult(out.view(x.shape), self.name, {"k": k.to(x.device)})
         active = torch.arange(slots, device=draw_device).unsqueeze(0) < k.unsqueeze(1)
         new_values = torch.where(active, levels.float() / 255.0, -1.0).to(x.device)
         flat = x.reshape(n, values)
@@ -167,12 +169,12 @@ class PixelChange:
 
 def _write_levels(
     image: np.ndarray, k: torch.Tensor, positions: torch.Tensor, levels: torch.Tensor
-) -> torch.Tensor:
-    """``PixelChange`` on one image: a copy with its first k slots written, (1, C, H, W)."""
+) -> np.ndarray:
+    """``PixelChange`` on one image: a flat copy with its first k slots written."""
     count = int(k[0])
     written: dict[int, int] = {}
     for position, level in zip(positions[0, :count].tolist(), levels[0, :count].tolist()):
         written[position] = max(level, written.get(position, -1))
     flat = image.flatten()
     flat[list(written)] = np.array(list(written.values()), dtype=np.float32) / np.float32(255.0)
-    return torch.from_numpy(flat).view(1, *image.shape)
+    return flat

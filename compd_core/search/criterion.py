@@ -96,7 +96,9 @@ class Criterion:
     def met_row(self, probs_original: list[float], probs_compressed: list[float], seed_label: int,
                 image: torch.Tensor | None = None, seed: torch.Tensor | None = None) -> bool:
         """``met`` for one input given as plain lists: a batch-1 search checks every query, and
-        tensor reductions on ten numbers cost more than the arithmetic."""
+        tensor reductions on ten numbers cost more than the arithmetic. ``image`` and ``seed``
+        are one image each, (C, H, W) or a batch of one; they are read only when the margins
+        pass."""
         label = _top_label(probs_original) if self.kind == "any" else seed_label
         if probs_compressed[label] >= max(probs_compressed):
             return False  # the compressed model still gives the label (or ties it): m_c <= 0
@@ -105,7 +107,7 @@ class Criterion:
             return False
         if image is None or seed is None or not (self.max_linf or self.max_l2):
             return True
-        return bool(self._within_budget(image[None], seed[None])[0])
+        return bool(self._within_budget(image.reshape(1, -1), seed.reshape(1, -1))[0])
 
     def _within_budget(self, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
         l2, linf = distances(images, seeds)

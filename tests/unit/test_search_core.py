@@ -162,6 +162,22 @@ def test_novelty_archive_gives_the_direct_distance_answer():
             stored.append(np.array(probs_o + probs_c))
     assert len(archive) == len(stored) > 16  # the buffer grew past its first allocation
     assert 0.1 < np.mean(answers) < 0.9
+    # A chain's states: small steps from each other (a random walk of both models' logits),
+    # where the archive answers from its reference state without measuring every stored one.
+    walk, stored, answers = NoveltyArchive(), [], []
+    logits = rng.normal(0, 3, (2, 10))
+    for _ in range(3000):
+        logits += rng.normal(0, 0.3, (2, 10))
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs_o, probs_c = (probs / probs.sum(1, keepdims=True)).tolist()
+        novel = walk.is_novel(probs_o, probs_c)
+        if stored:
+            assert novel == direct(stored, np.array(probs_o + probs_c))
+        answers.append(novel)
+        if novel:
+            walk.add(probs_o, probs_c)
+            stored.append(np.array(probs_o + probs_c))
+    assert 10 < sum(answers) < 100
     edge, base = NoveltyArchive(), [0.5, 0.5] + [0.0] * 8
     edge.add(base, base)
     for squared in np.linspace(0.5 - 1e-12, 0.5 + 1e-12, 201):

@@ -65,7 +65,7 @@ class DflareStrategy(SequentialStrategy):
             probs_o, probs_c = pred.original.tolist()[0], pred.compressed.tolist()[0]
             top_o, top_c = max(probs_o), max(probs_c)
             label_o, label_c = probs_o.index(top_o), probs_c.index(top_c)
-            found = criterion.met_row(probs_o, probs_c, seed.label, mutant[0], seed.image)
+            found = criterion.met_row(probs_o, probs_c, seed.label, mutant, seed_batch)
             diff = abs(top_o - top_c)
             novel = archive.is_novel(probs_o, probs_c)
             accepted = found or self.accepts(diff - current_diff, novel)
