@@ -82,8 +82,7 @@ def one_image(x: torch.Tensor) -> np.ndarray | None:
     torch call, so operators work on this view. NumPy's float32 arithmetic is IEEE's, as
     torch's, so both routes give the same bits (tests/unit/test_mutation_references.py).
     """
-    if (x.shape[0] == 1 and x.dtype == torch.float32 and x.device.type == "cpu"
-            and not x.requires_grad):
+    if x.shape[0] == 1 and x.dtype is torch.float32 and x.is_cpu and not x.requires_grad:
         return x.numpy()[0]
     return None
 
@@ -115,7 +114,7 @@ def uniform(
 ) -> torch.Tensor:
     """(n,) float32 draws from U(low, high) on the generator's device, moved to ``device``."""
     draws = torch.rand(n, generator=generator, device=generator.device)
-    if n == 1 and draws.device.type == "cpu" and device.type == "cpu":  # NumPy: see one_image
+    if n == 1 and draws.is_cpu and device.type == "cpu":  # NumPy: see one_image
         values = draws.numpy()
         np.multiply(values, high - low, out=values)
         np.add(values, low, out=values)

@@ -179,7 +179,7 @@ class MedianBlur:
             if kernel > 1:
                 levels = median_of_levels(levels, kernel)
             out = np.divide(levels, np.float32(255.0), dtype=np.float32)
-            return MutationResult(torch.from_numpy(out)[None], self.name, {"kernel": kernel})
+            return MutationResult(torch.from_numpy(out[None]), self.name, {"kernel": kernel})
         _, sizes = pick_kernels(self.kernel_sizes, x.shape[0], generator, x.device)
         levels = apply_by_kernel(_to_levels(x), sizes, median_filter)
         out = levels.to(x.dtype).div_(255.0)

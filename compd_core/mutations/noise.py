@@ -91,7 +91,7 @@ class SaltPepper:
             copy, drawn = image.flatten(), positions.numpy()[0]
             copy[drawn[:count]] = 1.0
             copy[drawn[count:]] = 0.0
-            out = torch.from_numpy(snap_array(copy)).view(x.shape)
+            out = torch.from_numpy(snap_array(copy).reshape(1, *image.shape))
         columns = {"amount": self.amount, "salt": count, "pepper": count}
         return MutationResult(out, self.name, columns)
 
@@ -156,8 +156,8 @@ class PixelChange:
         levels = torch.randint(_LEVELS, (n, slots), generator=generator, device=draw_device)
         image = one_image(x)
         if image is not None:
-            out = torch.from_numpy(snap_array(_write_levels(image, k, positions, levels)))
-            return MutationResult(out.view(x.shape), self.name, {"k": k.to(x.device)})
+            out = snap_array(_write_levels(image, k, positions, levels)).reshape(1, *image.shape)
+            return MutationResult(torch.from_numpy(out), self.name, {"k": k.to(x.device)})
         active = torch.arange(slots, device=draw_device).unsqueeze(0) < k.unsqueeze(1)
         new_values = torch.where(active, levels.float() / 255.0, -1.0).to(x.device)
         flat = x.reshape(n, values)
@@ -171,9 +171,9 @@ def _write_levels(
     image: np.ndarray, k: torch.Tensor, positions: torch.Tensor, levels: torch.Tensor
 ) -> np.ndarray:
     """``PixelChange`` on one image: a flat copy with its first k slots written."""
-    count = int(k[0])
+    count = k.tolist()[0]
     written: dict[int, int] = {}
-    for position, level in zip(positions[0, :count].tolist(), levels[0, :count].tolist()):
+    for position, level in zip(positions.tolist()[0][:count], levels.tolist()[0][:count]):
         written[position] = max(level, written.get(position, -1))
     flat = image.flatten()
     flat[list(written)] = np.array(list(written.values()), dtype=np.float32) / np.float32(255.0)
