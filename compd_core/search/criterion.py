@@ -6,9 +6,11 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from compd_core.errors import ConfigError
+from compd_core.mutations.base import one_image
 
 _LOG_FLOOR = 1e-30  # probabilities that underflow to 0 still get a finite log
 _GRID_SLACK = 1e-6  # snapping to the 8-bit grid may land a hair outside an L-inf budget
@@ -173,6 +175,9 @@ def project_linf(images: torch.Tensor, seeds: torch.Tensor, max_linf: float | No
     """Clip into the L-inf ball around the seeds, then snap to the 8-bit grid inside it."""
     if max_linf is None:
         return images
+    image, seed = one_image(images), one_image(seeds)
+    if image is not None and seed is not None:
+        return torch.from_numpy(_project_one(image, seed, max_linf)[None])
     low = (seeds - max_linf).clamp_min(0.0)
     high = (seeds + max_linf).clamp_max(1.0)
     clipped = torch.minimum(torch.maximum(images, low), high)
@@ -180,6 +185,17 @@ def project_linf(images: torch.Tensor, seeds: torch.Tensor, max_linf: float | No
     # Rounding can step just outside the ball; step back inside on the grid.
     snapped = torch.where(snapped > high, snapped - 1 / 255.0, snapped)
     return torch.where(snapped < low, snapped + 1 / 255.0, snapped)
+
+
+def _project_one(image: np.ndarray, seed: np.ndarray, max_linf: float) -> np.ndarray:
+    """``project_linf`` of one float32 image in NumPy, step for step (a batch-1 search
+    projects every mutant; see ``compd_core.mutations.base.one_image``)."""
+    low = np.maximum(seed - max_linf, 0.0)
+    high = np.minimum(seed + max_linf, 1.0)
+    snapped = np.minimum(np.maximum(image, low), high)
+    np.divide(np.rint(np.multiply(snapped, 255.0, out=snapped), out=snapped), 255.0, out=snapped)
+    snapped = np.where(snapped > high, snapped - 1 / 255.0, snapped)
+    return np.where(snapped < low, snapped + 1 / 255.0, snapped)
 
 
 def snap(images: torch.Tensor) -> torch.Tensor:

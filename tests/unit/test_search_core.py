@@ -57,6 +57,19 @@ def test_linf_projection_stays_inside_on_the_grid(mnist_test):
     assert torch.allclose(projected * 255, (projected * 255).round(), atol=1e-4)
 
 
+
+def test_linf_projection_of_one_image_gives_the_batch_bits(mnist_test):
+    """One image is projected in NumPy, a batch in torch: the same bits, off the grid too."""
+    gen = torch.Generator().manual_seed(1)
+    seeds = torch.cat([mnist_test.images[:6], torch.rand(6, 1, 28, 28, generator=gen)])
+    images = (seeds + torch.randn(seeds.shape, generator=gen) * 0.3).clamp(0, 1)
+    for max_linf in (1 / 255, 10 / 255, 0.1, 64 / 255, 1.0):
+        batch = project_linf(images, seeds, max_linf)
+        for i in range(len(seeds)):
+            one = project_linf(images[i : i + 1], seeds[i : i + 1], max_linf)
+            assert torch.equal(one.view(torch.int32), batch[i : i + 1].view(torch.int32))
+    assert not torch.equal(batch, images)
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"max_queries": 0}, "query budget"), ({"time_budget": -1.0}, "time budget"),
     ({"max_linf": 2.0}, "max-linf"), ({"criterion": "most"}, "criterion"),
