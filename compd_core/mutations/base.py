@@ -82,7 +82,8 @@ def one_image(x: torch.Tensor) -> np.ndarray | None:
     torch call, so operators work on this view. NumPy's float32 arithmetic is IEEE's, as
     torch's, so both routes give the same bits (tests/unit/test_mutation_references.py).
     """
-    if x.shape[0] == 1 and x.dtype is torch.float32 and x.is_cpu and not x.requires_grad:
+    if (x.shape[0] == 1 and x.dtype is torch.float32 and x.is_cpu and not x.requires_grad
+            and x.is_contiguous()):  # an expanded view would let NumPy write one value twice
         return x.numpy()[0]
     return None
 

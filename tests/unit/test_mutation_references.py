@@ -27,6 +27,7 @@ from compd_core.mutations import (
     PixelChange,
     SaltPepper,
     get_operators,
+    snap_to_grid,
 )
 from compd_core.mutations.filters import filter_matrix, gaussian_kernel1d
 
@@ -189,3 +190,11 @@ def test_median_blur_of_a_dense_image_matches_the_reference() -> None:
             result = MedianBlur()(x, torch.Generator().manual_seed(seed))
             expected, params = median_blur(x, torch.Generator().manual_seed(seed))
             assert _same_bits(result.images, expected) and result.params == params
+
+
+def test_snap_to_grid_of_one_image_or_a_view_matches_the_torch_recipe_in_place() -> None:
+    values = torch.rand(1, 3, 9, 11, generator=torch.Generator().manual_seed(2)) * 1.4 - 0.2
+    for x in (values.clone(), values.clone().transpose(2, 3)):
+        expected = _snap(x)
+        snapped = snap_to_grid(x)
+        assert snapped.data_ptr() == x.data_ptr() and _same_bits(x, expected)
