@@ -130,7 +130,8 @@ def _blur(
         return snap_to_grid(_blur_per_image(x, kind, kernels, picks)), sizes
     pick = draw_index(len(kernels), generator)
     h, w = x.shape[-2:]
-    rows, cols = _one_image_matrices(kind, kernels, h)[pick], _one_image_matrices(kind, kernels, w)[pick]
+    rows = _one_image_matrices(kind, kernels, h)[pick]
+    cols = _one_image_matrices(kind, kernels, w)[pick]
     out = separable_filter(x, rows, cols)
     snap_array(out.numpy())
     return out, kernels[pick]

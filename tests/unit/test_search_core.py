@@ -141,7 +141,8 @@ def test_the_single_row_check_agrees_with_the_batch_check_on_int8_like_rows():
     gen = torch.Generator().manual_seed(0)
     probs_o = torch.randint(0, 6, (2000, 4), generator=gen).float() + 1e-3
     probs_c = torch.randint(0, 6, (2000, 4), generator=gen).float() + 1e-3
-    probs_o, probs_c = probs_o / probs_o.sum(1, keepdim=True), probs_c / probs_c.sum(1, keepdim=True)
+    probs_o = probs_o / probs_o.sum(1, keepdim=True)
+    probs_c = probs_c / probs_c.sum(1, keepdim=True)
     labels = torch.randint(0, 4, (2000,), generator=gen)
     for criterion in (Criterion(max_linf=None), Criterion(kind="any", max_linf=None),
                       Criterion(min_margin_original=0.1, min_margin_compressed=0.1, max_linf=None)):
