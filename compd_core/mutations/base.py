@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Protocol, runtime_checkable
 
+import numpy as np
 import torch
 
 from compd_core.errors import ConfigError, InvalidInputError
@@ -74,9 +75,39 @@ def check_batch(x: torch.Tensor, operator: str) -> None:
         )
 
 
+def one_image(x: torch.Tensor) -> np.ndarray | None:
+    """The (C, H, W) float32 NumPy view of a batch that is one plain CPU image, else None.
+
+    A DFLARE chain mutates one image per query; on 784 values a NumPy call costs a third of a
+    torch call, so operators work on this view. NumPy's float32 arithmetic is IEEE's, as
+    torch's, so both routes give the same bits (tests/unit/test_mutation_references.py).
+    """
+    if (x.shape[0] == 1 and x.dtype is torch.float32 and x.is_cpu and not x.requires_grad
+            and x.is_contiguous()):  # an expanded view would let NumPy write one value twice
+        return x.numpy()[0]
+    return None
+
+
 def snap_to_grid(x: torch.Tensor) -> torch.Tensor:
     """Clip to [0, 1] and round to the nearest of the 256 grey levels (in place)."""
+    values = one_image(x)
+    if values is not None:
+        snap_array(values)
+        return x
     return x.clamp_(0.0, 1.0).mul_(255.0).round_().div_(255.0)
+
+
+def snap_array(values: np.ndarray) -> np.ndarray:
+    """``snap_to_grid`` of a float32 array, in place, in the same float32 steps."""
+    return np.divide(grey_levels(values), 255.0, out=values)
+
+
+def grey_levels(values: np.ndarray) -> np.ndarray:
+    """Clip a float32 array to [0, 1] and scale it to whole grey levels 0..255, in place."""
+    np.maximum(values, 0.0, out=values)
+    np.minimum(values, 1.0, out=values)
+    np.multiply(values, 255.0, out=values)
+    return np.rint(values, out=values)
 
 
 def uniform(
@@ -84,7 +115,17 @@ def uniform(
 ) -> torch.Tensor:
     """(n,) float32 draws from U(low, high) on the generator's device, moved to ``device``."""
     draws = torch.rand(n, generator=generator, device=generator.device)
+    if n == 1 and draws.is_cpu and device.type == "cpu":  # NumPy: see one_image
+        values = draws.numpy()
+        np.multiply(values, high - low, out=values)
+        np.add(values, low, out=values)
+        return draws
     return draws.mul_(high - low).add_(low).to(device)
+
+
+def draw_index(size: int, generator: torch.Generator) -> int:
+    """One uniform index in 0..size-1, drawn as ``pick_kernels`` draws it for one image."""
+    return int(torch.randint(size, (1,), generator=generator, device=generator.device))
 
 
 def pick_kernels(
@@ -117,6 +158,9 @@ def apply_by_kernel(
 
     Size 1 is the identity for every filter here, so those images are copied untouched.
     """
+    if len(x) == 1:  # one image: no grouping to do
+        size = int(kernels[0])
+        return x.clone() if size == 1 else filter_fn(x, size)
     out = x.clone()
     for size in kernels.unique().tolist():
         if size == 1:

@@ -24,9 +24,13 @@ import torch
 from compd_core.errors import InvalidInputError
 from compd_core.mutations.base import (
     MutationResult,
+    ParamColumn,
     check_batch,
     check_kernel_sizes,
+    draw_index,
+    one_image,
     pick_kernels,
+    snap_array,
     snap_to_grid,
 )
 
@@ -108,6 +112,31 @@ def _blur_per_image(
     return separable_filter(x, rows, cols)
 
 
+@lru_cache(maxsize=64)
+def _one_image_matrices(kind: str, kernels: tuple[int, ...], size: int) -> tuple[torch.Tensor, ...]:
+    """Per kernel choice, the (1, 1, size, size) matrix ``_blur_per_image`` builds for one
+    image: the same shape and layout, so the same matmul and the same bits."""
+    bank = _matrix_bank(kind, kernels, size)
+    return tuple(bank[i : i + 1].unsqueeze(1).clone() for i in range(len(kernels)))
+
+
+def _blur(
+    x: torch.Tensor, kind: str, kernels: tuple[int, ...], generator: torch.Generator
+) -> tuple[torch.Tensor, ParamColumn]:
+    """Blur each image with a kernel drawn from ``kernels``; returns the snapped batch and the
+    kernel sizes (one int for a single CPU image, which skips the per-call matrix gathers)."""
+    if one_image(x) is None:
+        picks, sizes = pick_kernels(kernels, x.shape[0], generator, x.device)
+        return snap_to_grid(_blur_per_image(x, kind, kernels, picks)), sizes
+    pick = draw_index(len(kernels), generator)
+    h, w = x.shape[-2:]
+    rows = _one_image_matrices(kind, kernels, h)[pick]
+    cols = _one_image_matrices(kind, kernels, w)[pick]
+    out = separable_filter(x, rows, cols)
+    snap_array(out.numpy())
+    return out, kernels[pick]
+
+
 @dataclass(frozen=True)
 class AverageBlur:
     """Box filter (OpenCV ``blur``) with kernel ~ U{1..5} per image."""
@@ -121,9 +150,8 @@ class AverageBlur:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> MutationResult:
         check_batch(x, self.name)
-        picks, sizes = pick_kernels(self.kernel_sizes, x.shape[0], generator, x.device)
-        out = _blur_per_image(x, "box", self.kernel_sizes, picks)
-        return MutationResult(snap_to_grid(out), self.name, {"kernel": sizes})
+        out, sizes = _blur(x, "box", self.kernel_sizes, generator)
+        return MutationResult(out, self.name, {"kernel": sizes})
 
 
 @dataclass(frozen=True)
@@ -144,6 +172,5 @@ class GaussianBlur:
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> MutationResult:
         check_batch(x, self.name)
-        picks, sizes = pick_kernels(self.kernel_sizes, x.shape[0], generator, x.device)
-        out = _blur_per_image(x, "gaussian", self.kernel_sizes, picks)
-        return MutationResult(snap_to_grid(out), self.name, {"kernel": sizes})
+        out, sizes = _blur(x, "gaussian", self.kernel_sizes, generator)
+        return MutationResult(out, self.name, {"kernel": sizes})

@@ -10,10 +10,18 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from compd_core.errors import ConfigError
-from compd_core.mutations.base import MutationResult, check_batch, snap_to_grid, uniform
+from compd_core.mutations.base import (
+    MutationResult,
+    check_batch,
+    one_image,
+    snap_array,
+    snap_to_grid,
+    uniform,
+)
 
 _LEVELS = 256
 
@@ -40,8 +48,14 @@ class GaussianNoise:
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> MutationResult:
         check_batch(x, self.name)
         std = math.sqrt(self.var) / 255.0
-        out = _normal(x.shape, generator, x.device).mul_(std).add_(x)
-        return MutationResult(snap_to_grid(out), self.name, {"var": self.var})
+        out = _normal(x.shape, generator, x.device)
+        image = one_image(x)
+        if image is None:
+            snap_to_grid(out.mul_(std).add_(x))
+        else:
+            values = out.numpy()
+            snap_array(np.add(np.multiply(values, std, out=values), image, out=values))
+        return MutationResult(out, self.name, {"var": self.var})
 
 
 @dataclass(frozen=True)
@@ -67,11 +81,19 @@ class SaltPepper:
         positions = torch.randint(
             values, (n, 2 * count), generator=generator, device=generator.device
         ).to(x.device)
-        flat = x.reshape(n, values).clone()
-        flat.scatter_(1, positions[:, :count], 1.0)
-        flat.scatter_(1, positions[:, count:], 0.0)
+        image = one_image(x)
+        if image is None:
+            flat = x.reshape(n, values).clone()
+            flat.scatter_(1, positions[:, :count], 1.0)
+            flat.scatter_(1, positions[:, count:], 0.0)
+            out = snap_to_grid(flat.view_as(x))
+        else:
+            copy, drawn = image.flatten(), positions.numpy()[0]
+            copy[drawn[:count]] = 1.0
+            copy[drawn[count:]] = 0.0
+            out = torch.from_numpy(snap_array(copy).reshape(1, *image.shape))
         columns = {"amount": self.amount, "salt": count, "pepper": count}
-        return MutationResult(snap_to_grid(flat.view_as(x)), self.name, columns)
+        return MutationResult(out, self.name, columns)
 
 
 @dataclass(frozen=True)
@@ -95,9 +117,16 @@ class MultiplicativeNoise:
         var = uniform(n, *self.var_range, generator, x.device)
         per_image = (-1, 1, 1, 1)
         noise = _normal(x.shape, generator, x.device)
-        noise.mul_(var.sqrt().view(per_image)).add_(mean.view(per_image))
-        out = noise.mul_(x).add_(x)
-        return MutationResult(snap_to_grid(out), self.name, {"mean": mean, "var": var})
+        image = one_image(x)
+        if image is None:
+            noise.mul_(var.sqrt().view(per_image)).add_(mean.view(per_image))
+            snap_to_grid(noise.mul_(x).add_(x))
+        else:
+            values = noise.numpy()
+            np.multiply(values, np.sqrt(var.numpy()[0]), out=values)
+            np.add(values, mean.numpy()[0], out=values)
+            snap_array(np.add(np.multiply(values, image, out=values), image, out=values))
+        return MutationResult(noise, self.name, {"mean": mean, "var": var})
 
 
 @dataclass(frozen=True)
@@ -125,6 +154,10 @@ class PixelChange:
         k = torch.randint(1, slots + 1, (n,), generator=generator, device=draw_device)
         positions = torch.randint(values, (n, slots), generator=generator, device=draw_device)
         levels = torch.randint(_LEVELS, (n, slots), generator=generator, device=draw_device)
+        image = one_image(x)
+        if image is not None:
+            out = snap_array(_write_levels(image, k, positions, levels)).reshape(1, *image.shape)
+            return MutationResult(torch.from_numpy(out), self.name, {"k": k.to(x.device)})
         active = torch.arange(slots, device=draw_device).unsqueeze(0) < k.unsqueeze(1)
         new_values = torch.where(active, levels.float() / 255.0, -1.0).to(x.device)
         flat = x.reshape(n, values)
@@ -132,3 +165,16 @@ class PixelChange:
         written.scatter_reduce_(1, positions.to(x.device), new_values, reduce="amax")
         out = torch.where(written >= 0, written, flat).view_as(x)
         return MutationResult(snap_to_grid(out), self.name, {"k": k.to(x.device)})
+
+
+def _write_levels(
+    image: np.ndarray, k: torch.Tensor, positions: torch.Tensor, levels: torch.Tensor
+) -> np.ndarray:
+    """``PixelChange`` on one image: a flat copy with its first k slots written."""
+    count = k.tolist()[0]
+    written: dict[int, int] = {}
+    for position, level in zip(positions.tolist()[0][:count], levels.tolist()[0][:count]):
+        written[position] = max(level, written.get(position, -1))
+    flat = image.flatten()
+    flat[list(written)] = np.array(list(written.values()), dtype=np.float32) / np.float32(255.0)
+    return flat

@@ -176,10 +176,10 @@ class MetropolisHastingsPolicy(_CountingPolicy):
         """
         draw = self._uniform(generator)
         n_ops = self.n_ops
-        scores = self.score_list()
-        keys = [draw() for _ in range(n_ops)]
-        # Shuffle, then stable sort by score, best first: sorting by (-score, random key).
-        order = sorted(range(n_ops), key=lambda op: (-scores[op], keys[op]))
+        keys = self._stream.take(n_ops)
+        # Shuffle, then stable sort by score, best first: sorting by (-score, random key, index).
+        ranked = sorted(zip([-score for score in self.score_list()], keys, range(n_ops)))
+        order = [op for _, _, op in ranked]
         if self._last is None:
             chosen = order[int(draw() * n_ops)]
         else:
@@ -285,11 +285,22 @@ class _UniformStream:
 
     def next(self) -> float:
         if self._position == len(self._buffer):
-            self._buffer = torch.rand(self.BLOCK, generator=self._generator, dtype=torch.float64,
-                                      device=self._generator.device).tolist()
-            self._position = 0
+            self._refill()
         self._position += 1
         return self._buffer[self._position - 1]
+
+    def take(self, n: int) -> list[float]:
+        """The next n numbers, as n calls of ``next`` would give them."""
+        start, end = self._position, self._position + n
+        if end > len(self._buffer):
+            return [self.next() for _ in range(n)]
+        self._position = end
+        return self._buffer[start:end]
+
+    def _refill(self) -> None:
+        self._buffer = torch.rand(self.BLOCK, generator=self._generator, dtype=torch.float64,
+                                  device=self._generator.device).tolist()
+        self._position = 0
 
 
 POLICIES: dict[str, type[UniformPolicy] | type[MetropolisHastingsPolicy]] = {

@@ -6,9 +6,11 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from compd_core.errors import ConfigError
+from compd_core.mutations.base import one_image
 
 _LOG_FLOOR = 1e-30  # probabilities that underflow to 0 still get a finite log
 _GRID_SLACK = 1e-6  # snapping to the 8-bit grid may land a hair outside an L-inf budget
@@ -96,14 +98,18 @@ class Criterion:
     def met_row(self, probs_original: list[float], probs_compressed: list[float], seed_label: int,
                 image: torch.Tensor | None = None, seed: torch.Tensor | None = None) -> bool:
         """``met`` for one input given as plain lists: a batch-1 search checks every query, and
-        tensor reductions on ten numbers cost more than the arithmetic."""
-        m_o, m_c = _row_margins(probs_original, probs_compressed,
-                                None if self.kind == "any" else seed_label)
+        tensor reductions on ten numbers cost more than the arithmetic. ``image`` and ``seed``
+        are one image each, (C, H, W) or a batch of one; they are read only when the margins
+        pass."""
+        label = _top_label(probs_original) if self.kind == "any" else seed_label
+        if probs_compressed[label] >= max(probs_compressed):
+            return False  # the compressed model still gives the label (or ties it): m_c <= 0
+        m_o, m_c = _row_margins(probs_original, probs_compressed, label)
         if not (m_o > self.min_margin_original and m_c > self.min_margin_compressed):
             return False
         if image is None or seed is None or not (self.max_linf or self.max_l2):
             return True
-        return bool(self._within_budget(image[None], seed[None])[0])
+        return bool(self._within_budget(image.reshape(1, -1), seed.reshape(1, -1))[0])
 
     def _within_budget(self, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
         l2, linf = distances(images, seeds)
@@ -135,13 +141,15 @@ def trigger_margins(
     return own_o - other_o, other_c - own_c
 
 
-def _row_margins(original: list[float], compressed: list[float], label: int | None) -> tuple[float, float]:
-    """``trigger_margins`` of one row in plain Python (a batch-1 search checks every query);
-    ``label`` None means the original's own top-1, as for ``kind='any'``."""
-    if label is None:
-        label = max(range(len(original)), key=original.__getitem__)
-    other_o = max(v for j, v in enumerate(original) if j != label)
-    other_c = max(v for j, v in enumerate(compressed) if j != label)
+def _top_label(probs: list[float]) -> int:
+    """The first class with the highest probability, as ``argmax`` picks it."""
+    return probs.index(max(probs))
+
+
+def _row_margins(original: list[float], compressed: list[float], label: int) -> tuple[float, float]:
+    """``trigger_margins`` of one row in plain Python (a batch-1 search checks every query)."""
+    other_o = max(original[:label] + original[label + 1 :])
+    other_c = max(compressed[:label] + compressed[label + 1 :])
     return original[label] - other_o, other_c - compressed[label]
 
 
@@ -167,6 +175,9 @@ def project_linf(images: torch.Tensor, seeds: torch.Tensor, max_linf: float | No
     """Clip into the L-inf ball around the seeds, then snap to the 8-bit grid inside it."""
     if max_linf is None:
         return images
+    image, seed = one_image(images), one_image(seeds)
+    if image is not None and seed is not None:
+        return torch.from_numpy(_project_one(image, seed, max_linf)[None])
     low = (seeds - max_linf).clamp_min(0.0)
     high = (seeds + max_linf).clamp_max(1.0)
     clipped = torch.minimum(torch.maximum(images, low), high)
@@ -174,6 +185,17 @@ def project_linf(images: torch.Tensor, seeds: torch.Tensor, max_linf: float | No
     # Rounding can step just outside the ball; step back inside on the grid.
     snapped = torch.where(snapped > high, snapped - 1 / 255.0, snapped)
     return torch.where(snapped < low, snapped + 1 / 255.0, snapped)
+
+
+def _project_one(image: np.ndarray, seed: np.ndarray, max_linf: float) -> np.ndarray:
+    """``project_linf`` of one float32 image in NumPy, step for step (a batch-1 search
+    projects every mutant; see ``compd_core.mutations.base.one_image``)."""
+    low = np.maximum(seed - max_linf, 0.0)
+    high = np.minimum(seed + max_linf, 1.0)
+    snapped = np.minimum(np.maximum(image, low), high)
+    np.divide(np.rint(np.multiply(snapped, 255.0, out=snapped), out=snapped), 255.0, out=snapped)
+    snapped = np.where(snapped > high, snapped - 1 / 255.0, snapped)
+    return np.where(snapped < low, snapped + 1 / 255.0, snapped)
 
 
 def snap(images: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,8 @@ for the project's own; DFLARE's difference is maximised, as published)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -24,46 +26,75 @@ def pair_state(probs_original: torch.Tensor, probs_compressed: torch.Tensor) -> 
 class NoveltyArchive:
     """The probability states one chain has seen (DFLARE's coverage of model behaviour).
 
-    States live in one preallocated NumPy buffer that doubles when full: a chain checks one
-    state per query, and on a few hundred 20-number rows NumPy's arithmetic costs a fraction of
-    torch's per-call dispatch.
+    A chain asks once per query whether a state is new, and its mutants' states lie close to
+    each other. So the archive keeps the last state it measured against every stored one (the
+    reference) and its distance to the nearest; by the triangle inequality a state closer to
+    the reference than the threshold's distance minus that gap has a stored state within the
+    threshold: not new, known from 2K subtractions in Python. Otherwise the nearest squared
+    distance comes from one matrix-vector product, ``|s|^2 - 2 s.x + |x|^2``, which rounds
+    differently from summing squared differences by about 1e-14; within ``_ROUNDING_BAND`` of
+    the threshold the answer is recomputed the direct way. Every answer is the direct one.
     """
 
     def __init__(self, threshold: float = NOVELTY_THRESHOLD) -> None:
         self.threshold = threshold
-        self._buffer: np.ndarray | None = None
+        self._radius = math.sqrt(threshold) - _ROUNDING_BAND  # in distance, not squared
+        self._states: np.ndarray | None = None  # (capacity, 2K), doubled when full
+        self._norms: np.ndarray | None = None  # (capacity,) squared norm of each state
         self._count = 0
+        self._reference: list[float] = []  # the last state measured against all stored ones
+        self._reference_gap = math.inf  # an upper bound of its distance to the nearest one
 
     def __len__(self) -> int:
         return self._count
 
     def is_novel(self, probs_original: Probabilities, probs_compressed: Probabilities) -> bool:
         """True when the (single) state is farther than the threshold from every stored one."""
-        if self._buffer is None:
+        if self._states is None:
             return True
-        state = _state_row(probs_original, probs_compressed)
-        stored = self._buffer[: self._count]
-        nearest = float(np.einsum("ij,ij->i", stored - state, stored - state).min())
+        state = _state_list(probs_original, probs_compressed)
+        if self._reference_gap < self._radius:
+            step = math.sqrt(sum([(a - b) * (a - b) for a, b in zip(state, self._reference)]))
+            if step + self._reference_gap < self._radius:
+                return False
+        nearest = self._nearest(np.asarray(state))
+        self._reference, self._reference_gap = state, math.sqrt(nearest + _ROUNDING_BAND)
         return nearest > self.threshold
 
+    def _nearest(self, state: np.ndarray) -> float:
+        """The squared distance to the nearest stored state, exact where it decides."""
+        stored = self._states[: self._count]
+        nearest = float((self._norms[: self._count] - 2.0 * (stored @ state)).min() + state @ state)
+        if abs(nearest - self.threshold) > _ROUNDING_BAND:
+            return nearest
+        difference = stored - state
+        return float(np.einsum("ij,ij->i", difference, difference).min())
+
     def add(self, probs_original: Probabilities, probs_compressed: Probabilities) -> None:
-        state = _state_row(probs_original, probs_compressed)
-        if self._buffer is None:
-            self._buffer = np.empty((16, len(state)))
-        elif self._count == len(self._buffer):
-            self._buffer = np.concatenate([self._buffer, np.empty_like(self._buffer)])
-        self._buffer[self._count] = state
+        state = _state_list(probs_original, probs_compressed)
+        if self._states is None:
+            self._states, self._norms = np.empty((16, len(state))), np.empty(16)
+        elif self._count == len(self._states):
+            self._states = np.concatenate([self._states, np.empty_like(self._states)])
+            self._norms = np.concatenate([self._norms, np.empty_like(self._norms)])
+        row = self._states[self._count]
+        row[:] = state
+        self._norms[self._count] = row @ row
         self._count += 1
+        self._reference, self._reference_gap = state, 0.0
+
+
+_ROUNDING_BAND = 1e-9  # far wider than float64 rounding of 2K products of values in [0, 1]
 
 
 Probabilities = torch.Tensor | list[float]
 
 
-def _state_row(probs_original: Probabilities, probs_compressed: Probabilities) -> np.ndarray:
-    """One input's state as a flat row: a (1, K) tensor per model, or a plain list of K values."""
+def _state_list(probs_original: Probabilities, probs_compressed: Probabilities) -> list[float]:
+    """One input's state as a flat list: a (1, K) tensor per model, or a plain list of K values."""
     if isinstance(probs_original, torch.Tensor):
-        return pair_state(probs_original, probs_compressed)[0].double().numpy()
-    return np.asarray(probs_original + probs_compressed, dtype=np.float64)
+        return pair_state(probs_original, probs_compressed)[0].tolist()
+    return probs_original + probs_compressed
 
 
 def deviation_gap(

@@ -57,6 +57,19 @@ def test_linf_projection_stays_inside_on_the_grid(mnist_test):
     assert torch.allclose(projected * 255, (projected * 255).round(), atol=1e-4)
 
 
+
+def test_linf_projection_of_one_image_gives_the_batch_bits(mnist_test):
+    """One image is projected in NumPy, a batch in torch: the same bits, off the grid too."""
+    gen = torch.Generator().manual_seed(1)
+    seeds = torch.cat([mnist_test.images[:6], torch.rand(6, 1, 28, 28, generator=gen)])
+    images = (seeds + torch.randn(seeds.shape, generator=gen) * 0.3).clamp(0, 1)
+    for max_linf in (1 / 255, 10 / 255, 0.1, 64 / 255, 1.0):
+        batch = project_linf(images, seeds, max_linf)
+        for i in range(len(seeds)):
+            one = project_linf(images[i : i + 1], seeds[i : i + 1], max_linf)
+            assert torch.equal(one.view(torch.int32), batch[i : i + 1].view(torch.int32))
+    assert not torch.equal(batch, images)
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"max_queries": 0}, "query budget"), ({"time_budget": -1.0}, "time budget"),
     ({"max_linf": 2.0}, "max-linf"), ({"criterion": "most"}, "criterion"),
@@ -121,6 +134,70 @@ def test_the_single_row_check_agrees_with_the_batch_check():
     assert Criterion(max_linf=8 / 255).met(probs_o, probs_c, labels, images, seeds).tolist() == [
         False, False, False, True]
 
+
+
+def test_the_single_row_check_agrees_with_the_batch_check_on_int8_like_rows():
+    """Probabilities on a coarse grid, as an int8 model gives them: ties everywhere."""
+    gen = torch.Generator().manual_seed(0)
+    probs_o = torch.randint(0, 6, (2000, 4), generator=gen).float() + 1e-3
+    probs_c = torch.randint(0, 6, (2000, 4), generator=gen).float() + 1e-3
+    probs_o = probs_o / probs_o.sum(1, keepdim=True)
+    probs_c = probs_c / probs_c.sum(1, keepdim=True)
+    labels = torch.randint(0, 4, (2000,), generator=gen)
+    for criterion in (Criterion(max_linf=None), Criterion(kind="any", max_linf=None),
+                      Criterion(min_margin_original=0.1, min_margin_compressed=0.1, max_linf=None)):
+        batch = criterion.met(probs_o, probs_c, labels).tolist()
+        rows = [criterion.met_row(o, c, int(y)) for o, c, y in
+                zip(probs_o.tolist(), probs_c.tolist(), labels.tolist())]
+        assert rows == batch
+        assert 50 < sum(batch) < 1950  # both answers occur
+
+
+def test_novelty_archive_gives_the_direct_distance_answer():
+    """The archive's matrix-vector shortcut must answer as summing squared differences does,
+    including for states a rounding error away from the threshold."""
+    rng = np.random.default_rng(0)
+
+    def direct(stored: list[np.ndarray], state: np.ndarray) -> bool:
+        return min(float(((row - state) ** 2).sum()) for row in stored) > 0.5
+
+    def state() -> list[float]:
+        return rng.dirichlet(np.full(10, rng.choice([0.05, 0.5, 5.0]))).tolist()
+
+    archive, stored, answers = NoveltyArchive(), [], []
+    for _ in range(600):
+        probs_o, probs_c = state(), state()
+        novel = archive.is_novel(probs_o, probs_c)
+        if stored:
+            assert novel == direct(stored, np.array(probs_o + probs_c))
+        answers.append(novel)
+        if novel or rng.random() < 0.05:
+            archive.add(probs_o, probs_c)
+            stored.append(np.array(probs_o + probs_c))
+    assert len(archive) == len(stored) > 16  # the buffer grew past its first allocation
+    assert 0.1 < np.mean(answers) < 0.9
+    # A chain's states: small steps from each other (a random walk of both models' logits),
+    # where the archive answers from its reference state without measuring every stored one.
+    walk, stored, answers = NoveltyArchive(), [], []
+    logits = rng.normal(0, 3, (2, 10))
+    for _ in range(3000):
+        logits += rng.normal(0, 0.3, (2, 10))
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs_o, probs_c = (probs / probs.sum(1, keepdims=True)).tolist()
+        novel = walk.is_novel(probs_o, probs_c)
+        if stored:
+            assert novel == direct(stored, np.array(probs_o + probs_c))
+        answers.append(novel)
+        if novel:
+            walk.add(probs_o, probs_c)
+            stored.append(np.array(probs_o + probs_c))
+    assert 10 < sum(answers) < 100
+    edge, base = NoveltyArchive(), [0.5, 0.5] + [0.0] * 8
+    edge.add(base, base)
+    for squared in np.linspace(0.5 - 1e-12, 0.5 + 1e-12, 201):
+        step = float(np.sqrt(squared / 2))
+        near = [0.5 + step, 0.5 - step] + [0.0] * 8
+        assert edge.is_novel(near, base) == direct([np.array(base + base)], np.array(near + base))
 
 def test_unknown_strategy_lists_the_valid_ones():
     with pytest.raises(ConfigError, match="compd, compd-close, dflare"):
