@@ -46,6 +46,13 @@ def repair(
         DEFAULTS.validation_fraction, help="Share of the training triggers kept to pick the epoch."),
     ce_weight: float = typer.Option(DEFAULTS.ce_weight, help="Weight of cross-entropy on the original's labels."),
     kl_weight: float = typer.Option(DEFAULTS.kl_weight, help="Weight of KL to the original's probabilities."),
+    anchor_weight: float = typer.Option(
+        DEFAULTS.anchor_weight, help="Weight of the squared distance to the starting weights (L2-SP; 0: off)."),
+    checkpoint: str = typer.Option(
+        DEFAULTS.checkpoint,
+        help="Epoch choice: no-rise never keeps an epoch that adds validation disagreements "
+             "(clean or corrupted); fewest keeps the one with the fewest validation failures; "
+             "last keeps the last epoch."),
     seed: int = typer.Option(DEFAULTS.seed, "--seed", callback=seed_option, help="Random seed of the split, mining, variants and batches."),
     research_budget: int = typer.Option(None, help="Query budget per seed of the re-search (default: the run's)."),
     no_research: bool = typer.Option(False, "--no-research",
@@ -64,8 +71,8 @@ def repair(
 ) -> None:
     """Fine-tune the compressed model of a run's pair on its triggers; judged on held-out ones.
 
-    The verdict comes first: whether the repair is better by every threshold, or how it made
-    things worse. By default the repaired model becomes a new pair (see `compd zoo list`) only
+    The verdict comes first: whether the repair is better by every threshold, unchanged (no
+    epoch beat the model as it was, so it was kept), or how it made things worse. By default the repaired model becomes a new pair (see `compd zoo list`) only
     when it is better; the report of a registered repair is stored with the run.
     """
     from compd_core.repair import REGISTER_CHOICES, repair_run
@@ -76,7 +83,8 @@ def repair(
     settings = RepairSettings(
         lr=lr, epochs=epochs, batch_size=batch_size, mix_ratio=mix_ratio,
         variants_per_trigger=variants, mined_seeds=mined_seeds, ce_weight=ce_weight,
-        kl_weight=kl_weight, heldout_fraction=heldout_fraction,
+        kl_weight=kl_weight, anchor_weight=anchor_weight, checkpoint=checkpoint,  # type: ignore[arg-type]
+        heldout_fraction=heldout_fraction,
         validation_fraction=validation_fraction, seed=seed, research=not no_research,
         research_max_queries=research_budget, max_accuracy_drop=max_accuracy_drop,
         max_disagreement_rise=max_disagreement_rise, min_heldout_repaired=min_heldout,
@@ -101,6 +109,8 @@ def _print_report(report: RepairReport, source: PairSpec | None = None) -> None:
     if report.verdict == "better":
         out.print("[bold green]Verdict: better[/] by every threshold (held-out triggers, accuracy, "
                   "clean and corrupted disagreements).")
+    elif report.verdict == "unchanged":
+        out.print("[bold yellow]Verdict: unchanged.[/] " + " ".join(report.verdict_reasons))
     else:
         out.print("[bold red]Verdict: worse.[/] " + " ".join(report.verdict_reasons))
     held, train = len(report.heldout_positions), len(report.train_positions)
@@ -130,6 +140,8 @@ def _print_report(report: RepairReport, source: PairSpec | None = None) -> None:
                   f"{report.repaired_pair}`)")
     elif report.verdict == "better":
         out.print("not registered as a pair (--register never)")
+    elif report.verdict == "unchanged":
+        out.print("not registered as a pair: it is the model you already have")
     else:
         out.print("not registered as a pair because it is worse; run again with "
                   "`--register always` to keep it anyway")

@@ -24,7 +24,7 @@ class RepairReport:
     triggers: int  # triggers chosen for the repair (both parts)
     train_positions: list[int]  # seed positions of the triggers trained on
     heldout_positions: list[int]  # seed positions of the held-out triggers
-    verdict: str | None = None  # "better" or "worse" by the settings' thresholds; None when stopped
+    verdict: str | None = None  # "better", "worse" or "unchanged" (model kept as it was); None when stopped
     verdict_reasons: list[str] = field(default_factory=list)  # one plain sentence per threshold missed
     registered: bool = False  # whether the repaired pair was added to the user zoo
     validation_triggers: int | None = None  # training triggers kept for checkpoint choice

@@ -133,7 +133,7 @@ def _test_set(
 
 RegisterWhen = Literal["if-better", "always", "never"]
 REGISTER_CHOICES: tuple[str, ...] = ("if-better", "always", "never")
-VALIDATION_IMAGES = 1000  # clean training digits (plus corrupted copies) kept out to pick the epoch
+VALIDATION_IMAGES = 5000  # clean training digits (and every corruption of each) kept out to pick the epoch
 TEACHER_SEVERITIES = (1, 2, 3)  # shifts a digit survives; stronger ones blur what the original means
 TEST_SEVERITY = 3  # the middle of characterize's five: every corruption once per test image
 
@@ -239,29 +239,28 @@ class Repair:
         teacher = labelled(original, torch.cat([
             clean_fit.images, corrupted_copies(clean_fit.images, TEACHER_SEVERITIES, s.seed)]))
         val_triggers = torch.cat([train_images[user_val], mined_images[mined_val]])
-        val_images = torch.cat([clean_val.images,
-                                corrupted_copies(clean_val.images, TEACHER_SEVERITIES, s.seed + 1)])
+        val_corrupted = every_corruption(clean_val.images, TEST_SEVERITY, s.seed + 1)
         validation = ValidationSet(val_triggers, probabilities(original, val_triggers).argmax(1),
-                                   val_images, probabilities(original, val_images).argmax(1))
+                                   clean_val.images, probabilities(original, clean_val.images).argmax(1),
+                                   val_corrupted, probabilities(original, val_corrupted).argmax(1))
         self.values.update(
             validation_triggers=len(user_val), mined_triggers=len(mined),
             variants_made=made.variants_made, variants_kept=made.variants_kept,
             trigger_set_images=len(made.data), clean_images=len(teacher),
-            validation_images=len(val_images),
+            validation_images=len(clean_val) + len(val_corrupted),
             heldout_repaired_before=agreement_rate(before, heldout_images),
             train_repaired_before=agreement_rate(before, train_images),
         )
         calibration = clean_all.images[:CALIBRATION_IMAGES]  # the zoo build's calibration digits
         arch = self.source.entry.arch if s.recalibrate and self.source is not None else None
-        best, losses = BestCheckpoint(), []
+        best, losses = BestCheckpoint(s.checkpoint if s.validation_fraction > 0 else "last"), []
 
         def judge_epoch(epoch: int, loss: float) -> bool:
             served = self._pair_after(before, served_form(self.recipe, self.model, calibration, arch))
-            on_triggers, on_images = validation.failures(served.compressed)
-            best.offer(epoch, on_triggers + on_images, self.model)
+            counts = validation.counts(served.compressed)
+            best.offer(epoch, counts, self.model)
             emit(EpochFinished(epoch, s.epochs, loss, agreement_rate(served, train_images),
-                               agreement_rate(served, heldout_images), on_triggers + on_images,
-                               best.epoch))
+                               agreement_rate(served, heldout_images), counts.total, best.epoch))
             return False  # every epoch runs: the cosine schedule anneals to the end
 
         judge_epoch(0, math.nan)

@@ -62,16 +62,21 @@ def test_repair_shows_live_curves_and_the_before_after_account(
     _set(app, "Variants per trigger", 2)
     _set(app, "Training digits to mine", 16)
     _set(app, "Re-search queries per seed", 200)
+    (rule,) = [r for r in app.radio if r.label == "Epoch kept"]
+    assert rule.value == "no-rise"  # the default never keeps an epoch that adds disagreements
+    rule.set_value("last").run()  # a trained model, to register below
     next(b for b in app.button if b.label == "Start repair").click().run()
     assert not app.exception
     job = repair_jobs.get_job(app.session_state["repair_job_id"])
     assert job is not None and job.settings.epochs == 2 and job.settings.research_max_queries == 200
+    assert job.settings.checkpoint == "last"
     _finish()
     app.run()
     assert not app.exception  # a worse verdict is an error box, checked below
     report = job.report
     assert job.status == "finished" and report is not None and report.triggers == 4
     assert [e.epoch for e in job.progress().epochs] == [0, 1, 2]  # 0: before training
+    assert report.best_epoch == 2
     # a finished repair keeps its numbers; of its work only the model the user may register
     held = tensors_in(job)
     assert held and all(path.startswith("job.repair._repaired") for path in held), held
