@@ -36,7 +36,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "anchor0.01": {"anchor_weight": 0.01},
     "anchor0.1": {"anchor_weight": 0.1},
     "anchor1": {"anchor_weight": 1.0},
-    "no-rise": {"checkpoint": "no-rise"},
     "no-rise+anchor0.1": {"checkpoint": "no-rise", "anchor_weight": 0.1},
     "no-rise+lr2e-4": {"checkpoint": "no-rise", "lr": 2e-4},
     "no-rise+lr5e-5": {"checkpoint": "no-rise", "lr": 5e-5},
@@ -58,6 +57,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-rise+kl-only+T1+epochs16": {"checkpoint": "no-rise", "ce_weight": 0.0, "temperature": 1.0,
                                     "epochs": 16},
     "no-rise+ce0.1+T1": {"checkpoint": "no-rise", "ce_weight": 0.1, "temperature": 1.0},
+    "no-rise": {"checkpoint": "no-rise"},
+    "fewest": {"checkpoint": "fewest"},
+    "no-blends": {"blend_shares": ()},
+    "fine-blends": {"blend_shares": (0.05, 0.1, 0.15, 0.25, 0.35, 0.5)},
+    "fewest+no-blends": {"checkpoint": "fewest", "blend_shares": ()},
+    "kl-only": {"ce_weight": 0.0},
+    "kl-only+T1": {"ce_weight": 0.0, "temperature": 1.0},
 }
 
 
@@ -94,9 +100,10 @@ def _logged_checkpoints() -> None:
 
     offer = checkpoint.BestCheckpoint.offer
 
-    def logged(self, epoch, counts, model):
-        kept = offer(self, epoch, counts, model)
-        print(f"  epoch {epoch}: {counts}{' kept' if kept else ''}", file=sys.stderr, flush=True)
+    def logged(self, epoch, counts, model, share=1.0):
+        kept = offer(self, epoch, counts, model, share)
+        print(f"  epoch {epoch} share {share:g}: {counts}{' kept' if kept else ''}",
+              file=sys.stderr, flush=True)
         return kept
 
     checkpoint.BestCheckpoint.offer = logged
@@ -129,6 +136,8 @@ def main() -> None:
     parser.add_argument("--rng-seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--table", action="store_true", help="print the table of --rows and stop")
+    parser.add_argument("--rank-by-total", action="store_true",
+                        help="rank qualifying candidates by all validation failures, not triggers first")
     parser.add_argument("--log-epochs", action="store_true", help="print each epoch's validation counts")
     parser.add_argument("--db", type=Path, default=ROOT / "out" / "repair-variants.sqlite")
     parser.add_argument("--rows", type=Path, default=ROOT / "out" / "repair-variants.jsonl")
@@ -148,6 +157,10 @@ def main() -> None:
     _cached_mining(args.db.parent)
     if args.log_epochs:
         _logged_checkpoints()
+    if args.rank_by_total:
+        from compd_core.repair import checkpoint
+
+        checkpoint.BestCheckpoint._rank = lambda self, counts: (counts.total,)
     with Store(args.db) as store:
         for pair_id in args.pairs:
             spec = CampaignSpec(pair=pair_id, strategy="compd", seeds=args.seeds,
@@ -173,7 +186,7 @@ def main() -> None:
                       f"corrupted {row['corrupted_disagreements_before']} -> "
                       f"{row['corrupted_disagreements_after']}, accuracy "
                       f"{row['accuracy_before']:.2%} -> {row['accuracy_after']:.2%}, best epoch "
-                      f"{row['best_epoch']}, {row['verdict']}, {row['seconds']:.0f} s",
+                      f"{row['best_epoch']} share {row.get('best_share')}, {row['verdict']}, {row['seconds']:.0f} s",
                       file=sys.stderr, flush=True)
 
 

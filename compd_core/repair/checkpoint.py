@@ -52,8 +52,9 @@ class ValidationSet:
 
 @dataclass
 class BestCheckpoint:
-    """The weights with the fewest validation failures so far; the earlier epoch wins a tie,
-    and epoch 0 (the model before any training) is a candidate like every other.
+    """The best weights offered so far; the earlier offer wins a tie, and epoch 0 (the model
+    before any training) is a candidate like every other. Rule ``fewest``: the fewest
+    validation failures (triggers, clean and corrupted disagreements together).
 
     Rule ``no-rise`` also disqualifies every epoch that disagrees with the original on more
     clean or more corrupted validation images than epoch 0 did: trading new disagreements for
@@ -63,6 +64,7 @@ class BestCheckpoint:
 
     rule: CheckpointRule = "fewest"
     epoch: int = -1
+    share: float = 1.0  # of the step from the starting weights to the epoch's weights
     counts: ValidationCounts | None = None
     start: ValidationCounts | None = None
     state: dict[str, torch.Tensor] | None = None
@@ -72,18 +74,29 @@ class BestCheckpoint:
             return True
         return counts.clean <= self.start.clean and counts.corrupted <= self.start.corrupted
 
-    def offer(self, epoch: int, counts: ValidationCounts, model: nn.Module) -> bool:
-        """Keep ``model``'s weights when they qualify and beat the best so far; True when they did."""
+    def offer(self, epoch: int, counts: ValidationCounts, model: nn.Module, share: float = 1.0) -> bool:
+        """Keep ``model``'s weights when they qualify and beat the best so far; True when they
+        did. ``share`` says how far they are from the starting weights toward the epoch's."""
         if self.start is None:
             self.start = counts
         if not self._qualifies(counts):
             return False
         if self.rule != "last" and self.counts is not None and counts.total >= self.counts.total:
             return False
-        self.epoch, self.counts = epoch, counts
+        self.epoch, self.counts, self.share = epoch, counts, share
         self.state = copy.deepcopy(model.state_dict())
         return True
 
     def restore(self, model: nn.Module) -> None:
         if self.state is not None:
             model.load_state_dict(self.state)
+
+
+def blended(start: dict[str, torch.Tensor], trained: dict[str, torch.Tensor],
+            share: float) -> dict[str, torch.Tensor]:
+    """The weights ``share`` of the way from ``start`` to ``trained`` (whole-number buffers such
+    as quantization zero points are taken from ``trained``). A step only part of the way
+    repairs fewer triggers but moves fewer other inputs: on int8 pairs, whose every trained
+    epoch adds disagreements, some of these candidates repair triggers without adding any."""
+    return {name: start[name] + share * (value - start[name]) if value.is_floating_point() else value
+            for name, value in trained.items()}

@@ -11,6 +11,7 @@ corrupted test data, the run's search and the deviation profile, before and afte
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -30,7 +31,7 @@ from compd_core.events import EventSink, ended, no_events, with_progress
 from compd_core.errors import ConfigError, UnknownPairError, WhiteBoxRequiredError
 from compd_core.models.pair import ModelPair
 from compd_core.mutations import get_operators
-from compd_core.repair.checkpoint import BestCheckpoint, ValidationSet
+from compd_core.repair.checkpoint import BestCheckpoint, ValidationCounts, ValidationSet, blended
 from compd_core.repair.data import (
     corrupted_copies,
     every_corruption,
@@ -254,11 +255,22 @@ class Repair:
         calibration = clean_all.images[:CALIBRATION_IMAGES]  # the zoo build's calibration digits
         arch = self.source.entry.arch if s.recalibrate and self.source is not None else None
         best, losses = BestCheckpoint(s.checkpoint if s.validation_fraction > 0 else "last"), []
+        start = copy.deepcopy(self.model.state_dict())
+        shares = s.blend_shares if best.rule != "last" else ()
+
+        def served_counts() -> tuple[ModelPair, ValidationCounts]:
+            served = self._pair_after(before, served_form(self.recipe, self.model, calibration, arch))
+            return served, validation.counts(served.compressed)
 
         def judge_epoch(epoch: int, loss: float) -> bool:
-            served = self._pair_after(before, served_form(self.recipe, self.model, calibration, arch))
-            counts = validation.counts(served.compressed)
+            served, counts = served_counts()
             best.offer(epoch, counts, self.model)
+            trained = copy.deepcopy(self.model.state_dict()) if epoch > 0 and shares else None
+            for share in shares if trained is not None else ():
+                self.model.load_state_dict(blended(start, trained, share))
+                best.offer(epoch, served_counts()[1], self.model, share)
+            if trained is not None:
+                self.model.load_state_dict(trained)
             emit(EpochFinished(epoch, s.epochs, loss, agreement_rate(served, train_images),
                                agreement_rate(served, heldout_images), counts.total, best.epoch))
             return False  # every epoch runs: the cosine schedule anneals to the end
@@ -273,7 +285,7 @@ class Repair:
 
         completed = fine_tune(self.model, made.data, teacher, s, on_epoch=on_epoch, stop=self.stop)
         self.values.update(epochs_run=len(losses), final_loss=losses[-1] if losses else None,
-                           best_epoch=best.epoch)
+                           best_epoch=best.epoch, best_share=best.share)
         if not completed:
             return self._stopped()
 

@@ -9,6 +9,7 @@ import streamlit as st
 
 from compd_core.errors import CompdError
 from compd_core.repair import RepairReport, RepairSettings, fine_tunable
+from compd_core.repair.report import kept_words
 from compd_core.repair.settings import CHECKPOINT_RULES
 from compd_core.store import RunRecord, Store
 from dashboard import repair_jobs, resources, session
@@ -213,7 +214,7 @@ def render_outcome(job: repair_jobs.RepairJob) -> None:
                f"triggers: {len(report.train_positions)} trained on "
                f"({report.validation_triggers} of them kept to pick the epoch), "
                f"{len(report.heldout_positions)} held out · {report.mined_triggers} deviations "
-               f"mined on training digits · epoch {report.best_epoch} of {report.epochs_run} kept · "
+               f"mined on training digits · {kept_words(report)} · "
                f"{report.seconds or 0:.1f} s")
     a, b, c = st.columns(3)
     a.metric("Held-out triggers repaired", "—" if report.heldout_repaired_rate is None

@@ -282,6 +282,10 @@ def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     ("--ce-weight", "nan", "--ce-weight must be a finite number in [0, inf), got nan"),
     ("--epochs", "-1", "--epochs must be a whole number >= 1, got -1"),
     ("--register", "sometimes", "--register must be one of if-better, always, never"),
+    ("--blend-shares", "0.1,half", "--blend-shares must be comma-separated numbers strictly between 0"),
+    ("--blend-shares", "0.5,2", "--blend-shares must be numbers strictly between 0 and 1"),
+    ("--checkpoint", "best", "--checkpoint must be one of no-rise, fewest, last, got 'best'"),
+    ("--anchor-weight", "-1", "--anchor-weight must be a finite number in [0, inf), got -1"),
 ])
 def test_cli_refuses_a_bad_setting_in_one_line_before_opening_anything(tmp_path, flag, value, words):
     result = _cli(["--run", "no-such-run", "--db", str(tmp_path / "missing.sqlite"), flag, value],

@@ -101,6 +101,8 @@ def test_the_cli_says_an_unchanged_repair_is_unchanged_and_registers_nothing():
 
 @pytest.mark.parametrize(("change", "words"), [
     ({"anchor_weight": -0.1}, "--anchor-weight must be a finite number in [0, inf)"),
+    ({"blend_shares": (0.25, 1.0)}, "--blend-shares must be numbers strictly between 0 and 1"),
+    ({"blend_shares": [0.25]}, "--blend-shares must be numbers strictly between 0 and 1"),
     ({"checkpoint": "latest"}, "--checkpoint must be one of no-rise, fewest, last, got 'latest'"),
 ])
 def test_the_conservative_settings_are_checked_at_the_door(change, words):

@@ -88,7 +88,8 @@ def test_no_rise_never_keeps_an_epoch_that_adds_validation_disagreements():
     from compd_core.repair.checkpoint import BestCheckpoint, ValidationCounts
 
     counts = [ValidationCounts(20, 1, 30), ValidationCounts(2, 2, 30),  # fewest, but one more clean
-              ValidationCounts(5, 1, 31), ValidationCounts(9, 1, 29), ValidationCounts(12, 0, 30)]
+              ValidationCounts(5, 1, 31), ValidationCounts(9, 1, 29), ValidationCounts(12, 0, 30),
+              ValidationCounts(8, 1, 30)]  # as many failures as epoch 3: the earlier one stays
     fewest, no_rise = BestCheckpoint(), BestCheckpoint("no-rise")
     _offer_all(fewest, counts)
     model, weights = _offer_all(no_rise, counts)
@@ -98,7 +99,18 @@ def test_no_rise_never_keeps_an_epoch_that_adds_validation_disagreements():
     assert torch.equal(model.weight, weights[3])
     last = BestCheckpoint("last")
     _offer_all(last, counts)
-    assert last.epoch == 4
+    assert last.epoch == 5
     kept = BestCheckpoint("no-rise")
     _offer_all(kept, [ValidationCounts(20, 1, 30), ValidationCounts(0, 2, 0), ValidationCounts(0, 0, 31)])
     assert kept.epoch == 0
+
+
+def test_a_blend_lies_the_given_share_of_the_way_and_keeps_whole_number_buffers():
+    from compd_core.repair.checkpoint import blended
+
+    start = {"w": torch.tensor([0.0, 2.0]), "zero_point": torch.tensor([3], dtype=torch.int32)}
+    trained = {"w": torch.tensor([1.0, 0.0]), "zero_point": torch.tensor([5], dtype=torch.int32)}
+    mixed = blended(start, trained, 0.25)
+    assert torch.allclose(mixed["w"], torch.tensor([0.25, 1.5]))
+    assert torch.equal(mixed["zero_point"], trained["zero_point"])
+    assert torch.equal(blended(start, trained, 1.0)["w"], trained["w"])
