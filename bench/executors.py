@@ -93,7 +93,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=1000)
     parser.add_argument("--budget", type=int, default=500)
     parser.add_argument("--pair", default="lenet5-int8-static")
-    parser.add_argument("--second-pair", default="lenet1-int8-static")
+    parser.add_argument("--second-pair", default="lenet1-int8-static",
+                        help="the second pair of the two-pair campaign; 'none' skips that part")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     spec = CampaignSpec(args.pair, "compd", seeds=args.seeds,
@@ -104,8 +105,10 @@ def main() -> None:
         folder = Path(tmp)
         base, reference = campaign(spec, folder, "inprocess", InProcessExecutor())
         rows.append(("in-process", base, 0))
+        two = args.second_pair != "none"
         specs = [spec, replace(spec, pair=args.second_pair)]
-        both_base, both_reference = two_pairs(specs, folder, "both-inprocess", InProcessExecutor())
+        if two:
+            both_base, both_reference = two_pairs(specs, folder, "both-inprocess", InProcessExecutor())
         started = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         ray_start = time.perf_counter() - started
@@ -114,7 +117,8 @@ def main() -> None:
                 summary, results = campaign(spec, folder, f"ray{workers}", RayExecutor(workers=workers))
                 rows.append((f"Ray, {workers} worker{'s' if workers > 1 else ''}", summary,
                              same_results(results, reference)))
-            both, both_results = two_pairs(specs, folder, "both-ray", RayExecutor(workers=2))
+            if two:
+                both, both_results = two_pairs(specs, folder, "both-ray", RayExecutor(workers=2))
         finally:
             ray.shutdown()
         writes = store_writes_per_second(reference, spec, folder)
@@ -124,9 +128,10 @@ def main() -> None:
     print(f"{args.seeds} seeds of {args.pair}, compd, budget {args.budget} queries per seed, "
           f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}\n")
     print_table(rows)
-    print(f"\nTwo pairs in one campaign ({args.pair} + {args.second_pair}, {args.seeds} seeds each):\n")
-    differing = sum(same_results(mine, theirs) for mine, theirs in zip(both_results, both_reference))
-    print_table([("in-process, 2 pairs", both_base, 0), ("Ray, 2 workers, 2 pairs", both, differing)])
+    if two:
+        print(f"\nTwo pairs in one campaign ({args.pair} + {args.second_pair}, {args.seeds} seeds each):\n")
+        differing = sum(same_results(mine, theirs) for mine, theirs in zip(both_results, both_reference))
+        print_table([("in-process, 2 pairs", both_base, 0), ("Ray, 2 workers, 2 pairs", both, differing)])
     print(f"\nRay start-up (local, 2 CPUs): {ray_start:.1f} s, not in the walls above")
     print(f"sent per task: {len(pickle.dumps(work))} bytes of work + {seed_bytes:,.0f} bytes per seed "
           f"(chunk of {chunk_size(args.seeds, 2)} seeds at 2 workers)")

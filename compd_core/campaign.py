@@ -17,7 +17,7 @@ import torch
 
 from compd_core.data.dataset import ImageDataset
 from compd_core.data.resolve import load_dataset
-from compd_core.errors import ConfigError
+from compd_core.errors import ConfigError, UnknownPairError
 from compd_core.executors import Executor, InProcessExecutor, PairLoader, SearchWork
 from compd_core.models.device import resolve_device
 from compd_core.models.pair import ModelPair
@@ -25,6 +25,7 @@ from compd_core.events import Event, EventSink, Progress, ended, no_events, with
 from compd_core.search.events import SearchProgress
 from compd_core.search.results import Seed, SeedResult
 from compd_core.pair_spec import PairSpec
+from compd_core.zoo.loading import pair_dataset
 from compd_core.search.seeds import EXPLICIT_ORDER, Order, explicit_seeds, seeds_from, select_seeds
 from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import SearchContext, get_strategy
@@ -41,16 +42,27 @@ class CampaignSpec:
     seeds: int = 100
     settings: SearchSettings = SearchSettings()
     rng_seed: int = 0
-    dataset: str = "mnist"  # where seeds come from (see compd_core.data.resolve)
+    dataset: str | None = None  # where seeds come from (see compd_core.data.resolve); None: the
+    # zoo pair's own dataset (clothes for a Fashion-MNIST pair), mnist for own model files
     seed_order: Order = "random"
     pair_spec: PairSpec | None = None  # own model files; None: ``pair`` is a zoo id
     seed_indices: tuple[int, ...] | None = None  # explicit dataset indices instead of a draw
 
     def __post_init__(self) -> None:
+        if self.dataset is None:
+            object.__setattr__(self, "dataset", self._own_dataset())
         if self.seed_indices is not None:  # listed seeds fix their count and their order
             object.__setattr__(self, "seed_indices", tuple(int(i) for i in self.seed_indices))
             object.__setattr__(self, "seeds", len(self.seed_indices))
             object.__setattr__(self, "seed_order", EXPLICIT_ORDER)
+
+    def _own_dataset(self) -> str:
+        if self.pair_spec is not None:
+            return "mnist"
+        try:
+            return pair_dataset(self.pair)
+        except UnknownPairError:  # refused with its own message when the campaign loads it
+            return "mnist"
 
     @property
     def source(self) -> PairSpec:

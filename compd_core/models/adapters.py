@@ -9,7 +9,7 @@ import logging
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -154,7 +154,8 @@ class TorchScriptClassifier(TorchClassifier):
 
 
 class OnnxClassifier:
-    """An ONNX model run with onnxruntime on the CPU."""
+    """An ONNX model run with onnxruntime: on the CPU, or on its CUDA provider after
+    ``on("cuda")`` where onnxruntime was built with one."""
 
     def __init__(
         self,
@@ -165,17 +166,9 @@ class OnnxClassifier:
         output: OutputKind = "auto",
         name: str | None = None,
     ) -> None:
-        import onnxruntime as ort
-
         path = existing_file(path)
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(path), options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own non-exported exception types
-            raise ModelLoadError(f"{path} is not a loadable ONNX model: {first_line(exc)}") from exc
+        self._path, self._providers = path, CPU_PROVIDERS
+        self._session = _onnx_session(path, CPU_PROVIDERS)
         model_input = self._session.get_inputs()[0]
         self._input_name = model_input.name
         declared = tuple(model_input.shape[1:])
@@ -196,6 +189,30 @@ class OnnxClassifier:
     def info(self) -> ModelInfo:
         return self._info
 
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The onnxruntime execution providers this model asked for, in order of preference."""
+        return self._providers
+
+    def on(self, device: str) -> OnnxClassifier:
+        """This model on ``device``: 'cuda' runs it on onnxruntime's CUDA provider where the
+        installed onnxruntime has one (the ``onnxruntime-gpu`` package), else it stays on the
+        CPU and says so in the log."""
+        import onnxruntime as ort
+
+        providers = CPU_PROVIDERS
+        if device.startswith("cuda"):
+            if CUDA_PROVIDER in ort.get_available_providers():
+                providers = (CUDA_PROVIDER, *CPU_PROVIDERS)
+            else:
+                _log.info("%s stays on the CPU: this onnxruntime has no %s (install "
+                          "onnxruntime-gpu)", self._info.name, CUDA_PROVIDER)
+        if providers == self._providers:
+            return self
+        moved = copy.copy(self)
+        moved._providers, moved._session = providers, _onnx_session(self._path, providers)
+        return moved
+
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if self._fixed_batch is None:
             return self._session.run(None, {self._input_name: batch})[0]
@@ -208,6 +225,22 @@ class OnnxClassifier:
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         raw = self._run(np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32))
         return as_probabilities(torch.from_numpy(np.asarray(raw)), self._output)
+
+
+CPU_PROVIDERS: tuple[str, ...] = ("CPUExecutionProvider",)
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def _onnx_session(path: Path, providers: tuple[str, ...]) -> Any:
+    """An onnxruntime session for ``path``, or a ``ModelLoadError`` naming the file."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=list(providers))
+    except Exception as exc:  # onnxruntime raises its own non-exported exception types
+        raise ModelLoadError(f"{path} is not a loadable ONNX model: {first_line(exc)}") from exc
 
 
 class CallableClassifier:

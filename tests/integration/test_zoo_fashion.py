@@ -104,6 +104,14 @@ def test_a_zoo_pair_knows_its_dataset():
     assert pair_dataset("lenet5-int8-static") == "mnist"
 
 
+def test_a_campaign_in_python_takes_the_pairs_dataset_unless_told_otherwise():
+    from compd_core.campaign import CampaignSpec
+
+    assert CampaignSpec(INT8_PAIR).dataset == "fashion-mnist"
+    assert CampaignSpec("lenet5-int8-static").dataset == "mnist"
+    assert CampaignSpec(INT8_PAIR, dataset="fashion-mnist:train").dataset == "fashion-mnist:train"
+
+
 def compd(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "compd_core", *args], capture_output=True,
                           text=True, timeout=600)

@@ -40,6 +40,23 @@ def test_torchscript_and_onnx_files_give_the_same_predictions(model_files, mnist
     assert float((prediction.labels_original == mnist_test.labels[:200]).float().mean()) > 0.95
 
 
+def test_an_onnx_model_asks_for_the_cuda_provider_only_where_onnxruntime_has_one(
+        model_files, mnist_test, monkeypatch):
+    import onnxruntime as ort
+
+    model = load_classifier(model_files / "lenet5.onnx", SHAPE)
+    assert model.on("cpu") is model and model.providers == ("CPUExecutionProvider",)
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        assert model.on("cuda") is model  # stays on the CPU, and the log says why
+    monkeypatch.setattr(ort, "get_available_providers",
+                        lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    moved = model.on("cuda")
+    assert moved.providers == ("CUDAExecutionProvider", "CPUExecutionProvider")
+    assert model.providers == ("CPUExecutionProvider",)  # the shared model was not changed
+    x = mnist_test.images[:16]
+    assert torch.allclose(moved.predict_proba(x), model.predict_proba(x), atol=1e-5)
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_classifier(tmp_path / "absent.onnx", SHAPE)

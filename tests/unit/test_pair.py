@@ -43,6 +43,29 @@ def test_batched_and_single_predictions_agree(mnist_test):
     assert torch.allclose(whole.compressed, one_by_one, atol=1e-6)
 
 
+def test_fixed_passes_give_each_row_the_same_probabilities_in_any_batch(mnist_test):
+    """The engine's passes of a fixed size: a digit's probabilities (the float original's too)
+    are bit-identical whichever digits share its batch, where it sits and how large it is."""
+    pair = load_pair("lenet5-prune90")
+    images = mnist_test.images[:300]
+    generator = torch.Generator().manual_seed(0)
+    first: dict[int, torch.Tensor] = {}
+    for size in (1, 5, 31, 47, 48, 49, 100, 255, 256):
+        rows = torch.randperm(len(images), generator=generator)[:size]
+        prediction = pair.predict(images[rows], rows_per_pass=48)
+        both = torch.cat([prediction.original, prediction.compressed], 1)
+        for at, row in enumerate(rows.tolist()):
+            assert torch.equal(first.setdefault(row, both[at]), both[at]), (size, at)
+    assert len(first) > 250
+
+
+def test_padding_rows_are_not_queries(mnist_test):
+    pair = load_pair("lenet5-int8-static")
+    prediction = pair.predict(mnist_test.images[:50], rows_per_pass=48)
+    assert pair.queries == 50 and prediction.original.shape == (50, 10)
+    assert torch.equal(prediction.compressed, pair.predict(mnist_test.images[:50]).compressed)
+
+
 def test_predictions_are_probabilities(mnist_test):
     prediction = load_pair("lenet5-onnx-int8").predict(mnist_test.images[:32])
     for probs in (prediction.original, prediction.compressed):

@@ -8,9 +8,10 @@ with its fitness (lower is better) and adapts its per-chain memory from what it 
 Every chain starts from its seed; all live chains are evaluated together in one forward pass.
 Each chain draws its randomness from its own generator (from the run's rng seed and the seed's
 dataset index), so a seed's random moves are the same whether it runs alone, beside others, in
-a resumed run or on another worker. Its result is too wherever the models answer a row the same
-in any batch: float models' probabilities can move by about 1e-6 with the batch a row is in,
-which changed 21 of 1,000 seeds between in-process and Ray runs (bench/executors.py).
+a resumed run or on another worker. So is its result: the models run on passes of a fixed
+number of rows (``rows_per_pass``), because float kernels pick their summation order by batch
+size and a row's probabilities moved by about 1e-7 with the batch it was in, which changed 21 of
+1,000 seeds between in-process and Ray runs (bench/executors.py) before passes were fixed.
 Once a chain meets the criterion it may spend a few more rounds shrinking: the proposer
 suggests moves back toward the seed, and the engine keeps one only when it still meets the
 criterion and is closer. Those queries count like any other.
@@ -88,6 +89,9 @@ class EngineSettings:
     shrink_rounds: int = 4  # most shrinking rounds after a chain first meets the criterion
     shrink_patience: int = 0  # end shrinking after this many rounds without progress (0: never)
     max_chains: int = 256  # seeds searched at once (fewer where the pair's max_batch is smaller)
+    # Forward passes of this many rows, so a row's probabilities do not depend on the rows
+    # beside it (see ``ModelPair.predict``); None: one pass per step, as fast as it gets.
+    rows_per_pass: int | None = 48
 
 
 class Engine:
@@ -124,7 +128,7 @@ class Engine:
     def _start(self, context: SearchContext, seeds: list[Seed]) -> list[Chain]:
         images = torch.stack([s.image for s in seeds])
         labels = torch.tensor([s.label for s in seeds])
-        pred = context.pair.predict(images)
+        pred = context.pair.predict(images, rows_per_pass=self.settings.rows_per_pass)
         fitness = self.proposer.fitness(context, pred.original, pred.compressed, labels,
                                         torch.zeros(len(seeds)))
         now = time.perf_counter()
@@ -169,7 +173,7 @@ class Engine:
                            for g in groups])
         labels = torch.cat([torch.tensor([c.seed.label for c in g[0]]).repeat_interleave(g[1])
                             for g in groups])
-        pred = context.pair.predict(images)
+        pred = context.pair.predict(images, rows_per_pass=self.settings.rows_per_pass)
         met = context.settings.criterion.met(pred.original, pred.compressed, labels, images, seeds)
         l2, _ = distances(images, seeds)
         fitness = self.proposer.fitness(context, pred.original, pred.compressed, labels, l2)
