@@ -174,3 +174,32 @@ def test_a_failed_repair_is_a_message_not_a_traceback(app: AppTest, db: Path, ru
     app.run()
     assert not app.exception
     assert "a repair needs at least 2 triggers" in app.error[0].value
+
+
+def test_a_default_repair_that_kept_the_model_says_unchanged_and_offers_nothing_to_register(
+    app: AppTest, db: Path, run_id: str, user_zoo: Path
+) -> None:
+    """The default epoch choice on the int8 pair: every trained candidate adds validation
+    disagreements, so the model is kept, the page says so in words and registers nothing."""
+    open_page(app, "repair")
+    _set(app, "Epochs", 2)
+    _set(app, "Variants per trigger", 2)
+    _set(app, "Training digits to mine", 16)
+    h = next(c for c in app.checkbox if c.label == "Re-search both pairs")
+    h.uncheck().run()
+    next(b for b in app.button if b.label == "Start repair").click().run()
+    job = repair_jobs.get_job(app.session_state["repair_job_id"])
+    assert job is not None and job.settings.checkpoint == "no-rise"
+    _finish()
+    app.run()
+    assert not app.exception
+    report = job.report
+    assert report is not None and report.verdict == "unchanged" and report.best_epoch == 0
+    assert report.disagreements_after == report.disagreements_before
+    assert report.corrupted_disagreements_after == report.corrupted_disagreements_before
+    assert not app.error
+    assert app.warning[0].value.startswith("**Unchanged.** No training epoch did better")
+    assert any(m.value == "Nothing to register: the model was kept exactly as it was."
+               for m in app.markdown)
+    assert not any(b.label == "Register the repaired pair" for b in app.button)
+    assert not (user_zoo / "manifest.json").exists()
