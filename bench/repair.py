@@ -93,7 +93,7 @@ NOTES = [
     "int8-static), 1 (int8-qat) and 1 (lenet1) of 20,000; every candidate is judged as served "
     "(converted), so this mismatch does not reach the choice.",
     "- The validation digits are noisy where disagreements are rare: on lenet5-int8-static the "
-    "5,000 clean validation digits have 0 disagreements before training, so a single new one "
+    "1,600 clean validation digits have 0 disagreements before training, so a single new one "
     "disqualifies a candidate; with 1,000 (and 18,000 corrupted) KL-only training kept an epoch "
     "with 35.9% held-out, 6 -> 4, 391 -> 374, but on lenet1 the small set let an epoch through "
     "that added a test disagreement (7 -> 8).",
@@ -210,8 +210,9 @@ def markdown(rows: list[dict], skipped: list[dict], meta: dict) -> str:
         "triggers are the repair's material, and mining uses the same criterion.",
         "2. `repair_run` with the default `RepairSettings` on every trigger: a seeded half is held "
         "out and never touches training, mining, checkpoint choice or stopping. A quarter of the "
-        "other half and of the deviations mined on training digits, plus 5,000 held-back "
-        "training digits with every corruption at severity 3 (90,000 images), is the validation "
+        "other half and of the deviations mined on training digits, plus 1,600 held-back "
+        "training digits (a fifth of the 8,000) with every corruption at severity 3 (28,800 "
+        "images), is the validation "
         "part; the rest is trained on. The candidates are the model before training, each "
         "epoch's weights, and 10%, 25% and 50% of the way from the starting weights to each "
         "epoch's; a candidate that disagrees with the original on more clean or more corrupted "

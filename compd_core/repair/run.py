@@ -134,7 +134,7 @@ def _test_set(
 
 RegisterWhen = Literal["if-better", "always", "never"]
 REGISTER_CHOICES: tuple[str, ...] = ("if-better", "always", "never")
-VALIDATION_IMAGES = 5000  # clean training digits (and every corruption of each) kept out to pick the epoch
+VALIDATION_IMAGES = 5000  # clean training digits kept out to pick the epoch (a fifth at most)
 TEACHER_SEVERITIES = (1, 2, 3)  # shifts a digit survives; stronger ones blur what the original means
 TEST_SEVERITY = 3  # the middle of characterize's five: every corruption once per test image
 
