@@ -34,51 +34,69 @@ HELDOUT_TARGET = 0.90
 ACCURACY_DROP_LIMIT = 0.003
 
 
-# What the tables cannot say; each number was measured (tuning: 100-seed runs, rng seed 1).
+# What the tables cannot say; each number was measured (commands in the notes).
 NOTES = [
-    "- The results above were measured at commit f520aaa, where the search's default criterion "
-    "had no distance budget (strict, unbounded); the default is now L-inf 64/255, so a re-run "
-    "searches, mines and re-searches closer to the seeds than these runs did.",
-    "- Missed: held-out triggers repaired is 66-87% on average, below the 90% target on every "
-    "pair (one bf16 seed set reached 92%). Test accuracy stayed within 0.3 points everywhere "
-    "(int8 LeNet-5 pairs gained 0.05-0.2 points). Only lenet5-prune90 is better by every "
-    "threshold (clean disagreements 26 -> 16, corrupted 2448 -> 1629 on average); "
-    "lenet5-distilled lowers its corrupted disagreements (3936 -> 3433) but not its clean ones "
-    "(36 -> 40); the int8 and bf16 pairs, rounded copies of the original, gain disagreements "
-    "on clean and corrupted digits, and their verdict is `worse` in every seed set.",
-    "- The run's own search after repair: fewer seeds deviate on the int8 pairs (lenet5 "
-    "int8-static 99% -> 62%, int8-qat 94% -> 74%, lenet1 int8-static 74% -> 50%), none fewer on "
-    "the pruned and distilled pairs (100% of seeds deviate before and after), and more on the "
-    "bf16 pair (71% -> 82%).",
-    "- The two processes: seed sets 0 and 2 ran in one process, seed set 3 in a second one "
-    "started later (`--rng-seeds 3 --rows bench/out/repair-rows-3.jsonl`); the table reads both "
-    "row files. Mining depends on the repair's own seed and the training digits, not on the "
-    "run, so each pair mined the same deviations in every seed set.",
-    "- Tuning (lenet5-int8-static, rng seed 1, 100 seeds, 8 epochs): held-out repaired 52% "
-    "with no mined deviations (16 variants per trigger), 82% with 512 mined training digits "
-    "and 82% with 1024; lenet5-prune90: 76% with 256, 88% with 1024. Mining is what "
-    "generalises: the held-out triggers come from other digits than the trained-on ones, and "
-    "a few dozen triggers show too few of the compressed model's weak spots.",
-    "- The int8 pairs start from a handful of test disagreements because they are rounded "
-    "copies of the original, and every fine-tuning tried moved other digits across a boundary: "
-    "over nine tuning runs, clean test disagreements went 6 -> 7..13 and corrupted ones "
-    "374 -> 498..945. Gentler updates traded held-out repair for fewer new disagreements "
-    "(256 mined, lr 2e-4, 90% teacher images: 66% held-out, 6 -> 7, 374 -> 602; 256 mined, "
-    "KL weight 3 at temperature 4: 52%, 6 -> 9, 374 -> 553); training only the fully connected "
-    "layers: 66%, 6 -> 12, 374 -> 759. Quantizing the fine-tuned weights again with fresh "
-    "observers (`recalibrate`) gave 82% held-out, 6 -> 12, 374 -> 859 against 6 -> 9, "
-    "374 -> 780 with the scales kept, so it is off by default. On the int8 pairs the verdict "
-    "is therefore `worse`, and neither the CLI nor the dashboard registers such a repair "
-    "without being told to.",
-    "- The pruned and distilled models differ from the original everywhere (tens of test "
-    "disagreements, thousands on corrupted digits); the original as teacher on clean and "
-    "corrupted training digits lowers the corrupted counts of both and the clean count of the "
-    "pruned model while the triggers are repaired.",
-    "- The deviation profile point (strict deviation within L-inf 16/255, 500 queries of "
-    "`compd`) is 0% before repair on the int8 pairs: the search finds no deviation that close, "
-    "so 'at most half of before' holds trivially there (0% -> 0%) and says nothing. The run's "
-    "own unbounded re-search (`research_success`) is where the int8 repairs show: fewer seeds "
-    "deviate at all after repair.",
+    "- Which run: the tables above are one seed set (rng seed 0, 100 seeds) measured with the "
+    "defaults listed at the end (epoch choice `no-rise` with blended candidates) and the "
+    "search's default criterion (L-inf 64/255). The epoch choice was tuned on 80-seed runs with "
+    "the same rng seed of lenet5-int8-static and lenet1-int8-static, so those two pairs' "
+    "held-out triggers overlap the tuning runs' (the other four pairs were not tuned on).",
+    "- Missed: held-out triggers repaired >= 90% is met on lenet5-prune90 only (94.0%). "
+    "lenet5-int8-qat (83.3%) and lenet5-distilled (80.0%) are repaired in part and `better` by "
+    "every threshold: neither adds a test or corrupted disagreement (9 -> 8, 582 -> 569; "
+    "36 -> 36, 3932 -> 3852). lenet5-int8-static, lenet5-bf16 and lenet1-int8-static are "
+    "`unchanged`: no trained or blended candidate kept its validation disagreements at or below "
+    "the start, so the model was kept as it was (0% held-out, every figure as before). No pair "
+    "adds test or corrupted disagreements, and test accuracy moves by at most 0.05 points "
+    "(prune90 gains 0.26). The profile target (share within L-inf 16/255 at most half of "
+    "before) is met on lenet5-int8-qat (6.8% -> 1.7%) only: prune90 9.8% -> 5.9%, distilled "
+    "16% -> 16%, and an unchanged model cannot meet it.",
+    "- The same day at commit 3866341, before blended candidates existed (otherwise the same "
+    "defaults; the same command, a separate database): 5 of 6 pairs `unchanged`; "
+    "lenet5-prune90 `better` (94.0% held-out, test disagreements 26 -> 15, corrupted "
+    "2524 -> 1690).",
+    "- Earlier three-seed-set run (rng seeds 0, 2, 3; commit f520aaa: no distance budget in "
+    "the search's criterion, and the epoch with the fewest validation failures kept, judged on "
+    "1,000 clean digits and 1,000 corrupted copies). Held-out repaired (mean) and test / "
+    "corrupted disagreements before -> after: lenet5-int8-static 76.0%, 6 -> 11, 377 -> 776; "
+    "lenet5-int8-qat 81.5%, 9 -> 10.3, 555 -> 830; lenet5-prune90 66.0%, 26 -> 16.3, "
+    "2448 -> 1629; lenet5-distilled 70.0%, 36 -> 40.3, 3936 -> 3433; lenet5-bf16 87.3%, "
+    "1 -> 10.7, 53 -> 715; lenet1-int8-static 75.2%, 7 -> 11.3, 771 -> 1149. Verdicts: 3 "
+    "better (prune90), 15 worse.",
+    "- Tuning (`python -m bench.repair_variants --seeds 80 --rng-seed 0 --variants ...`, "
+    "lenet5-int8-static 39/39 triggers, lenet1-int8-static 31/30; no re-search). Held-out "
+    "repaired, test disagreements, corrupted disagreements (of 180,000): the earlier defaults "
+    "(fewest failures, small validation set) 94.9%, 6 -> 9, 391 -> 762 and 80.0%, 7 -> 14, "
+    "738 -> 1219 (both `worse`); the current defaults 0.0%, 6 -> 6, 391 -> 391 (`unchanged`) "
+    "and 53.3%, 7 -> 6, 738 -> 669 (`better`); the same with `--ce-weight 0` (KL to the "
+    "original only) 33.3%, 6 -> 6, 391 -> 373 and 36.7%, 7 -> 5, 738 -> 612 (more repaired on "
+    "lenet5, fewer on lenet1: not the default); `no-rise` without blends 0% on both "
+    "(`unchanged`).",
+    "- What failed on the int8 pairs (validation counts of every epoch, lenet1-int8-static, "
+    "1,000 clean digits and 18,000 corrupted ones, 2 and 369 disagreements before training): "
+    "every trained epoch added disagreements whatever the update size. lr 2e-4, 5e-5, 2e-5 and "
+    "1e-5: 486-658 corrupted and 4-9 clean after every epoch; a 95% teacher share: 485-646; an "
+    "L2-SP anchor (`--anchor-weight` 0.1 and 1): 544-756, with 6-9 clean; cross-entropy weight "
+    "0.25: 420-494. Only KL to the original's probabilities without cross-entropy stayed near "
+    "the start (363-403 corrupted, 2-4 clean) while leaving 46-59 of the 76 validation "
+    "triggers unrepaired (8-36 with cross-entropy). So the update's size is "
+    "not what adds disagreements; the hard labels of the triggers are, and a step that goes "
+    "only part of the way (a blend of the starting and the trained weights, Wortsman et al., "
+    "CVPR 2022) is what lets some triggers be repaired without adding any.",
+    "- Ranking the qualifying candidates by validation triggers first (instead of all "
+    "failures) repaired more held-out triggers on lenet1-int8-static (43.3%; with shares "
+    "0.05-0.5, 63.3%) but added test disagreements the validation digits did not show "
+    "(7 -> 8, 7 -> 9), so the default ranks by all failures.",
+    "- The int8 twin trains what is served: converting the untrained fake-quant twin gives the "
+    "served model exactly (0 of 20,000 test and corrupted digits differ, all three int8 pairs), "
+    "and the twin's own float outputs differ from the served model's top-1 on 3 (lenet5 "
+    "int8-static), 1 (int8-qat) and 1 (lenet1) of 20,000; every candidate is judged as served "
+    "(converted), so this mismatch does not reach the choice.",
+    "- The validation digits are noisy where disagreements are rare: on lenet5-int8-static the "
+    "1,600 clean validation digits have 0 disagreements before training, so a single new one "
+    "disqualifies a candidate; with 1,000 (and 18,000 corrupted) KL-only training kept an epoch "
+    "with 35.9% held-out, 6 -> 4, 391 -> 374, but on lenet1 the small set let an epoch through "
+    "that added a test disagreement (7 -> 8).",
 ]
 
 
@@ -143,7 +161,8 @@ def _pair_rows(rows: list[dict]) -> list[str]:
             f"| {_mean_range(col('research_success_before'), _pct)} → "
             f"{_mean_range(col('research_success_after'), _pct)} "
             f"| {sum(r['verdict'] == 'better' for r in mine)} better, "
-            f"{sum(r['verdict'] == 'worse' for r in mine)} worse "
+            f"{sum(r['verdict'] == 'worse' for r in mine)} worse, "
+            f"{sum(r['verdict'] == 'unchanged' for r in mine)} unchanged "
             f"| {_mean_range(col('seconds'), lambda v: f'{v:.0f}')} |"
         )
     return lines
@@ -191,8 +210,15 @@ def markdown(rows: list[dict], skipped: list[dict], meta: dict) -> str:
         "triggers are the repair's material, and mining uses the same criterion.",
         "2. `repair_run` with the default `RepairSettings` on every trigger: a seeded half is held "
         "out and never touches training, mining, checkpoint choice or stopping. A quarter of the "
-        "other half (and of the deviations mined on training digits) is the validation part "
-        "that picks the epoch; the rest is trained on.",
+        "other half and of the deviations mined on training digits, plus 1,600 held-back "
+        "training digits (a fifth of the 8,000) with every corruption at severity 3 (28,800 "
+        "images), is the validation "
+        "part; the rest is trained on. The candidates are the model before training, each "
+        "epoch's weights, and 10%, 25% and 50% of the way from the starting weights to each "
+        "epoch's; a candidate that disagrees with the original on more clean or more corrupted "
+        "validation digits than the model before training is never kept (`checkpoint` "
+        "`no-rise`), and of the rest the one with the fewest validation failures is. When no "
+        "trained candidate qualifies the model is kept as it was and the verdict is `unchanged`.",
         "3. Judged on the served models (int8 as converted). A trigger is repaired when the "
         "compressed model now strictly gives the original's label on it (a tie is not a repair).",
         "4. Test numbers on the MNIST test split minus the seed images of the training triggers; "

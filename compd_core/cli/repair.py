@@ -11,7 +11,7 @@ from compd_core.cli.stoppable import exit_stopped, run_job
 from compd_core.pair_spec import PairSpec
 from compd_core.paths import default_db_path
 from compd_core.errors import ConfigError
-from compd_core.repair.report import RepairReport
+from compd_core.repair.report import RepairReport, kept_words
 from compd_core.repair.settings import RepairSettings
 
 DEFAULTS = RepairSettings()
@@ -23,6 +23,15 @@ def _rate(value: float | None) -> str:
 
 def _number(value: float | None, fmt: str = ".0f") -> str:
     return "—" if value is None else format(value, fmt)
+
+
+def _shares(text: str) -> tuple[float, ...]:
+    """``--blend-shares`` as numbers; anything else is refused in one line."""
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"--blend-shares must be comma-separated numbers strictly between 0 and "
+                          f"1, e.g. 0.1,0.25,0.5 (or '' for none), got {text!r}") from None
 
 
 def repair(
@@ -46,6 +55,17 @@ def repair(
         DEFAULTS.validation_fraction, help="Share of the training triggers kept to pick the epoch."),
     ce_weight: float = typer.Option(DEFAULTS.ce_weight, help="Weight of cross-entropy on the original's labels."),
     kl_weight: float = typer.Option(DEFAULTS.kl_weight, help="Weight of KL to the original's probabilities."),
+    anchor_weight: float = typer.Option(
+        DEFAULTS.anchor_weight, help="Weight of the squared distance to the starting weights (L2-SP; 0: off)."),
+    blend_shares: str = typer.Option(
+        ",".join(f"{v:g}" for v in DEFAULTS.blend_shares),
+        help="Comma-separated shares of each epoch's step from the starting weights also offered "
+             "as candidates ('' for none)."),
+    checkpoint: str = typer.Option(
+        DEFAULTS.checkpoint,
+        help="Epoch choice: no-rise never keeps an epoch that adds validation disagreements "
+             "(clean or corrupted); fewest keeps the one with the fewest validation failures; "
+             "last keeps the last epoch."),
     seed: int = typer.Option(DEFAULTS.seed, "--seed", callback=seed_option, help="Random seed of the split, mining, variants and batches."),
     research_budget: int = typer.Option(None, help="Query budget per seed of the re-search (default: the run's)."),
     no_research: bool = typer.Option(False, "--no-research",
@@ -64,8 +84,8 @@ def repair(
 ) -> None:
     """Fine-tune the compressed model of a run's pair on its triggers; judged on held-out ones.
 
-    The verdict comes first: whether the repair is better by every threshold, or how it made
-    things worse. By default the repaired model becomes a new pair (see `compd zoo list`) only
+    The verdict comes first: whether the repair is better by every threshold, unchanged (no
+    epoch beat the model as it was, so it was kept), or how it made things worse. By default the repaired model becomes a new pair (see `compd zoo list`) only
     when it is better; the report of a registered repair is stored with the run.
     """
     from compd_core.repair import REGISTER_CHOICES, repair_run
@@ -76,7 +96,9 @@ def repair(
     settings = RepairSettings(
         lr=lr, epochs=epochs, batch_size=batch_size, mix_ratio=mix_ratio,
         variants_per_trigger=variants, mined_seeds=mined_seeds, ce_weight=ce_weight,
-        kl_weight=kl_weight, heldout_fraction=heldout_fraction,
+        kl_weight=kl_weight, anchor_weight=anchor_weight, checkpoint=checkpoint,  # type: ignore[arg-type]
+        blend_shares=_shares(blend_shares),
+        heldout_fraction=heldout_fraction,
         validation_fraction=validation_fraction, seed=seed, research=not no_research,
         research_max_queries=research_budget, max_accuracy_drop=max_accuracy_drop,
         max_disagreement_rise=max_disagreement_rise, min_heldout_repaired=min_heldout,
@@ -101,13 +123,15 @@ def _print_report(report: RepairReport, source: PairSpec | None = None) -> None:
     if report.verdict == "better":
         out.print("[bold green]Verdict: better[/] by every threshold (held-out triggers, accuracy, "
                   "clean and corrupted disagreements).")
+    elif report.verdict == "unchanged":
+        out.print("[bold yellow]Verdict: unchanged.[/] " + " ".join(report.verdict_reasons))
     else:
         out.print("[bold red]Verdict: worse.[/] " + " ".join(report.verdict_reasons))
     held, train = len(report.heldout_positions), len(report.train_positions)
     out.print(f"repaired {report.pair_before} on {train} of {report.triggers} triggers "
               f"({report.selection}; {report.validation_triggers} of them kept to pick the epoch) "
               f"and {report.mined_triggers} deviations mined on training digits; {held} held out; "
-              f"epoch {report.best_epoch} of {report.epochs_run} kept")
+              f"{kept_words(report)}")
     out.print(f"held-out triggers repaired: {_rate(report.heldout_repaired_rate)} "
               f"(training triggers: {_rate(report.train_repaired_rate)})")
     out.print(f"test accuracy: {_rate(report.accuracy_before)} -> {_rate(report.accuracy_after)}; "
@@ -130,6 +154,8 @@ def _print_report(report: RepairReport, source: PairSpec | None = None) -> None:
                   f"{report.repaired_pair}`)")
     elif report.verdict == "better":
         out.print("not registered as a pair (--register never)")
+    elif report.verdict == "unchanged":
+        out.print("not registered as a pair: it is the model you already have")
     else:
         out.print("not registered as a pair because it is worse; run again with "
                   "`--register always` to keep it anyway")

@@ -12,6 +12,20 @@ from torch import nn
 from compd_core.models.base import Classifier
 from compd_core.repair.data import probabilities
 from compd_core.repair.evaluate import strictly_agrees
+from compd_core.repair.settings import CheckpointRule
+
+
+@dataclass(frozen=True)
+class ValidationCounts:
+    """What one epoch's served model gets wrong on the validation data."""
+
+    triggers: int  # validation triggers still deviating
+    clean: int  # clean teacher images the models disagree on
+    corrupted: int  # corrupted teacher images the models disagree on
+
+    @property
+    def total(self) -> int:
+        return self.triggers + self.clean + self.corrupted
 
 
 @dataclass(frozen=True)
@@ -21,33 +35,68 @@ class ValidationSet:
 
     triggers: torch.Tensor
     trigger_labels: torch.Tensor
-    images: torch.Tensor
-    image_labels: torch.Tensor
+    clean: torch.Tensor
+    clean_labels: torch.Tensor
+    corrupted: torch.Tensor
+    corrupted_labels: torch.Tensor
 
-    def failures(self, compressed: Classifier) -> tuple[int, int]:
-        """(validation triggers still deviating, teacher images the models disagree on)."""
+    def counts(self, compressed: Classifier) -> ValidationCounts:
+        """How many validation triggers still deviate and how many images are disagreed on."""
         on_triggers = ~strictly_agrees(probabilities(compressed, self.triggers), self.trigger_labels)
-        on_images = probabilities(compressed, self.images).argmax(1) != self.image_labels
-        return int(on_triggers.sum()), int(on_images.sum())
+        return ValidationCounts(
+            int(on_triggers.sum()),
+            int((probabilities(compressed, self.clean).argmax(1) != self.clean_labels).sum()),
+            int((probabilities(compressed, self.corrupted).argmax(1) != self.corrupted_labels).sum()),
+        )
 
 
 @dataclass
 class BestCheckpoint:
-    """The weights with the fewest validation failures so far; the earlier epoch wins a tie,
-    and epoch 0 (the model before any training) is a candidate like every other."""
+    """The best weights offered so far; the earlier offer wins a tie, and epoch 0 (the model
+    before any training) is a candidate like every other. Rule ``fewest``: the fewest
+    validation failures (triggers, clean and corrupted disagreements together).
 
+    Rule ``no-rise`` also disqualifies every epoch that disagrees with the original on more
+    clean or more corrupted validation images than epoch 0 did: trading new disagreements for
+    repaired triggers is then never chosen, and at worst the model is kept as it was. Rule
+    ``last`` keeps the last epoch offered (no choice; what a repair without validation data does).
+    """
+
+    rule: CheckpointRule = "fewest"
     epoch: int = -1
-    failures: int | None = None
+    share: float = 1.0  # of the step from the starting weights to the epoch's weights
+    counts: ValidationCounts | None = None
+    start: ValidationCounts | None = None
     state: dict[str, torch.Tensor] | None = None
 
-    def offer(self, epoch: int, failures: int, model: nn.Module) -> bool:
-        """Keep ``model``'s weights when they beat the best so far; True when they did."""
-        if self.failures is not None and failures >= self.failures:
+    def _qualifies(self, counts: ValidationCounts) -> bool:
+        if self.rule != "no-rise" or self.start is None:
+            return True
+        return counts.clean <= self.start.clean and counts.corrupted <= self.start.corrupted
+
+    def offer(self, epoch: int, counts: ValidationCounts, model: nn.Module, share: float = 1.0) -> bool:
+        """Keep ``model``'s weights when they qualify and beat the best so far; True when they
+        did. ``share`` says how far they are from the starting weights toward the epoch's."""
+        if self.start is None:
+            self.start = counts
+        if not self._qualifies(counts):
             return False
-        self.epoch, self.failures = epoch, failures
+        if self.rule != "last" and self.counts is not None and counts.total >= self.counts.total:
+            return False
+        self.epoch, self.counts, self.share = epoch, counts, share
         self.state = copy.deepcopy(model.state_dict())
         return True
 
     def restore(self, model: nn.Module) -> None:
         if self.state is not None:
             model.load_state_dict(self.state)
+
+
+def blended(start: dict[str, torch.Tensor], trained: dict[str, torch.Tensor],
+            share: float) -> dict[str, torch.Tensor]:
+    """The weights ``share`` of the way from ``start`` to ``trained`` (whole-number buffers such
+    as quantization zero points are taken from ``trained``). A step only part of the way
+    repairs fewer triggers but moves fewer other inputs: on int8 pairs, whose every trained
+    epoch adds disagreements, some of these candidates repair triggers without adding any."""
+    return {name: start[name] + share * (value - start[name]) if value.is_floating_point() else value
+            for name, value in trained.items()}

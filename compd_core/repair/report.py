@@ -24,7 +24,7 @@ class RepairReport:
     triggers: int  # triggers chosen for the repair (both parts)
     train_positions: list[int]  # seed positions of the triggers trained on
     heldout_positions: list[int]  # seed positions of the held-out triggers
-    verdict: str | None = None  # "better" or "worse" by the settings' thresholds; None when stopped
+    verdict: str | None = None  # "better", "worse" or "unchanged" (model kept as it was); None when stopped
     verdict_reasons: list[str] = field(default_factory=list)  # one plain sentence per threshold missed
     registered: bool = False  # whether the repaired pair was added to the user zoo
     validation_triggers: int | None = None  # training triggers kept for checkpoint choice
@@ -36,6 +36,7 @@ class RepairReport:
     validation_images: int | None = None  # teacher images kept for checkpoint choice
     epochs_run: int = 0
     best_epoch: int | None = None  # the epoch kept (0 = no epoch beat the unrepaired model)
+    best_share: float | None = None  # of that epoch's step from the starting weights (1 = all of it)
     final_loss: float | None = None
     heldout_repaired_before: float | None = None  # 0 unless a trigger no longer deviates
     heldout_repaired_rate: float | None = None
@@ -68,3 +69,11 @@ class RepairReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def kept_words(report: RepairReport) -> str:
+    """Which weights a repair kept, in words: an epoch, and how far toward it when not all the way."""
+    share = report.best_share
+    part = "" if share is None or share == 1 or not report.best_epoch else (
+        f", {share:.0%} of the way from the starting weights")
+    return f"epoch {report.best_epoch} of {report.epochs_run} kept{part}"

@@ -11,6 +11,7 @@ corrupted test data, the run's search and the deviation profile, before and afte
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -30,7 +31,7 @@ from compd_core.events import EventSink, ended, no_events, with_progress
 from compd_core.errors import ConfigError, UnknownPairError, WhiteBoxRequiredError
 from compd_core.models.pair import ModelPair
 from compd_core.mutations import get_operators
-from compd_core.repair.checkpoint import BestCheckpoint, ValidationSet
+from compd_core.repair.checkpoint import BestCheckpoint, ValidationCounts, ValidationSet, blended
 from compd_core.repair.data import (
     corrupted_copies,
     every_corruption,
@@ -133,7 +134,7 @@ def _test_set(
 
 RegisterWhen = Literal["if-better", "always", "never"]
 REGISTER_CHOICES: tuple[str, ...] = ("if-better", "always", "never")
-VALIDATION_IMAGES = 1000  # clean training digits (plus corrupted copies) kept out to pick the epoch
+VALIDATION_IMAGES = 5000  # clean training digits kept out to pick the epoch (a fifth at most)
 TEACHER_SEVERITIES = (1, 2, 3)  # shifts a digit survives; stronger ones blur what the original means
 TEST_SEVERITY = 3  # the middle of characterize's five: every corruption once per test image
 
@@ -239,29 +240,39 @@ class Repair:
         teacher = labelled(original, torch.cat([
             clean_fit.images, corrupted_copies(clean_fit.images, TEACHER_SEVERITIES, s.seed)]))
         val_triggers = torch.cat([train_images[user_val], mined_images[mined_val]])
-        val_images = torch.cat([clean_val.images,
-                                corrupted_copies(clean_val.images, TEACHER_SEVERITIES, s.seed + 1)])
+        val_corrupted = every_corruption(clean_val.images, TEST_SEVERITY, s.seed + 1)
         validation = ValidationSet(val_triggers, probabilities(original, val_triggers).argmax(1),
-                                   val_images, probabilities(original, val_images).argmax(1))
+                                   clean_val.images, probabilities(original, clean_val.images).argmax(1),
+                                   val_corrupted, probabilities(original, val_corrupted).argmax(1))
         self.values.update(
             validation_triggers=len(user_val), mined_triggers=len(mined),
             variants_made=made.variants_made, variants_kept=made.variants_kept,
             trigger_set_images=len(made.data), clean_images=len(teacher),
-            validation_images=len(val_images),
+            validation_images=len(clean_val) + len(val_corrupted),
             heldout_repaired_before=agreement_rate(before, heldout_images),
             train_repaired_before=agreement_rate(before, train_images),
         )
         calibration = clean_all.images[:CALIBRATION_IMAGES]  # the zoo build's calibration digits
         arch = self.source.entry.arch if s.recalibrate and self.source is not None else None
-        best, losses = BestCheckpoint(), []
+        best, losses = BestCheckpoint(s.checkpoint if s.validation_fraction > 0 else "last"), []
+        start = copy.deepcopy(self.model.state_dict())
+        shares = s.blend_shares if best.rule != "last" else ()
+
+        def served_counts() -> tuple[ModelPair, ValidationCounts]:
+            served = self._pair_after(before, served_form(self.recipe, self.model, calibration, arch))
+            return served, validation.counts(served.compressed)
 
         def judge_epoch(epoch: int, loss: float) -> bool:
-            served = self._pair_after(before, served_form(self.recipe, self.model, calibration, arch))
-            on_triggers, on_images = validation.failures(served.compressed)
-            best.offer(epoch, on_triggers + on_images, self.model)
+            served, counts = served_counts()
+            best.offer(epoch, counts, self.model)
+            trained = copy.deepcopy(self.model.state_dict()) if epoch > 0 and shares else None
+            for share in shares if trained is not None else ():
+                self.model.load_state_dict(blended(start, trained, share))
+                best.offer(epoch, served_counts()[1], self.model, share)
+            if trained is not None:
+                self.model.load_state_dict(trained)
             emit(EpochFinished(epoch, s.epochs, loss, agreement_rate(served, train_images),
-                               agreement_rate(served, heldout_images), on_triggers + on_images,
-                               best.epoch))
+                               agreement_rate(served, heldout_images), counts.total, best.epoch))
             return False  # every epoch runs: the cosine schedule anneals to the end
 
         judge_epoch(0, math.nan)
@@ -274,7 +285,7 @@ class Repair:
 
         completed = fine_tune(self.model, made.data, teacher, s, on_epoch=on_epoch, stop=self.stop)
         self.values.update(epochs_run=len(losses), final_loss=losses[-1] if losses else None,
-                           best_epoch=best.epoch)
+                           best_epoch=best.epoch, best_share=best.share)
         if not completed:
             return self._stopped()
 

@@ -27,6 +27,19 @@ def repair_loss(
     return settings.ce_weight * F.cross_entropy(logits, labels) + settings.kl_weight * kl
 
 
+def starting_point(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of every trainable weight, the anchor of the L2-SP penalty."""
+    return {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
+
+
+def distance_from(model: nn.Module, anchor: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Squared L2 distance of the trainable weights from ``anchor`` (L2-SP, Li et al., ICML
+    2018): a repair that stays near the weights it started from moves fewer other inputs
+    across a boundary."""
+    return sum(((p - anchor[name]) ** 2).sum() for name, p in model.named_parameters()
+               if name in anchor)  # type: ignore[return-value]
+
+
 def batch_split(settings: RepairSettings) -> tuple[int, int]:
     """(trigger-set images, teacher images) per batch; at least one trigger-set image."""
     teacher = min(round(settings.batch_size * settings.mix_ratio), settings.batch_size - 1)
@@ -78,10 +91,14 @@ def fine_tune(
     stop: threading.Event | None = None,
 ) -> bool:
     """Train ``model`` in place with the one training loop; False when ``stop`` ended it."""
+    anchor = starting_point(model) if settings.anchor_weight > 0 else None
 
     def loss_fn(module: nn.Module, x: torch.Tensor, targets: tuple) -> torch.Tensor:
         labels, probs = targets
-        return repair_loss(module(x), labels, probs, settings)
+        loss = repair_loss(module(x), labels, probs, settings)
+        if anchor is not None:
+            loss = loss + settings.anchor_weight * distance_from(module, anchor)
+        return loss
 
     return fit(model, MixedBatches(triggers, teacher, settings), loss_fn, epochs=settings.epochs,
                lr=settings.lr, seed=settings.seed, on_epoch=on_epoch, stop=stop)

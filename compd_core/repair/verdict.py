@@ -12,7 +12,7 @@ from typing import Literal
 
 from compd_core.repair.settings import RepairSettings
 
-Outcome = Literal["better", "worse"]
+Outcome = Literal["better", "worse", "unchanged"]
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,15 @@ def judge(
     corrupted_after: int,
     unchanged: bool = False,
 ) -> Verdict:
-    """Compare the measured numbers with the thresholds of ``settings``; ``unchanged`` when no
-    epoch beat the model before training on the validation data, so it was kept as it was."""
-    reasons = []
+    """Compare the measured numbers with the thresholds of ``settings``. ``unchanged`` when no
+    epoch beat the model before training on the validation data: the model was kept as it
+    was, which is neither a repair nor a step back, and the verdict says exactly that."""
     if unchanged:
-        reasons.append(
-            "no training epoch disagreed with the original less than the unrepaired model on the "
-            "validation data, so the model was left as it was."
-        )
+        return Verdict("unchanged", (
+            "No training epoch did better than the unrepaired model on the validation data "
+            "without adding disagreements there, so the model was kept exactly as it was: "
+            "nothing is repaired and nothing is worse.",))
+    reasons = []
     if heldout_repaired < settings.min_heldout_repaired:
         reasons.append(
             f"only {heldout_repaired:.0%} of the held-out triggers are repaired (at least "

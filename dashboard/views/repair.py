@@ -9,6 +9,8 @@ import streamlit as st
 
 from compd_core.errors import CompdError
 from compd_core.repair import RepairReport, RepairSettings, fine_tunable
+from compd_core.repair.report import kept_words
+from compd_core.repair.settings import CHECKPOINT_RULES
 from compd_core.store import RunRecord, Store
 from dashboard import repair_jobs, resources, session
 from dashboard.choices import PairChoice
@@ -74,6 +76,10 @@ def selection_ui(store: Store, run: RunRecord) -> bool:
     return True
 
 
+CHECKPOINT_LABELS = {"no-rise": "No new disagreements (default)",
+                     "fewest": "Fewest validation failures", "last": "Last epoch"}
+
+
 def settings_ui(run: RunRecord) -> tuple[RepairSettings, bool]:
     """The settings (small enough for a demo) and whether Start was pressed; raises ConfigError."""
     a, b, c, d = st.columns(4)
@@ -94,6 +100,11 @@ def settings_ui(run: RunRecord) -> tuple[RepairSettings, bool]:
     research = h.checkbox("Re-search both pairs", value=True,
                           help="Run the run's search and the deviation profile again on the "
                                "seeds not trained on")
+    checkpoint = st.radio(
+        "Epoch kept", CHECKPOINT_RULES, horizontal=True, format_func=CHECKPOINT_LABELS.get,
+        help="no-rise: never an epoch that adds disagreements on the validation digits (clean or "
+             "corrupted), so at worst the model stays as it was; fewest: the fewest validation "
+             "failures, trading new disagreements for repaired triggers; last: the last epoch")
     with st.expander("When is a repair worse? (verdict thresholds)"):
         i, j, k, budget_col = st.columns(4)
         drop = i.number_input("Largest accuracy drop (points)", 0.0, 100.0,
@@ -110,7 +121,8 @@ def settings_ui(run: RunRecord) -> tuple[RepairSettings, bool]:
                               variants_per_trigger=int(variants), mined_seeds=int(mined),
                               heldout_fraction=float(heldout), seed=int(seed), research=research,
                               research_max_queries=int(budget), max_accuracy_drop=float(drop) / 100,
-                              max_disagreement_rise=int(rise), min_heldout_repaired=float(min_heldout))
+                              max_disagreement_rise=int(rise), min_heldout_repaired=float(min_heldout),
+                              checkpoint=checkpoint)
     return settings, clicked
 
 
@@ -152,11 +164,13 @@ def _search_repaired(run_id: str, repaired: str) -> None:
 
 
 def render_verdict(report: RepairReport) -> None:
-    """The verdict first, in plain words: better by every threshold, or how it is worse."""
+    """The verdict first, in plain words: better by every threshold, unchanged, or how it is worse."""
     if report.verdict == "better":
         st.success("**Better by every threshold:** held-out triggers repaired, test accuracy and "
                    "disagreements (clean and corrupted) within the bounds you set.",
                    icon=":material/verified:")
+    elif report.verdict == "unchanged":
+        st.warning("**Unchanged.** " + " ".join(report.verdict_reasons), icon=":material/pause_circle:")
     else:
         st.error("**This repair made things worse.** " + " ".join(report.verdict_reasons),
                  icon=":material/warning:")
@@ -169,6 +183,9 @@ def register_ui(job: repair_jobs.RepairJob, report: RepairReport) -> None:
                     "select it on the Models page.")
         if st.button("Search the repaired pair", type="primary", icon=":material/travel_explore:"):
             _search_repaired(job.run_id, report.repaired_pair)  # type: ignore[arg-type]
+        return
+    if report.verdict == "unchanged":
+        st.markdown("Nothing to register: the model was kept exactly as it was.")
         return
     st.markdown("The repaired model is **not registered** yet.")
     confirmed = True
@@ -197,7 +214,7 @@ def render_outcome(job: repair_jobs.RepairJob) -> None:
                f"triggers: {len(report.train_positions)} trained on "
                f"({report.validation_triggers} of them kept to pick the epoch), "
                f"{len(report.heldout_positions)} held out · {report.mined_triggers} deviations "
-               f"mined on training digits · epoch {report.best_epoch} of {report.epochs_run} kept · "
+               f"mined on training digits · {kept_words(report)} · "
                f"{report.seconds or 0:.1f} s")
     a, b, c = st.columns(3)
     a.metric("Held-out triggers repaired", "—" if report.heldout_repaired_rate is None

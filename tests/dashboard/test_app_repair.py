@@ -62,16 +62,21 @@ def test_repair_shows_live_curves_and_the_before_after_account(
     _set(app, "Variants per trigger", 2)
     _set(app, "Training digits to mine", 16)
     _set(app, "Re-search queries per seed", 200)
+    (rule,) = [r for r in app.radio if r.label == "Epoch kept"]
+    assert rule.value == "no-rise"  # the default never keeps an epoch that adds disagreements
+    rule.set_value("last").run()  # a trained model, to register below
     next(b for b in app.button if b.label == "Start repair").click().run()
     assert not app.exception
     job = repair_jobs.get_job(app.session_state["repair_job_id"])
     assert job is not None and job.settings.epochs == 2 and job.settings.research_max_queries == 200
+    assert job.settings.checkpoint == "last"
     _finish()
     app.run()
     assert not app.exception  # a worse verdict is an error box, checked below
     report = job.report
     assert job.status == "finished" and report is not None and report.triggers == 4
     assert [e.epoch for e in job.progress().epochs] == [0, 1, 2]  # 0: before training
+    assert report.best_epoch == 2
     # a finished repair keeps its numbers; of its work only the model the user may register
     held = tensors_in(job)
     assert held and all(path.startswith("job.repair._repaired") for path in held), held
@@ -169,3 +174,32 @@ def test_a_failed_repair_is_a_message_not_a_traceback(app: AppTest, db: Path, ru
     app.run()
     assert not app.exception
     assert "a repair needs at least 2 triggers" in app.error[0].value
+
+
+def test_a_default_repair_that_kept_the_model_says_unchanged_and_offers_nothing_to_register(
+    app: AppTest, db: Path, run_id: str, user_zoo: Path
+) -> None:
+    """The default epoch choice on the int8 pair: every trained candidate adds validation
+    disagreements, so the model is kept, the page says so in words and registers nothing."""
+    open_page(app, "repair")
+    _set(app, "Epochs", 2)
+    _set(app, "Variants per trigger", 2)
+    _set(app, "Training digits to mine", 16)
+    h = next(c for c in app.checkbox if c.label == "Re-search both pairs")
+    h.uncheck().run()
+    next(b for b in app.button if b.label == "Start repair").click().run()
+    job = repair_jobs.get_job(app.session_state["repair_job_id"])
+    assert job is not None and job.settings.checkpoint == "no-rise"
+    _finish()
+    app.run()
+    assert not app.exception
+    report = job.report
+    assert report is not None and report.verdict == "unchanged" and report.best_epoch == 0
+    assert report.disagreements_after == report.disagreements_before
+    assert report.corrupted_disagreements_after == report.corrupted_disagreements_before
+    assert not app.error
+    assert app.warning[0].value.startswith("**Unchanged.** No training epoch did better")
+    assert any(m.value == "Nothing to register: the model was kept exactly as it was."
+               for m in app.markdown)
+    assert not any(b.label == "Register the repaired pair" for b in app.button)
+    assert not (user_zoo / "manifest.json").exists()

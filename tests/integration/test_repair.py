@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -73,10 +74,12 @@ def test_converting_an_untrained_twin_gives_back_the_served_int8_model(mnist_tes
 def test_repair_fixes_held_out_triggers_and_registers_an_int8_pair(runs, user_zoo, mnist_test):
     path, ids = runs
     with Store(path) as store:
-        report = repair_run(store, ids["lenet5-int8-static"], QUICK, register="always")
+        report = repair_run(store, ids["lenet5-int8-static"], replace(QUICK, checkpoint="last"),
+                            register="always")
         held = _held_out_images(store, report.run_id, report.heldout_positions)
         assert [r.pair_after for r in store.list_repairs(report.run_id)] == [report.repaired_pair]
     assert report.registered and report.verdict in ("better", "worse")
+    assert report.best_epoch == report.epochs_run == QUICK.epochs
     assert report.heldout_repaired_before == 0.0  # every held-out trigger deviated before
     assert report.heldout_repaired_rate >= 0.3
     assert report.train_repaired_rate >= report.heldout_repaired_rate - 0.2
@@ -91,6 +94,27 @@ def test_repair_fixes_held_out_triggers_and_registers_an_int8_pair(runs, user_zo
     entry = next(p for p in manifest["pairs"] if p["id"] == report.repaired_pair)
     assert entry["derived_from"] == "lenet5-int8-static" and entry["compression"] == "int8-static"
     assert all(not f.endswith((".pkl", ".pickle")) for f in entry["files"].values())
+
+
+def test_by_default_an_int8_repair_adds_no_disagreements_and_says_when_it_kept_the_model(
+        runs, user_zoo):
+    """The default epoch choice never keeps an epoch that adds validation disagreements; on
+    the int8 pair every trained epoch adds some, so the model is kept as it was and the verdict
+    says "unchanged" (the last epoch, kept without that rule, adds disagreements)."""
+    path, ids = runs
+    with Store(path) as store:
+        kept = repair_run(store, ids["lenet5-int8-static"], QUICK, register="if-better")
+        last = repair_run(store, ids["lenet5-int8-static"], replace(QUICK, checkpoint="last"),
+                          register="never")
+    assert QUICK.checkpoint == "no-rise"
+    assert kept.disagreements_after <= kept.disagreements_before
+    assert kept.corrupted_disagreements_after <= kept.corrupted_disagreements_before
+    assert (last.disagreements_after > last.disagreements_before
+            or last.corrupted_disagreements_after > last.corrupted_disagreements_before)
+    assert kept.best_epoch == 0 and kept.verdict == "unchanged" and not kept.registered
+    assert kept.heldout_repaired_rate == kept.heldout_repaired_before
+    assert kept.disagreements_after == kept.disagreements_before
+    assert kept.verdict_reasons[0].startswith("No training epoch did better than the unrepaired")
 
 
 def test_a_repaired_pruned_model_keeps_its_masks(runs, user_zoo, mnist_test):
@@ -200,8 +224,8 @@ def test_cli_json_reports_every_number_the_issue_asks_for(runs, user_zoo):
                 "corrupted_disagreements_before", "corrupted_disagreements_after",
                 "profile_share_before", "profile_share_after", "mined_triggers", "best_epoch"):
         assert report[key] is not None, key
-    assert report["verdict"] in ("better", "worse") and report["registered"] is True
-    assert (report["verdict"] == "worse") == bool(report["verdict_reasons"])
+    assert report["verdict"] in ("better", "worse", "unchanged") and report["registered"] is True
+    assert (report["verdict"] != "better") == bool(report["verdict_reasons"])
     assert report["corrupted_images"] == 18 * report["test_images"]
     assert report["profile_linf"] == pytest.approx(16 / 255)
     assert 0 < report["research_success_before"] <= 1
@@ -258,6 +282,10 @@ def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     ("--ce-weight", "nan", "--ce-weight must be a finite number in [0, inf), got nan"),
     ("--epochs", "-1", "--epochs must be a whole number >= 1, got -1"),
     ("--register", "sometimes", "--register must be one of if-better, always, never"),
+    ("--blend-shares", "0.1,half", "--blend-shares must be comma-separated numbers strictly between 0"),
+    ("--blend-shares", "0.5,2", "--blend-shares must be numbers strictly between 0 and 1"),
+    ("--checkpoint", "best", "--checkpoint must be one of no-rise, fewest, last, got 'best'"),
+    ("--anchor-weight", "-1", "--anchor-weight must be a finite number in [0, inf), got -1"),
 ])
 def test_cli_refuses_a_bad_setting_in_one_line_before_opening_anything(tmp_path, flag, value, words):
     result = _cli(["--run", "no-such-run", "--db", str(tmp_path / "missing.sqlite"), flag, value],

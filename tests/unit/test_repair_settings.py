@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -83,8 +84,30 @@ def test_the_user_sets_the_thresholds():
 
 def test_a_repair_that_kept_the_model_unchanged_says_so():
     verdict = judge(RepairSettings(), **{**NUMBERS, "unchanged": True})
-    assert verdict.outcome == "worse"
-    assert verdict.reasons[0].startswith("No training epoch disagreed with the original less")
+    assert verdict.outcome == "unchanged" and not verdict.better and len(verdict.reasons) == 1
+    assert verdict.reasons[0].startswith("No training epoch did better than the unrepaired model")
+    assert "kept exactly as it was" in verdict.reasons[0]
+
+
+def test_the_cli_says_an_unchanged_repair_is_unchanged_and_registers_nothing():
+    with out.capture() as captured:
+        _print_report(_report(verdict="unchanged", best_epoch=0,
+                              verdict_reasons=["No training epoch did better than the unrepaired "
+                                               "model on the validation data."]))
+    lines = captured.get().splitlines()
+    assert lines[0].startswith("Verdict: unchanged. No training epoch did better")
+    assert lines[-1] == "not registered as a pair: it is the model you already have"
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    ({"anchor_weight": -0.1}, "--anchor-weight must be a finite number in [0, inf)"),
+    ({"blend_shares": (0.25, 1.0)}, "--blend-shares must be numbers strictly between 0 and 1"),
+    ({"blend_shares": [0.25]}, "--blend-shares must be numbers strictly between 0 and 1"),
+    ({"checkpoint": "latest"}, "--checkpoint must be one of no-rise, fewest, last, got 'latest'"),
+])
+def test_the_conservative_settings_are_checked_at_the_door(change, words):
+    with pytest.raises(ConfigError, match=re.escape(words)):
+        RepairSettings(**change)
 
 
 def _report(**changes) -> RepairReport:

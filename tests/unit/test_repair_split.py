@@ -62,19 +62,55 @@ def test_the_validation_part_is_seeded_disjoint_and_absent_below_four_items():
     assert len(val) == 0 and fit.tolist() == [0, 1, 2]
 
 
-def test_the_checkpoint_kept_is_the_one_with_fewest_failures_and_the_earlier_on_a_tie():
+def _offer_all(best, counts):
     from torch import nn
 
-    from compd_core.repair.checkpoint import BestCheckpoint
-
-    model = nn.Linear(2, 1)
-    best = BestCheckpoint()
-    weights = {}
-    for epoch, failures in enumerate([9, 5, 7, 5, 6]):
+    model, weights = nn.Linear(2, 1), {}
+    for epoch, count in enumerate(counts):
         with torch.no_grad():
             model.weight.fill_(float(epoch))
         weights[epoch] = model.weight.clone()
-        best.offer(epoch, failures, model)
-    assert best.epoch == 1 and best.failures == 5
+        best.offer(epoch, count, model)
+    return model, weights
+
+
+def test_the_checkpoint_kept_is_the_one_with_fewest_failures_and_the_earlier_on_a_tie():
+    from compd_core.repair.checkpoint import BestCheckpoint, ValidationCounts
+
+    best = BestCheckpoint()
+    model, weights = _offer_all(best, [ValidationCounts(t, 0, 0) for t in [9, 5, 7, 5, 6]])
+    assert best.epoch == 1 and best.counts.total == 5
     best.restore(model)
     assert torch.equal(model.weight, weights[1])
+
+
+def test_no_rise_never_keeps_an_epoch_that_adds_validation_disagreements():
+    from compd_core.repair.checkpoint import BestCheckpoint, ValidationCounts
+
+    counts = [ValidationCounts(20, 1, 30), ValidationCounts(2, 2, 30),  # fewest, but one more clean
+              ValidationCounts(5, 1, 31), ValidationCounts(9, 1, 29), ValidationCounts(12, 0, 30),
+              ValidationCounts(8, 1, 30)]  # as many failures as epoch 3: the earlier one stays
+    fewest, no_rise = BestCheckpoint(), BestCheckpoint("no-rise")
+    _offer_all(fewest, counts)
+    model, weights = _offer_all(no_rise, counts)
+    assert fewest.epoch == 1
+    assert no_rise.epoch == 3 and no_rise.counts == counts[3]
+    no_rise.restore(model)
+    assert torch.equal(model.weight, weights[3])
+    last = BestCheckpoint("last")
+    _offer_all(last, counts)
+    assert last.epoch == 5
+    kept = BestCheckpoint("no-rise")
+    _offer_all(kept, [ValidationCounts(20, 1, 30), ValidationCounts(0, 2, 0), ValidationCounts(0, 0, 31)])
+    assert kept.epoch == 0
+
+
+def test_a_blend_lies_the_given_share_of_the_way_and_keeps_whole_number_buffers():
+    from compd_core.repair.checkpoint import blended
+
+    start = {"w": torch.tensor([0.0, 2.0]), "zero_point": torch.tensor([3], dtype=torch.int32)}
+    trained = {"w": torch.tensor([1.0, 0.0]), "zero_point": torch.tensor([5], dtype=torch.int32)}
+    mixed = blended(start, trained, 0.25)
+    assert torch.allclose(mixed["w"], torch.tensor([0.25, 1.5]))
+    assert torch.equal(mixed["zero_point"], trained["zero_point"])
+    assert torch.equal(blended(start, trained, 1.0)["w"], trained["w"])

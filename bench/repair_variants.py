@@ -1,0 +1,194 @@
+"""Repair settings compared on the same runs: which variant repairs more held-out triggers
+without adding disagreements?
+
+For each pair: one run of strategy ``compd`` (reused from the database when it exists), then
+``repair_run`` with each named variant of ``RepairSettings`` (the defaults with a few fields
+changed; no re-search, nothing registered). Mining depends only on the pair, the repair seed
+and the mining settings, so its deviations are searched once per pair and reused by every
+variant (kept in a file next to the database). One JSON line per finished repair.
+
+Run from the repository root:
+    python -m bench.repair_variants --pairs lenet5-int8-static --variants defaults lr2e-4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parent
+
+# Name -> RepairSettings fields that differ from the defaults.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "lr2e-4": {"lr": 2e-4},
+    "epochs4": {"epochs": 4},
+    "teacher90": {"mix_ratio": 0.9},
+    "anchor0.01": {"anchor_weight": 0.01},
+    "anchor0.1": {"anchor_weight": 0.1},
+    "anchor1": {"anchor_weight": 1.0},
+    "no-rise+anchor0.1": {"checkpoint": "no-rise", "anchor_weight": 0.1},
+    "no-rise+lr2e-4": {"checkpoint": "no-rise", "lr": 2e-4},
+    "no-rise+lr5e-5": {"checkpoint": "no-rise", "lr": 5e-5},
+    "no-rise+lr2e-5": {"checkpoint": "no-rise", "lr": 2e-5},
+    "no-rise+lr1e-5": {"checkpoint": "no-rise", "lr": 1e-5},
+    "no-rise+teacher95": {"checkpoint": "no-rise", "mix_ratio": 0.95},
+    "no-rise+kl-only": {"checkpoint": "no-rise", "ce_weight": 0.0},
+    "no-rise+lr5e-5+teacher95": {"checkpoint": "no-rise", "lr": 5e-5, "mix_ratio": 0.95},
+    "no-rise+lr2e-5+epochs16": {"checkpoint": "no-rise", "lr": 2e-5, "epochs": 16},
+    "no-rise+ce0.25": {"checkpoint": "no-rise", "ce_weight": 0.25},
+    "no-rise+ce0.5": {"checkpoint": "no-rise", "ce_weight": 0.5},
+    "no-rise+T1": {"checkpoint": "no-rise", "temperature": 1.0},
+    "no-rise+ce0.25+T1": {"checkpoint": "no-rise", "ce_weight": 0.25, "temperature": 1.0},
+    "no-rise+kl-only+T1": {"checkpoint": "no-rise", "ce_weight": 0.0, "temperature": 1.0},
+    "no-rise+kl-only+T1+lr1e-3": {"checkpoint": "no-rise", "ce_weight": 0.0, "temperature": 1.0,
+                                  "lr": 1e-3},
+    "no-rise+kl-only+T1+mix0.5": {"checkpoint": "no-rise", "ce_weight": 0.0, "temperature": 1.0,
+                                  "mix_ratio": 0.5},
+    "no-rise+kl-only+T1+epochs16": {"checkpoint": "no-rise", "ce_weight": 0.0, "temperature": 1.0,
+                                    "epochs": 16},
+    "no-rise+ce0.1+T1": {"checkpoint": "no-rise", "ce_weight": 0.1, "temperature": 1.0},
+    "no-rise": {"checkpoint": "no-rise"},
+    "fewest": {"checkpoint": "fewest"},
+    "no-blends": {"blend_shares": ()},
+    "fine-blends": {"blend_shares": (0.05, 0.1, 0.15, 0.25, 0.35, 0.5)},
+    "fewest+no-blends": {"checkpoint": "fewest", "blend_shares": ()},
+    "kl-only": {"ce_weight": 0.0},
+    "kl-only+T1": {"ce_weight": 0.0, "temperature": 1.0},
+}
+
+
+def _compact(result):
+    """A mined result with its own small tensors: a seed image is a view of the whole training
+    split, which pickle would otherwise copy once per result."""
+    seed = replace(result.seed, image=result.seed.image.clone())
+    trigger = replace(result.trigger, image=result.trigger.image.clone(),
+                      probs_original=result.trigger.probs_original.clone(),
+                      probs_compressed=result.trigger.probs_compressed.clone())
+    return replace(result, seed=seed, trigger=trigger, chain=[], trace=[])
+
+
+def _cached_mining(cache: Path):
+    """``mine_triggers`` that searches once per (pair, count, queries, seed) and then reads a file."""
+    from compd_core.repair import run as repair_module
+
+    search = repair_module.mine_triggers
+
+    def mine(pair, dataset, count, settings, rng_seed, stop):
+        path = cache / f"mined-{pair.name}-{count}-{settings.max_queries}-{rng_seed}.pkl"
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        found = [_compact(r) for r in search(pair, dataset, count, settings, rng_seed, stop)]
+        path.write_bytes(pickle.dumps(found))
+        return found
+
+    repair_module.mine_triggers = mine
+
+
+def _logged_checkpoints() -> None:
+    """Print every epoch's validation counts, to see why an epoch was or was not kept."""
+    from compd_core.repair import checkpoint
+
+    offer = checkpoint.BestCheckpoint.offer
+
+    def logged(self, epoch, counts, model, share=1.0):
+        kept = offer(self, epoch, counts, model, share)
+        print(f"  epoch {epoch} share {share:g}: {counts}{' kept' if kept else ''}",
+              file=sys.stderr, flush=True)
+        return kept
+
+    checkpoint.BestCheckpoint.offer = logged
+
+
+def table(rows: list[dict]) -> str:
+    """One markdown line per (pair, variant): the last measurement of each."""
+    last = {(r["pair"], r["variant"]): r for r in rows}
+    lines = ["| pair | variant | triggers (train/held-out) | held-out repaired | test accuracy | "
+             "test disagreements | corrupted disagreements | epoch kept | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (pair, name), r in last.items():
+        held = r.get("heldout_count") or min(max(round(r["triggers"] * 0.5), 1), r["triggers"] - 1)
+        lines.append(
+            f"| {pair} | {name} | {r['triggers'] - held}/{held} "
+            f"| {100 * r['heldout_repaired_rate']:.1f}% "
+            f"| {100 * r['accuracy_before']:.2f}% → {100 * r['accuracy_after']:.2f}% "
+            f"| {r['disagreements_before']} → {r['disagreements_after']} "
+            f"| {r['corrupted_disagreements_before']} → {r['corrupted_disagreements_after']} "
+            f"| {r['best_epoch']} of {r['epochs_run']} | {r['verdict']} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", nargs="+", default=["lenet5-int8-static", "lenet1-int8-static"])
+    parser.add_argument("--variants", nargs="+", default=["defaults"], choices=list(VARIANTS))
+    parser.add_argument("--seeds", type=int, default=80)
+    parser.add_argument("--budget", type=int, default=2000, help="queries per seed of the run")
+    parser.add_argument("--rng-seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--table", action="store_true", help="print the table of --rows and stop")
+    parser.add_argument("--rank-by-total", action="store_true",
+                        help="rank qualifying candidates by all validation failures, not triggers first")
+    parser.add_argument("--log-epochs", action="store_true", help="print each epoch's validation counts")
+    parser.add_argument("--db", type=Path, default=ROOT / "out" / "repair-variants.sqlite")
+    parser.add_argument("--rows", type=Path, default=ROOT / "out" / "repair-variants.jsonl")
+    args = parser.parse_args()
+    os.environ.setdefault("COMPD_USER_ZOO", str(ROOT / "out" / "pairs"))
+    torch.set_num_threads(args.threads)
+    if args.table:
+        print(table([json.loads(line) for line in args.rows.read_text().splitlines() if line]))
+        return
+
+    from compd_core.campaign import CampaignSpec, run_campaign
+    from compd_core.repair import RepairSettings, repair_run
+    from compd_core.search.settings import SearchSettings
+    from compd_core.store import Store
+
+    args.db.parent.mkdir(parents=True, exist_ok=True)
+    _cached_mining(args.db.parent)
+    if args.log_epochs:
+        _logged_checkpoints()
+    if args.rank_by_total:
+        from compd_core.repair import checkpoint
+
+        checkpoint.BestCheckpoint._rank = lambda self, counts: (counts.total,)
+    with Store(args.db) as store:
+        for pair_id in args.pairs:
+            spec = CampaignSpec(pair=pair_id, strategy="compd", seeds=args.seeds,
+                                settings=SearchSettings(max_queries=args.budget),
+                                rng_seed=args.rng_seed)
+            runs = [r for r in store.list_runs() if r.pair == pair_id
+                    and r.rng_seed == args.rng_seed and r.seed_count == args.seeds
+                    and r.status == "finished"]
+            run_id = runs[0].id if runs else run_campaign(spec, store).run_id
+            for name in args.variants:
+                settings = replace(RepairSettings(research=False), **VARIANTS[name])
+                t0 = time.perf_counter()
+                report = asdict(repair_run(store, run_id, settings, register="never"))
+                row = {"pair": pair_id, "variant": name, "rng_seed": args.rng_seed,
+                       "seeds": args.seeds, "seconds": time.perf_counter() - t0,
+                       "heldout_count": len(report["heldout_positions"]),
+                       **{k: v for k, v in report.items()
+                          if k not in ("train_positions", "heldout_positions")}}
+                with args.rows.open("a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+                print(f"{pair_id} {name}: held-out {row['heldout_repaired_rate']:.1%}, "
+                      f"test {row['disagreements_before']} -> {row['disagreements_after']}, "
+                      f"corrupted {row['corrupted_disagreements_before']} -> "
+                      f"{row['corrupted_disagreements_after']}, accuracy "
+                      f"{row['accuracy_before']:.2%} -> {row['accuracy_after']:.2%}, best epoch "
+                      f"{row['best_epoch']} share {row.get('best_share')}, {row['verdict']}, {row['seconds']:.0f} s",
+                      file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
