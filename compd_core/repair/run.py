@@ -307,7 +307,7 @@ class Repair:
             corrupted_disagreements_before=disagreements(before, corrupted),
             corrupted_disagreements_after=disagreements(after, corrupted),
         )
-        if s.research and not self._research(before, after):
+        if s.research and not self._research(before, after, unchanged=best.epoch == 0):
             return self._stopped()
         if self.stop.is_set():
             return self._stopped()
@@ -363,15 +363,21 @@ class Repair:
         self.report = replace(report, repair_id=repair_id)
         return self.report
 
-    def _research(self, before: ModelPair, after: ModelPair) -> bool:
+    def _research(self, before: ModelPair, after: ModelPair, unchanged: bool) -> bool:
         """The run's search and the deviation profile on the seeds not trained on, on both
-        pairs; False when stopped."""
+        pairs; False when stopped. A model kept as it was answers as before, and the search is
+        deterministic, so its numbers are the ones before and it is not searched twice."""
         s, trained = self.settings, set(self.split.train)
         seeds = [r.seed for r in self.results if r.seed.position not in trained]
         budget = s.research_max_queries or self.run.settings.max_queries
         settings = replace(self.run.settings, max_queries=budget)
         numbers, shares = {}, {}
         for phase, pair in (("before", before), ("after", after)):
+            if phase == "after" and unchanged:
+                self.emit(StageStarted("research-after", "the model was kept as it was: the "
+                                       "numbers before apply"))
+                numbers["after"], shares["after"] = numbers["before"], shares["before"]
+                break
             self.emit(StageStarted(f"research-{phase}",  # type: ignore[arg-type]
                                    f"{self.run.strategy} on {len(seeds)} seeds, {budget} queries each"))
             numbers[phase] = research(

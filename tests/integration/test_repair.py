@@ -19,6 +19,7 @@ from compd_core.campaign import CampaignSpec, run_campaign
 from compd_core.compress import get_recipe
 from compd_core.errors import ConfigError, WhiteBoxRequiredError
 from compd_core.repair import EpochFinished, RepairSettings, repair_run
+from compd_core.repair.events import ResearchProgress
 from compd_core.repair.registry import source_pair
 from compd_core.compress.pruning import detach_derived_weights
 from compd_core.repair.evaluate import agreement_rate
@@ -102,8 +103,11 @@ def test_by_default_an_int8_repair_adds_no_disagreements_and_says_when_it_kept_t
     the int8 pair every trained epoch adds some, so the model is kept as it was and the verdict
     says "unchanged" (the last epoch, kept without that rule, adds disagreements)."""
     path, ids = runs
+    events = []
     with Store(path) as store:
-        kept = repair_run(store, ids["lenet5-int8-static"], QUICK, register="if-better")
+        kept = repair_run(store, ids["lenet5-int8-static"], replace(
+            QUICK, research=True, research_max_queries=100, profile_queries=100),
+            register="if-better", emit=events.append)
         last = repair_run(store, ids["lenet5-int8-static"], replace(QUICK, checkpoint="last"),
                           register="never")
     assert QUICK.checkpoint == "no-rise"
@@ -115,6 +119,11 @@ def test_by_default_an_int8_repair_adds_no_disagreements_and_says_when_it_kept_t
     assert kept.heldout_repaired_rate == kept.heldout_repaired_before
     assert kept.disagreements_after == kept.disagreements_before
     assert kept.verdict_reasons[0].startswith("No training epoch did better than the unrepaired")
+    # The model kept as it was is not searched again: its numbers are the ones before.
+    assert kept.research_success_after == kept.research_success_before
+    assert kept.profile_share_after == kept.profile_share_before
+    assert not any(isinstance(e, ResearchProgress) and e.phase == "after" for e in events)
+    assert any(isinstance(e, ResearchProgress) and e.phase == "before" for e in events)
 
 
 def test_a_repaired_pruned_model_keeps_its_masks(runs, user_zoo, mnist_test):
