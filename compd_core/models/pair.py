@@ -141,6 +141,8 @@ class ModelPair:
         not enough on AVX2) they depend on the row alone, so a search gives the same result
         whatever ran beside it, on machines with the same kernels.
         """
+        if rows_per_pass is not None and rows_per_pass < 1:
+            raise InvalidInputError(f"rows_per_pass must be at least 1, got {rows_per_pass}")
         x = self.validate_input(x)
         count = len(x)
         size = self.max_batch

@@ -64,6 +64,8 @@ def test_padding_rows_are_not_queries(mnist_test):
     prediction = pair.predict(mnist_test.images[:50], rows_per_pass=48)
     assert pair.queries == 50 and prediction.original.shape == (50, 10)
     assert torch.equal(prediction.compressed, pair.predict(mnist_test.images[:50]).compressed)
+    with pytest.raises(InvalidInputError, match="rows_per_pass must be at least 1"):
+        pair.predict(mnist_test.images[:5], rows_per_pass=0)
 
 
 def test_predictions_are_probabilities(mnist_test):

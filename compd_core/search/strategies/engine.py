@@ -5,7 +5,7 @@ found trigger and trigger creation live here once. A proposer turns the live cha
 batch of candidate images (``per_chain`` rows per chain, in chain order), scores candidates
 with its fitness (lower is better) and adapts its per-chain memory from what it is told.
 
-Every chain starts from its seed; all live chains are evaluated together in one forward pass.
+Every chain starts from its seed; all live chains are evaluated together, one step at a time.
 Each chain draws its randomness from its own generator (from the run's rng seed and the seed's
 dataset index), so a seed's random moves are the same whether it runs alone, beside others, in
 a resumed run or on another worker. So is its result: the models run on passes of a fixed
