@@ -372,12 +372,7 @@ class Repair:
         budget = s.research_max_queries or self.run.settings.max_queries
         settings = replace(self.run.settings, max_queries=budget)
         numbers, shares = {}, {}
-        for phase, pair in (("before", before), ("after", after)):
-            if phase == "after" and unchanged:
-                self.emit(StageStarted("research-after", "the model was kept as it was: the "
-                                       "numbers before apply"))
-                numbers["after"], shares["after"] = numbers["before"], shares["before"]
-                break
+        for phase, pair in (("before", before),) if unchanged else (("before", before), ("after", after)):
             self.emit(StageStarted(f"research-{phase}",  # type: ignore[arg-type]
                                    f"{self.run.strategy} on {len(seeds)} seeds, {budget} queries each"))
             numbers[phase] = research(
@@ -389,6 +384,8 @@ class Repair:
                                             self.run.rng_seed, self.stop)
             if self.stop.is_set():
                 return False
+        if unchanged:
+            numbers["after"], shares["after"] = numbers["before"], shares["before"]
         self.values.update(
             research_strategy=self.run.strategy, research_seeds=len(seeds),
             research_max_queries=budget,
