@@ -143,6 +143,18 @@ class PairSpec:
             ("compressed", self.compressed, self.compressed_sha256),
         ) if source is not None and not is_callable_source(source)]
 
+    def local_files(self) -> list[str]:
+        """What of this machine the pair is built from: its model files (a ``module:function``
+        names its code), or the user zoo's folder for a pair registered there. A shipped zoo
+        pair needs none: it ships with compd wherever compd is installed."""
+        if self.zoo_id is None:
+            return [source for source in (self.original, self.compressed) if source]
+        from compd_core.paths import sample_models_dir
+        from compd_core.zoo.loading import find_entry
+
+        directory = find_entry(self.zoo_id)[0]
+        return [] if directory == sample_models_dir() else [str(directory)]
+
     def changed_files(self, *, refuse_missing: bool = True) -> list[str]:
         """One plain sentence per model file that differs from when the run recorded it.
 

@@ -2,9 +2,11 @@
 
 A full characterization (18 corruptions x 5 severities, several pairs) takes tens of seconds:
 too long for a script run, which Streamlit repeats on every click. It runs in a worker thread
-registered here by job id, like searches in ``jobs``; the session keeps only the id. The worker
-never calls Streamlit: the job protocol's events go into the ``CharacterizeJob`` (its latest
-``Progress``, its end event) and the page's live fragment reads them.
+registered here by job id, like searches in ``jobs``; the session keeps only the id. The thread
+hands the work, as a ``CharacterizeTask``, to the server's executor (``$COMPD_EXECUTOR``): in
+this process, or in a Ray worker beside the searches. It never calls Streamlit: the job
+protocol's events go into the ``CharacterizeJob`` (its latest ``Progress``, its end event) and
+the page's live fragment reads them.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from concurrent.futures import Future
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from compd_core.characterize import PairComparison, compare_pairs
-from compd_core.data.dataset import ImageDataset
+from compd_core.characterize import PairComparison
+from compd_core.characterize.task import CharacterizeTask
 from compd_core.errors import CompdError
-from compd_core.models.pair import ModelPair
+from compd_core.executors import executor_from_environment
+from compd_core.pair_spec import PairSpec
 from dashboard.job_registry import JobLifecycle, JobRegistry
 
 logger = logging.getLogger(__name__)
@@ -50,23 +53,24 @@ _REGISTRY: JobRegistry[CharacterizeJob] = JobRegistry(KEEP_FINISHED)
 
 
 def start_characterize(
-    pairs: Sequence[ModelPair],
-    dataset: ImageDataset,
+    pairs: Sequence[PairSpec],
+    dataset: str,
     corruptions: Sequence[str],
     severities: Sequence[int],
     seed: int = 0,
 ) -> CharacterizeJob:
-    """Start characterizing ``pairs`` (the first is the one studied) in a worker thread."""
+    """Start characterizing ``pairs`` (the first is the one studied) on ``dataset`` (a
+    dataset spec, see ``load_dataset``) in a worker thread."""
+    task = CharacterizeTask(tuple(pairs), dataset, tuple(corruptions), tuple(severities), seed)
     job = CharacterizeJob(id=secrets.token_hex(6), pairs=tuple(p.name for p in pairs),
-                          corruptions=tuple(corruptions), severities=tuple(severities), seed=seed)
-    _REGISTRY.start(job, lambda: _work(job, list(pairs), dataset))
+                          corruptions=task.corruptions, severities=task.severities, seed=seed)
+    _REGISTRY.start(job, lambda: _work(job, task))
     return job
 
 
-def _work(job: CharacterizeJob, pairs: list[ModelPair], dataset: ImageDataset) -> None:
+def _work(job: CharacterizeJob, task: CharacterizeTask) -> None:
     try:
-        comparison = compare_pairs(pairs, dataset, job.corruptions, job.severities, job.seed,
-                                   emit=job.observe, stop=job.stop_event)
+        comparison = executor_from_environment().run_job(task, job.observe, job.stop_event)
     except CompdError as exc:
         job.error, job.ended, job.status = str(exc), time.time(), "failed"
     except Exception as exc:  # a bug: keep the server alive, log it, tell the user plainly

@@ -2,7 +2,10 @@
 
 A repair fine-tunes a model and re-runs a search: minutes, not a script run. It runs in a
 worker thread registered here by job id, like searches in ``jobs``; the session keeps only the
-id. The worker never calls Streamlit: the engine's events are copied into the ``RepairJob``
+id. The thread hands the work, as a ``RepairTask``, to the server's executor
+(``$COMPD_EXECUTOR``): in this process, or in a Ray worker beside the searches (on a cluster
+of other machines, which cannot read the store file, in this process). The worker never calls
+Streamlit: the engine's events are copied into the ``RepairJob``
 under a lock, and the page's live fragment reads a consistent snapshot of them. A finished
 repair keeps its report and curves; of its work only the repaired model stays, and only until
 the user registers it or the repair turns out stopped.
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 
 from compd_core.errors import CompdError, ConfigError
 from compd_core.events import Event
+from compd_core.executors import executor_from_environment
 from compd_core.repair import (
     EpochFinished,
     Repair,
@@ -27,6 +31,7 @@ from compd_core.repair import (
     ResearchProgress,
     fine_tunable,
 )
+from compd_core.repair.task import RepairTask
 from compd_core.store import Store
 from dashboard.job_registry import JobLifecycle, JobRegistry
 
@@ -111,11 +116,14 @@ def start_repair(store: Store, run_id: str, settings: RepairSettings) -> RepairJ
 
 
 def _work(job: RepairJob, store: Store) -> None:
+    task = RepairTask(str(store.path.resolve()), job.run_id, job.settings)  # registers nothing
     try:
-        repair = Repair(store, job.run_id, job.settings, emit=job.record, stop=job.stop_event)
-        report = repair.execute(register="never")  # the page asks the user first
+        repair: Repair = executor_from_environment().run_job(task, job.record, job.stop_event)
+        report = repair.report
+        if report is None:  # a repair always ends with a report; without one it is a bug
+            raise RuntimeError("the repair ended without a report")
         if not report.stopped:
-            repair.release()  # keeps only what registering needs
+            repair.attach(store, job.record)  # registering (on the user's word) writes here
             with job._lock:
                 job.repair = repair
     except CompdError as exc:

@@ -6,6 +6,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 # Tests never write to the user's home or working folder: the user zoo (repaired pairs), the
 # uploads folder and the default results database live in one temporary folder for the whole
@@ -43,3 +44,16 @@ def int8_pair():
     from compd_core.zoo import load_pair
 
     return load_pair("lenet5-int8-static")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray cluster of 2 CPUs for a module; its workers find compd_core and tests/
+    (where tasks that tests define live) like this process does."""
+    ray = pytest.importorskip("ray")
+    tests = Path(__file__).parent
+    paths = [str(tests.parent), str(tests), os.environ.get("PYTHONPATH", "")]
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

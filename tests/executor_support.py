@@ -1,5 +1,6 @@
-"""A pair loader whose compressed model kills its Ray worker once, in the middle of a chunk
-(imported by name in the workers: tests/ is on their path), and how tests compare searches."""
+"""A pair loader whose compressed model kills its Ray worker once, in the middle of a chunk, and
+a whole job that kills its worker (imported by name in the workers: tests/ is on their path),
+and how tests compare searches."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from compd_core.events import Progress
 from compd_core.executors import PairLoader
 from compd_core.models.pair import ModelPair
 from compd_core.search.results import SeedResult
@@ -73,6 +75,21 @@ class CountingPairLoader(PairLoader):
             key = (int(pid), rest.rsplit("-", 1)[0])
             counts[key] = counts.get(key, 0) + 1
         return counts
+
+
+@dataclass(frozen=True)
+class DyingTask:
+    """A whole job whose process exits once it has told its first progress, as a worker
+    killed for its memory does."""
+
+    kind = "characterize"
+
+    def local_files(self) -> list[str]:
+        return []
+
+    def __call__(self, emit, stop):
+        emit(Progress("characterize", "cell", 1, 2, "clean"))
+        os._exit(1)
 
 
 def by_position(results: list[SeedResult]) -> dict[int, SeedResult]:

@@ -8,6 +8,7 @@ served form. The zoo build, the zoo loader and repair all go through these four.
 
 from __future__ import annotations
 
+import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,3 +76,21 @@ class Recipe(ABC):
         """Turn a fine-tuned ``trainable`` back into the served form."""
         trained.eval()
         return Compressed(served=trained, standin=trained)
+
+
+def saved_bytes(recipe: Recipe, compressed: Compressed) -> dict[str, bytes]:
+    """``compressed`` as the bytes of the files ``recipe.save`` writes (role -> bytes): how a
+    model travels between processes without pickling its classes."""
+    with tempfile.TemporaryDirectory(prefix="compd-model-") as folder:
+        files = recipe.save(compressed, Path(folder), "model")
+        return {role: (Path(folder) / name).read_bytes() for role, name in files.items()}
+
+
+def loaded_from_bytes(recipe: Recipe, arch: str, files: dict[str, bytes]) -> Compressed:
+    """The model ``saved_bytes`` packed, rebuilt by ``recipe.load``."""
+    with tempfile.TemporaryDirectory(prefix="compd-model-") as folder:
+        paths = {}
+        for role, data in files.items():
+            paths[role] = Path(folder) / role
+            paths[role].write_bytes(data)
+        return recipe.load(arch, paths)

@@ -5,7 +5,15 @@ from __future__ import annotations
 import os
 
 from compd_core.errors import ConfigError
-from compd_core.executors.base import Executor, Job, PairLoader, PairSource, SearchWork, chunk_size
+from compd_core.executors.base import (
+    Executor,
+    Job,
+    JobTask,
+    PairLoader,
+    PairSource,
+    SearchWork,
+    chunk_size,
+)
 from compd_core.executors.inprocess import InProcessExecutor
 
 EXECUTORS = ("inprocess", "ray")
@@ -40,5 +48,5 @@ def executor_from_environment() -> Executor:
         raise ConfigError(f"the server's executor settings (COMPD_EXECUTOR, COMPD_RAY_*): {exc}") from exc
 
 
-__all__ = ["EXECUTORS", "Executor", "InProcessExecutor", "Job", "PairLoader", "PairSource",
+__all__ = ["EXECUTORS", "Executor", "InProcessExecutor", "Job", "JobTask", "PairLoader", "PairSource",
            "SearchWork", "chunk_size", "executor_from_environment", "make_executor"]

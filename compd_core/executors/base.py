@@ -4,18 +4,24 @@ A campaign hands an executor its seeds and a ``SearchWork`` (what every worker n
 them: small, picklable, never a loaded model); the executor yields each ``SeedResult`` as it is
 final. Only the campaign's process writes the store, so whatever runs the seeds, a result is
 committed the moment it reaches that process.
+
+A whole job (a repair, a characterization) goes the same way as one ``JobTask``: a small,
+picklable description that does its work when called, wherever the executor runs it, and
+tells its events to the caller's sink.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import torch
 
+from compd_core.events import EventSink, JobKind
 from compd_core.models.pair import ModelPair
 from compd_core.search.results import Seed, SeedResult, Trigger
 from compd_core.search.settings import SearchSettings
@@ -63,6 +69,24 @@ class SearchWork:
 
 
 Job = tuple[SearchWork, Sequence[Seed], SearchContext]  # one campaign's part of a multi-pair run
+T = TypeVar("T", covariant=True)
+
+
+class JobTask(Protocol[T]):
+    """A whole job as a small picklable value (no loaded model, no open store, no lock).
+
+    Called, it does the work: it tells its progress to ``emit``, ends after its current unit
+    once ``stop`` is set (its ``Stopped`` event still told), and returns its result.
+    """
+
+    kind: JobKind
+
+    def local_files(self) -> list[str]:
+        """The files on this machine that the task reads (a store, model files, a dataset):
+        where a cluster's other machines cannot see them, the task runs in this process."""
+        ...
+
+    def __call__(self, emit: EventSink, stop: threading.Event) -> T: ...
 
 
 class Executor(ABC):
@@ -77,6 +101,11 @@ class Executor(ABC):
     @abstractmethod
     def run(self, work: SearchWork, seeds: Sequence[Seed], context: SearchContext) -> Iterator[SeedResult]:
         """Search ``seeds``; ``context`` carries the driver's pair, events and stop signal."""
+
+    @abstractmethod
+    def run_job(self, task: JobTask[Any], emit: EventSink, stop: threading.Event) -> Any:
+        """Run one whole job and return its result; its events reach ``emit`` while it runs,
+        ``stop`` ends it after its current unit, and a ``CompdError`` it raises is raised here."""
 
     def run_many(self, jobs: Sequence[Job]) -> Iterator[tuple[int, SeedResult]]:
         """Search several campaigns' seeds (a campaign over several pairs); yields each result

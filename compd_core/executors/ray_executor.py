@@ -1,6 +1,8 @@
 """Campaigns on Ray: the seeds go out in chunks to actors that each load their pair once.
 
-Results come back per chunk and only the driver (the process that owns the SQLite store) writes
+A whole job (a repair, a characterization) runs in one actor of its own, one CPU like a search
+worker, so Ray schedules it beside the chunks instead of crowding the server's cores; its events
+stream back while it runs. Results come back per chunk and only the driver (the process that owns the SQLite store) writes
 them, so a killed driver loses nothing already stored and ``--resume`` searches the rest. A
 worker that dies mid-chunk is restarted by Ray and its chunk searched again from the start
 (``max_task_retries``): a chunk's results arrive once or not at all, so no seed is stored twice,
@@ -19,9 +21,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from compd_core.errors import CompdError, ConfigError
+from compd_core.events import Event, EventSink
 from compd_core.executors.base import (
     Executor,
     Job,
+    JobTask,
     PairLoader,
     SearchWork,
     chunk_size,
@@ -39,6 +43,7 @@ MISSING_RAY = "--executor ray needs Ray: pip install 'compd[ray]'"
 _ADDRESS = re.compile(r"^(ray://)?(?P<host>[A-Za-z0-9_.\-]+|\[[0-9A-Fa-f:]+\]):(?P<port>\d{1,5})$")
 DEFAULT_RETRIES = 3  # restarts of a dead worker (and retries of its chunks) before giving up
 _IN_FLIGHT = 2  # chunks queued per worker: the next one is there the moment one ends
+JOB_POLL_SECONDS = 0.2  # how often a whole job's events are fetched: a live panel redraws at 0.5 s
 MAX_PAIRS_PER_WORKER = 4  # loaded pairs a worker keeps for a campaign over several pairs
 
 
@@ -104,6 +109,33 @@ class ChunkSearcher:
     def ready(self) -> bool:
         """Answers once the worker is up and its first pair loaded."""
         return True
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+class JobRunner:
+    """A Ray actor's state for one whole job: the events its task has told and not yet been
+    fetched, and a stop signal. ``drain`` and ``stop`` run in their own concurrency group, so
+    the driver reaches them while ``run`` works."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._events: list[Event] = []
+        self._lock = threading.Lock()
+
+    def run(self, task: JobTask[Any]) -> Any:
+        return task(self._keep, self.stopping)
+
+    def _keep(self, event: Event) -> None:
+        with self._lock:
+            self._events.append(event)
+
+    def drain(self) -> list[Event]:
+        """The events told since the last call, oldest first."""
+        with self._lock:
+            events, self._events = self._events, []
+        return events
 
     def stop(self) -> None:
         self.stopping.set()
@@ -198,6 +230,63 @@ class RayExecutor(Executor):
             yield from self._search(ray, jobs)
         finally:
             _SESSION.leave(ray)
+
+    def run_job(self, task: JobTask[Any], emit: EventSink, stop: threading.Event) -> Any:
+        """The task in one actor with one CPU; its events reach ``emit`` every
+        ``JOB_POLL_SECONDS`` while it runs, all of them before its result.
+
+        On a cluster this process joined (an address), a task that reads files of this
+        machine (a store, model files, a dataset) runs here instead, with a logged reason: the
+        cluster's other machines cannot see those files.
+        """
+        files = task.local_files() if self.address is not None else []
+        if files:
+            logger.warning("the %s runs in this process, not on the Ray cluster at %s: it reads "
+                           "files of this machine (%s) that the cluster's other machines cannot see",
+                           task.kind, self.address, ", ".join(files))
+            return task(emit, stop)
+        ray = import_ray()
+        _SESSION.enter(ray, self._init_options())
+        try:
+            return self._run_job(ray, task, emit, stop)
+        finally:
+            _SESSION.leave(ray)
+
+    def _run_job(self, ray: Any, task: JobTask[Any], emit: EventSink, stop: threading.Event) -> Any:
+        runner = ray.remote(concurrency_groups={"control": 1})(JobRunner)
+        actor = runner.options(num_cpus=1, max_restarts=0).remote()
+        try:
+            result = actor.run.remote(task)
+            stop_sent = False
+            while True:
+                if stop.is_set() and not stop_sent:
+                    actor.stop.options(concurrency_group="control").remote()
+                    stop_sent = True
+                ready, _ = ray.wait([result], timeout=JOB_POLL_SECONDS)
+                # fetched after the wait: once the result is there, this holds the last events
+                drained = actor.drain.options(concurrency_group="control").remote()
+                for event in self._fetch_job(ray, drained, task):
+                    emit(event)
+                if ready:
+                    return self._fetch_job(ray, result, task)
+        finally:
+            ray.kill(actor)
+
+    def _fetch_job(self, ray: Any, ref: Any, task: JobTask[Any]) -> Any:
+        """A job actor's answer; its task's own error raised as itself (the same message a
+        user would see in-process), a dead worker said in one line."""
+        try:
+            return ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, Exception):
+                raise cause from exc
+            raise
+        except ray.exceptions.RayActorError as exc:
+            raise WorkerLostError(
+                f"the Ray worker running this {task.kind} died (out of memory, or its node "
+                "lost?); nothing of it was kept: start it again"
+            ) from exc
 
     def _init_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,

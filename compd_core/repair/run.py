@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from compd_core.compress import get_recipe
-from compd_core.compress.base import Compressed, Recipe
+from compd_core.compress.base import Compressed, Recipe, loaded_from_bytes, saved_bytes
 from compd_core.compress.quantization import CALIBRATION_IMAGES
 from compd_core.data.dataset import ImageDataset
 from compd_core.data.resolve import load_dataset
@@ -145,6 +145,11 @@ def _validation_split(count: int, fraction: float, seed: int) -> tuple[torch.Ten
     order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
     size = round(count * fraction) if count >= 4 else 0
     return order[size:].sort().values, order[:size].sort().values
+
+
+# what a repair leaves behind when it moves to another process (see Repair.__getstate__)
+_LEFT_BEHIND = frozenset({"store", "emit", "stop", "model", "results", "train", "heldout",
+                          "_full_test", "_repaired"})
 
 
 class Repair:
@@ -333,6 +338,30 @@ class Repair:
         self.results, self.train, self.heldout = [], [], []
         self.model = nn.Module()
         self._full_test = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a repair takes to another process (a Ray worker's repair to the server that
+        registers it): what ``release`` keeps, without store, event sink or stop signal, and
+        its repaired model as the files its recipe saves (modules of some recipes do not
+        pickle)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in _LEFT_BEHIND}
+        state["_repaired_files"] = (None if self._repaired is None
+                                    else saved_bytes(self.recipe, self._repaired))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        files = state.pop("_repaired_files")
+        self.__dict__.update(state)
+        self.store, self.emit, self.stop = None, no_events, threading.Event()  # type: ignore[assignment]
+        self.model, self._full_test = nn.Module(), None
+        self.results, self.train, self.heldout = [], [], []
+        self._repaired = None if files is None else loaded_from_bytes(
+            self.recipe, self.source.entry.arch if self.source is not None else "", files)
+
+    def attach(self, store: Store, emit: EventSink = no_events) -> None:
+        """Give a repair that came from another process (or whose store was closed) the store
+        ``register`` writes to and the sink its last events go to."""
+        self.store, self.emit = store, with_progress(emit, RepairProgress(self.settings.epochs))
 
     def register(self) -> RepairReport:
         """Add the repaired model to the user zoo as a new pair and store the report."""

@@ -173,9 +173,9 @@ else:
     corruptions, severities, compare, seed, clicked = settings_ui(choice.name)
     if clicked:
         with user_errors():
-            others = [resources.new_pair(PairChoice(zoo_id=i)) for i in compare]
-            job = characterize_jobs.start_characterize([pair, *others], data, corruptions,
-                                                       severities, seed)
+            others = [PairChoice(zoo_id=i) for i in compare]
+            job = characterize_jobs.start_characterize([choice, *others], data_choice.spec,
+                                                       corruptions, severities, seed)
             st.session_state[JOB_KEY] = job.id
             st.rerun()
 

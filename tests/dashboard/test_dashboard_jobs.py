@@ -13,6 +13,7 @@ import torch
 from compd_core.campaign import CampaignSpec
 from compd_core.data import load_mnist
 from compd_core.errors import ConfigError
+from compd_core.pair_spec import PairSpec
 from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
 from compd_core.zoo import load_pair
@@ -67,8 +68,7 @@ def test_the_tensor_walk_finds_what_a_job_would_hold() -> None:
 def test_a_characterization_job_reports_through_the_protocol_and_keeps_no_tensors() -> None:
     from dashboard import characterize_jobs
 
-    job = characterize_jobs.start_characterize([load_pair(PAIR)], load_mnist("test").subset(range(300)),
-                                               ["fog"], [1, 2])
+    job = characterize_jobs.start_characterize([PairSpec.zoo(PAIR)], "mnist", ["fog"], [1, 2])
     assert job.wait(120)
     assert job.status == "finished" and job.comparison is not None
     assert job.latest is not None and (job.latest.done, job.latest.total) == (3, 3)

@@ -60,16 +60,6 @@ def test_campaigns_at_once_in_one_process_share_the_ray_session_they_start(tmp_p
     assert not ray.is_initialized()  # the session they started ended with the last of them
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local cluster for the module; workers find compd_core and tests/ like this process."""
-    paths = [str(TESTS.parent), str(TESTS), os.environ.get("PYTHONPATH", "")]
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def _campaign(tmp_path: Path, name: str, executor, **kwargs) -> tuple[list[SeedResult], list]:
     events: list = []
     with Store(tmp_path / f"{name}.sqlite") as store:
