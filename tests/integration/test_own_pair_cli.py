@@ -89,6 +89,32 @@ def test_repair_fine_tunes_a_torchscript_compressed_model(files, searched, tmp_p
     assert sum(p.numel() for p in repaired.parameters()) > 0
 
 
+def test_a_repaired_torchscript_model_travels_to_the_process_that_registers_it(files, searched):
+    """A repair done elsewhere (a Ray worker) comes back pickled; a TorchScript module does
+    not pickle, so it travels as its file: the registered file answers as the trained model."""
+    import pickle
+
+    from compd_core.executors import InProcessExecutor
+    from compd_core.repair import RepairSettings
+    from compd_core.repair.task import RepairTask
+
+    db, summary = searched
+    settings = RepairSettings(epochs=1, variants_per_trigger=2, batch_size=32, mined_seeds=16,
+                              research=False, checkpoint="last")
+    done = InProcessExecutor().run_job(RepairTask(str(db), summary["run_id"], settings),
+                                       lambda event: None, threading.Event())
+    assert done.report is not None and done.report.epochs_run == 1 and done.store is not None
+    arrived = pickle.loads(pickle.dumps(done))
+    assert arrived.store is None and arrived.report == done.report
+    images = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    with Store(db) as store:
+        arrived.attach(store)
+        report = arrived.register()
+        assert [r.pair_after for r in store.list_repairs(summary["run_id"])] == [report.repaired_pair]
+    registered = torch.jit.load(report.repaired_pair)
+    assert torch.equal(registered(images), done._repaired.served(images))
+
+
 def _interrupted_run(files: FilePair, db) -> str:
     """A run on the file pair stopped right after its first seed was stored."""
     stop = threading.Event()
