@@ -1,13 +1,15 @@
 """Campaigns on Ray: the seeds go out in chunks to actors that each load their pair once.
 
-A whole job (a repair, a characterization) runs in one actor of its own, one CPU like a search
-worker, so Ray schedules it beside the chunks instead of crowding the server's cores; its events
-stream back while it runs. Results come back per chunk and only the driver (the process that owns the SQLite store) writes
+Results come back per chunk and only the driver (the process that owns the SQLite store) writes
 them, so a killed driver loses nothing already stored and ``--resume`` searches the rest. A
 worker that dies mid-chunk is restarted by Ray and its chunk searched again from the start
 (``max_task_retries``): a chunk's results arrive once or not at all, so no seed is stored twice,
 and since a seed's randomness depends only on the rng seed and the seed itself, the retry
 finds what the lost attempt would have found.
+
+A whole job (a repair, a characterization) runs in one actor of its own with one CPU, like a
+search worker, so Ray schedules it beside the chunks instead of crowding the server's cores;
+its events stream back while it runs.
 """
 
 from __future__ import annotations
