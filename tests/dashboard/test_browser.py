@@ -1,4 +1,5 @@
-"""The served dashboard in a real Chromium: the one-click demo and a live search with Stop.
+"""The served dashboard in a real Chromium: the one-click demo, a live search with Stop, the
+Models and Report pages, and a repair from start to verdict.
 
 Serves the app with `compd dashboard` on a free port and a temporary database, drives Debian's
 Chromium through Playwright (no browser download), and saves screenshots and the measured
@@ -240,3 +241,58 @@ def test_models_and_report_pages_render(server: Server, page) -> None:
     page.screenshot(path=str(ARTIFACTS / "07-report.png"))
     nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
     assert "Triggers" in nav and "app" not in nav.split()  # st.navigation, not a pages/ folder
+
+
+def _metric(page, label: str) -> str:
+    """The value shown by the Streamlit metric with this label."""
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def test_repair_in_the_browser_gives_its_verdict_and_the_numbers_the_api_gives(server: Server, page) -> None:
+    """A repair started on the Repair page trains, then shows its verdict first and the
+    held-out and test numbers that the Python API computes for the same run and settings."""
+    from compd_core.campaign import CampaignSpec, run_campaign
+    from compd_core.repair import RepairSettings, repair_run
+    from compd_core.search.settings import SearchSettings
+    from compd_core.store import Store
+
+    with Store(server.db) as store:
+        run_id = run_campaign(CampaignSpec("lenet5-prune90", "compd", seeds=12, rng_seed=0,
+                                           settings=SearchSettings(max_queries=2000)), store).run_id
+        found = store.get_run(run_id).found
+    assert found >= 6
+    page.goto(f"{server.url}/repair")
+    page.get_by_role("button", name="Start repair").wait_for(timeout=120_000)
+    page.locator('[data-testid="stSelectbox"]').first.click()
+    page.get_by_role("option", name=re.compile(run_id)).click()
+    page.get_by_text(f"all {found} triggers of the run").first.wait_for(timeout=60_000)
+    for label, value in (("Epochs", "2"), ("Training digits to mine", "0")):
+        field = page.locator(f'input[aria-label="{label}"]')
+        field.fill(value)
+        field.press("Tab")
+        page.wait_for_timeout(500)
+    page.get_by_text("Re-search both pairs").click()
+    page.wait_for_timeout(500)
+    started = time.perf_counter()
+    page.get_by_role("button", name="Start repair").click()
+    page.get_by_text("Repairing").first.wait_for(timeout=60_000)
+    # The live panel draws the loss and the repair curves as epochs finish.
+    page.get_by_text(re.compile(r"^1 of 2 epochs")).first.wait_for(timeout=240_000)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "08-repair-live.png"))
+    page.get_by_text("The last repair finished").wait_for(timeout=300_000)
+    _record("dashboard_repair_s", time.perf_counter() - started)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(ARTIFACTS / "09-repair-verdict.png"))
+
+    with Store(server.db) as store:
+        report = repair_run(store, run_id, RepairSettings(epochs=2, mined_seeds=0, research=False),
+                            register="never")
+    headings = {"better": "Better by every threshold", "unchanged": "Unchanged.",
+                "worse": "This repair made things worse."}
+    assert page.get_by_text(headings[report.verdict]).count() >= 1
+    assert _metric(page, "Held-out triggers repaired") == f"{report.heldout_repaired_rate:.1%}"
+    assert _metric(page, "Test disagreements after") == f"{report.disagreements_after:,}"
+    assert page.get_by_role("button", name="Register the repaired pair").count() == (
+        report.verdict != "unchanged")
