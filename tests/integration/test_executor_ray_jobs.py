@@ -128,14 +128,14 @@ def test_a_repair_on_ray_gives_the_numbers_of_one_in_process_and_registers_here(
                        here._repaired.served(images).argmax(1))
 
 
-def test_stop_ends_a_repair_on_ray_after_its_current_epoch(local_ray, run):
+def test_stop_ends_a_repair_on_ray_long_before_its_last_epoch(local_ray, run):
     path, run_id = run
     task = RepairTask(str(path), run_id, dataclasses.replace(QUICK, epochs=60))
     repair, events = _run_job(RayExecutor(workers=2), task,
                               stop_when=lambda e: isinstance(e, EpochFinished))
     assert isinstance(events[-1], Stopped) and events[-1].kind == "repair"
     assert repair.report.stopped and repair.report.repaired_pair is None
-    assert 1 <= repair.report.epochs_run < 60
+    assert repair.report.epochs_run < 60  # stopped between batches, long before its end
 
 
 def test_an_error_of_the_task_reaches_the_caller_as_itself(local_ray, run):
