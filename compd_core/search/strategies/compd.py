@@ -24,8 +24,9 @@ How it searches (each choice measured on the zoo's LeNet pairs, 20 class-balance
   ending after 4 rounds without progress; counted like any query).
 
 Measured on 100 class-balanced seeds of six LeNet pairs (bench/RESULTS.md): strict deviations
-for 92-100% of seeds at median L2 2.9-3.4, 0.36-0.48x dflare's L2 for 1.3-5.9x its queries;
-the int8 triggers are barely past the boundary (the search stops at the first strict one).
+for 92-100% of seeds at median L2 2.8-3.3, 0.35-0.46x dflare's L2 for 0.98-5.6x its queries
+(0.76-2.6x to the first deviation, before shrinking); the int8 triggers are barely past the
+boundary (the search stops at the first strict one).
 
 Measured and dropped: Metropolis-Hastings over DFLARE's operators plus patch nudges (the
 previous engine; L2 6.7-7.1, as far from the seed as dflare); the fitness m_c - m_o (fewer
