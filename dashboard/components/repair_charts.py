@@ -41,8 +41,10 @@ def _count(value: float | None, digits: int = 0) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
-def _linf(value: float | None) -> str:
-    return "—" if value is None else f"{255 * value:.0f}/255"
+def _profile_label(linf: float | None) -> str:
+    if linf is None:  # the repair ran without its re-search
+        return "Seeds with a strict deviation (not re-searched)"
+    return f"Seeds with a strict deviation within L-inf {255 * linf:.0f}/255"
 
 
 def before_after_table(report: RepairReport) -> pd.DataFrame:
@@ -62,7 +64,7 @@ def before_after_table(report: RepairReport) -> pd.DataFrame:
          _rate(report.research_success_after)),
         ("Re-search: median queries to deviate", _count(report.research_median_queries_before),
          _count(report.research_median_queries_after)),
-        (f"Seeds with a strict deviation within L-inf {_linf(report.profile_linf)}",
+        (_profile_label(report.profile_linf),
          _rate(report.profile_share_before), _rate(report.profile_share_after)),
     ]
     return pd.DataFrame(rows, columns=["measure", "before", "after"])

@@ -25,11 +25,11 @@ from dashboard.components.trigger_view import PLOTLY_CONFIG
 from dashboard.components.job_header import job_header
 
 JOB_KEY = "repair_job_id"
+LAST_SETTINGS_KEY = "repair_last_settings"
 REFRESH_SECONDS = 0.5
 SHOWN_TRIGGERS = 16
 DEMO_RESEARCH_QUERIES = 1_000  # a re-search at the run's own budget can take minutes
 DEMO_MINED_SEEDS = 256  # a quarter of the default: the demo repair takes seconds, not minutes
-DEFAULTS = RepairSettings()
 
 st.title("Repair")
 st.caption("Fine-tune the compressed model on the triggers you picked, so that it answers like "
@@ -80,41 +80,53 @@ CHECKPOINT_LABELS = {"no-rise": "No new disagreements (default)",
                      "fewest": "Fewest validation failures", "last": "Last epoch"}
 
 
+def _shown_defaults(run: RunRecord) -> RepairSettings:
+    """What the form starts from: the settings of this session's last repair (the form is not
+    drawn while a repair runs, so Streamlit forgets what was typed), else small demo ones."""
+    last = st.session_state.get(LAST_SETTINGS_KEY)
+    if isinstance(last, RepairSettings):
+        return last
+    return RepairSettings(mined_seeds=DEMO_MINED_SEEDS,
+                          research_max_queries=min(run.settings.max_queries, DEMO_RESEARCH_QUERIES))
+
+
 def settings_ui(run: RunRecord) -> tuple[RepairSettings, bool]:
     """The settings (small enough for a demo) and whether Start was pressed; raises ConfigError."""
+    shown = _shown_defaults(run)
     a, b, c, d = st.columns(4)
-    epochs = a.number_input("Epochs", 1, 200, 8, help="Most passes over the trigger set; the "
-                            "epoch with the fewest validation disagreements is kept")
-    variants = b.number_input("Variants per trigger", 0, 256, 8,
+    epochs = a.number_input("Epochs", 1, 200, shown.epochs, help="Most passes over the trigger "
+                            "set; the epoch with the fewest validation disagreements is kept")
+    variants = b.number_input("Variants per trigger", 0, 256, shown.variants_per_trigger,
                               help="Label-preserving mutants made around each training trigger")
-    lr = c.number_input("Learning rate", 1e-6, 1.0, DEFAULTS.lr, format="%.0e")
-    mix = d.number_input("Teacher share of each batch", 0.0, 0.99, DEFAULTS.mix_ratio, step=0.05,
+    lr = c.number_input("Learning rate", 1e-6, 1.0, shown.lr, format="%.0e")
+    mix = d.number_input("Teacher share of each batch", 0.0, 0.99, shown.mix_ratio, step=0.05,
                          help="Clean and corrupted training digits labelled by the original: "
                               "agreement everywhere, not only on the triggers")
     e, f, g, h = st.columns(4, vertical_alignment="bottom")
-    mined = e.number_input("Training digits to mine", 0, 8000, DEMO_MINED_SEEDS,
+    mined = e.number_input("Training digits to mine", 0, 8000, shown.mined_seeds,
                            help="Training digits searched for more deviations to learn from")
-    heldout = f.number_input("Held-out share", 0.05, 0.95, 0.5, step=0.05,
+    heldout = f.number_input("Held-out share", 0.05, 0.95, shown.heldout_fraction, step=0.05,
                              help="Triggers kept out of training to judge the repair")
-    seed = g.number_input("Random seed", 0, 2**31 - 1, 0)
-    research = h.checkbox("Re-search both pairs", value=True,
+    seed = g.number_input("Random seed", 0, 2**31 - 1, shown.seed)
+    research = h.checkbox("Re-search both pairs", value=shown.research,
                           help="Run the run's search and the deviation profile again on the "
                                "seeds not trained on")
     checkpoint = st.radio(
-        "Epoch kept", CHECKPOINT_RULES, horizontal=True, format_func=CHECKPOINT_LABELS.get,
+        "Epoch kept", CHECKPOINT_RULES, index=CHECKPOINT_RULES.index(shown.checkpoint),
+        horizontal=True, format_func=CHECKPOINT_LABELS.get,
         help="no-rise: never an epoch that adds disagreements on the validation digits (clean or "
              "corrupted), so at worst the model stays as it was; fewest: the fewest validation "
              "failures, trading new disagreements for repaired triggers; last: the last epoch")
     with st.expander("When is a repair worse? (verdict thresholds)"):
         i, j, k, budget_col = st.columns(4)
         drop = i.number_input("Largest accuracy drop (points)", 0.0, 100.0,
-                              100 * DEFAULTS.max_accuracy_drop, step=0.1)
-        rise = j.number_input("Disagreements it may add", 0, 100_000, DEFAULTS.max_disagreement_rise,
+                              100 * shown.max_accuracy_drop, step=0.1)
+        rise = j.number_input("Disagreements it may add", 0, 100_000, shown.max_disagreement_rise,
                               help="On clean and on corrupted test digits")
         min_heldout = k.number_input("Held-out share to repair", 0.0, 1.0,
-                                     DEFAULTS.min_heldout_repaired, step=0.05)
+                                     shown.min_heldout_repaired, step=0.05)
         budget = budget_col.number_input("Re-search queries per seed", 1, 1_000_000,
-                                         min(run.settings.max_queries, DEMO_RESEARCH_QUERIES),
+                                         shown.research_max_queries or DEMO_RESEARCH_QUERIES,
                                          disabled=not research)
     clicked = st.button("Start repair", type="primary", icon=":material/play_arrow:")
     settings = RepairSettings(lr=float(lr), epochs=int(epochs), mix_ratio=float(mix),
@@ -255,6 +267,7 @@ with user_errors():
             if selection_ui(store, run):
                 settings, clicked = settings_ui(run)
                 if clicked:
+                    st.session_state[LAST_SETTINGS_KEY] = settings
                     job = repair_jobs.start_repair(store, run.id, settings)
                     st.session_state[JOB_KEY] = job.id
                     st.rerun()

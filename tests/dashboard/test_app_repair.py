@@ -203,3 +203,5 @@ def test_a_default_repair_that_kept_the_model_says_unchanged_and_offers_nothing_
                for m in app.markdown)
     assert not any(b.label == "Register the repaired pair" for b in app.button)
     assert not (user_zoo / "manifest.json").exists()
+    measures = list(app.dataframe[0].value["measure"])
+    assert "Seeds with a strict deviation (not re-searched)" in measures  # no budget to name

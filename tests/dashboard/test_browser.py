@@ -285,6 +285,10 @@ def test_repair_in_the_browser_gives_its_verdict_and_the_numbers_the_api_gives(s
     _record("dashboard_repair_s", time.perf_counter() - started)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "09-repair-verdict.png"))
+    # The form was not drawn while the repair ran; it comes back with what was typed.
+    assert page.locator('input[aria-label="Epochs"]').input_value() == "2"
+    assert page.locator('input[aria-label="Training digits to mine"]').input_value() == "0"
+    assert not page.get_by_role("checkbox", name="Re-search both pairs").is_checked()
 
     with Store(server.db) as store:
         report = repair_run(store, run_id, RepairSettings(epochs=2, mined_seeds=0, research=False),
