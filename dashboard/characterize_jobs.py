@@ -11,7 +11,6 @@ the page's live fragment reads them.
 
 from __future__ import annotations
 
-import logging
 import secrets
 import threading
 import time
@@ -21,12 +20,8 @@ from dataclasses import dataclass, field
 
 from compd_core.characterize import PairComparison
 from compd_core.characterize.task import CharacterizeTask
-from compd_core.errors import CompdError
-from compd_core.executors import executor_from_environment
 from compd_core.pair_spec import PairSpec
-from dashboard.job_registry import JobLifecycle, JobRegistry
-
-logger = logging.getLogger(__name__)
+from dashboard.job_registry import JobLifecycle, JobRegistry, run_on_executor
 
 KEEP_FINISHED = 8  # finished characterizations kept for sessions that come back to them
 
@@ -69,19 +64,13 @@ def start_characterize(
 
 
 def _work(job: CharacterizeJob, task: CharacterizeTask) -> None:
-    try:
-        comparison = executor_from_environment().run_job(task, job.observe, job.stop_event)
-    except CompdError as exc:
-        job.error, job.ended, job.status = str(exc), time.time(), "failed"
-    except Exception as exc:  # a bug: keep the server alive, log it, tell the user plainly
-        logger.exception("characterize job %s failed", job.id)
-        job.error = (f"the characterization failed unexpectedly ({type(exc).__name__}: {exc}); "
-                     "the server's log has the details")
-        job.ended, job.status = time.time(), "failed"
-    else:
-        stopped = job.outcome is not None and job.outcome.stopped
-        job.comparison, job.ended = comparison, time.time()
-        job.status = "stopped" if stopped else "finished"  # last: readers see the rest first
+    comparison, error = run_on_executor(job, task, "characterization")
+    if error is not None:
+        job.error, job.ended, job.status = error, time.time(), "failed"
+        return
+    stopped = job.outcome is not None and job.outcome.stopped
+    job.comparison, job.ended = comparison, time.time()
+    job.status = "stopped" if stopped else "finished"  # last: readers see the rest first
 
 
 def get_job(job_id: str | None) -> CharacterizeJob | None:

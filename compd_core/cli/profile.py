@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import typer
 from rich.table import Table
 
@@ -22,8 +20,7 @@ from compd_core.cli.common import (
     print_json,
 )
 from compd_core.cli.stoppable import exit_stopped, run_job
-from compd_core.events import EventSink, Progress
-from compd_core.search.profile import DEFAULT_BUDGETS, DeviationProfile, ProfileProgress
+from compd_core.search.profile import DEFAULT_BUDGETS, DeviationProfile
 
 
 def profile(
@@ -43,32 +40,13 @@ def profile(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Search each seed under growing per-pixel budgets; print the share that deviates within each."""
-    from compd_core.data.resolve import load_dataset
-    from compd_core.search.profile import check_budgets, deviation_profile
-    from compd_core.search.seeds import explicit_seeds, select_seeds
+    from compd_core.search.profile_task import ProfileTask
 
     dataset = default_dataset(dataset, pair)
-    chosen = check_budgets(parse_csv_ints(budgets, "--budgets"))
-    model_pair = pair_spec_from_options(pair, original, compressed, dataset, allow_code).load()
-    data = load_dataset(dataset, model_pair.input_shape, model_pair.class_names)
-    indices = parse_seed_indices(seed_indices)
-    if indices is None:
-        seed_list = select_seeds(model_pair, data, seeds, seed=seed,
-                                 order=seed_order)  # type: ignore[arg-type]
-    else:
-        seed_list = explicit_seeds(model_pair, data, indices)
-        seeds = len(seed_list)
-
-    def work(sink: EventSink, stop: threading.Event) -> DeviationProfile:
-        def emit(event: ProfileProgress) -> None:
-            sink(Progress("profile", f"budget {event.budget}", event.seeds_done, event.seeds_searched,
-                          f"budget {event.budget}/255 ({event.budget_index + 1} of "
-                          f"{event.budgets_total}), {event.solved} of {seeds} seeds deviate"))
-
-        return deviation_profile(model_pair, seed_list, chosen, strategy=strategy, max_queries=budget,
-                                 rng_seed=seed, stop=stop, emit=emit)
-
-    job = run_job(work, "seed")
+    task = ProfileTask(pair_spec_from_options(pair, original, compressed, dataset, allow_code),
+                       dataset, seeds, parse_csv_ints(budgets, "--budgets"), budget, strategy, seed,
+                       seed_order, parse_seed_indices(seed_indices))  # type: ignore[arg-type]
+    job = run_job(task, "seed")
     if json_output:
         print_json(job.value.to_dict())
     else:

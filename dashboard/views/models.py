@@ -11,11 +11,12 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from compd_core.data.named import is_named, parse_named
 from compd_core.errors import CompdError, ConfigError
 from compd_core.zoo.loading import pair_dataset, pair_datasets
-from dashboard import resources, session, uploads
+from dashboard import profile_jobs, resources, session, uploads
 from dashboard.choices import DatasetChoice, PairChoice
 from dashboard.components.charts import profile_figure
 from dashboard.components.feedback import user_errors
 from dashboard.components.images import THUMB_SIZE, picture
+from dashboard.components.job_header import job_header
 
 MODEL_TYPES = ["tflite", "keras", "h5", "pt2", "onnx", "pt", "pth", "ts", "torchscript", "jit"]
 MAX_DISAGREEMENTS_SHOWN = 8
@@ -193,40 +194,59 @@ def render_cards(choice: PairChoice, data_choice: DatasetChoice) -> None:
 
 
 PROFILE_BUDGETS = (2, 4, 8, 16, 32, 64, 128)  # grey levels; 128 shows where most seeds give way
+PROFILE_JOB_KEY = "profile_job_id"
+REFRESH_SECONDS = 0.5
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def profile_live(job_id: str) -> None:
+    """Progress and Stop while the profile is measured; reruns the page when it has ended."""
+    job = profile_jobs.get_job(job_id)
+    if job is None:
+        return
+    if not job.running:
+        st.rerun(scope="app")
+    job_header(job, f"stop-profile-{job_id}", f"**Measuring the deviation profile** of `{job.pair}`",
+               "**Stopping** after the current seed: the budgets searched to the end are kept…")
 
 
 def profile_ui(choice: PairChoice, data_choice: DatasetChoice) -> None:
-    """Measure and draw the pair's deviation profile on request (it takes seconds to minutes)."""
-    from compd_core.search.profile import ProfileProgress, deviation_profile
-    from compd_core.search.seeds import select_seeds
-
+    """Measure (as a background job) and draw the pair's deviation profile on request."""
     st.subheader("How close are the deviations? The deviation profile")
     st.caption("For test images on which both models agree, the share on which a search finds a "
                "change of at most N grey levels per pixel that makes the compressed model answer "
                "differently while the original keeps its answer (ties never count). Each budget "
                "searches only the images no smaller budget changed.")
     key = f"profile-{choice.name}-{data_choice.spec}"
+    job = profile_jobs.get_job(st.session_state.get(PROFILE_JOB_KEY))
+    running = job is not None and job.running
+    # Drawn while the job runs too (greyed out): a widget left out of a run forgets its value.
     seeds_col, queries_col, button_col = st.columns([1, 1, 1], vertical_alignment="bottom")
-    seeds = seeds_col.number_input("Seed images", 5, 200, 20, step=5, key="profile-seeds")
+    seeds = seeds_col.number_input("Seed images", 5, 200, 20, step=5, key="profile-seeds",
+                                   disabled=running)
     queries = queries_col.number_input("Queries per image and budget", 100, 5_000, 500, step=100,
-                                       key="profile-queries")
-    if button_col.button("Measure the profile", icon=":material/stacked_bar_chart:", width="stretch"):
-        pair = resources.new_pair(choice)
-        data = resources.dataset(data_choice, pair.input_shape)
-        chosen = select_seeds(pair, data, int(seeds), seed=0)
-        bar = st.progress(0.0, text="starting")
-
-        def on_progress(event: ProfileProgress) -> None:
-            bar.progress((event.budget_index + event.seeds_done / max(event.seeds_searched, 1))
-                         / event.budgets_total,
-                         text=f"budget {event.budget}/255: {event.solved} of {len(chosen)} deviate")
-
-        st.session_state[key] = deviation_profile(pair, chosen, PROFILE_BUDGETS, max_queries=int(queries),
-                                                  emit=on_progress)
-        bar.empty()
+                                       key="profile-queries", disabled=running)
+    clicked = button_col.button("Measure the profile", icon=":material/stacked_bar_chart:",
+                                width="stretch", disabled=running)
+    if job is not None and running:
+        profile_live(job.id)
+        return
+    if job is not None and job.pair == choice.name and job.dataset == data_choice.spec:
+        if job.status == "failed":
+            st.error(job.error or "the deviation profile failed", icon=":material/error:")
+        elif job.profile is not None:
+            st.session_state[key] = job.profile  # kept per pair, for coming back to it
+    if clicked:
+        job = profile_jobs.start_profile(choice, data_choice.spec, int(seeds), PROFILE_BUDGETS,
+                                         int(queries))
+        st.session_state[PROFILE_JOB_KEY] = job.id
+        st.rerun()
     profile = st.session_state.get(key)
     if profile is None:
         return
+    if profile.stopped:
+        st.warning(f"Stopped: {len(profile.points)} of {len(PROFILE_BUDGETS)} budgets were searched "
+                   "to the end; the larger ones are not shown.", icon=":material/stop_circle:")
     st.plotly_chart(profile_figure(profile.budgets, [p.share for p in profile.points],
                                    [p.solved for p in profile.points], profile.seeds),
                     key="profile-chart", config={"displayModeBar": False})

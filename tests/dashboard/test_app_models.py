@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,11 @@ from compd_core.data import load_mnist
 from compd_core.models.evaluate import evaluate_pair
 from compd_core.models.loading import load_classifier
 from compd_core.models.pair import ModelPair
+from compd_core.pair_spec import PairSpec
 from compd_core.paths import sample_models_dir
+from compd_core.search.profile_task import ProfileTask
 from compd_core.zoo import list_pairs, load_pair
+from dashboard import profile_jobs
 from dashboard_support import PAIR, column_formats, open_page, readable_header
 
 ONNX_ORIGINAL = sample_models_dir() / "lenet5" / "onnx-int8.float.onnx"
@@ -126,19 +131,58 @@ def test_missing_path_and_missing_model_are_explained(app: AppTest) -> None:
             "larger one) or type its path on this machine") in app.error[0].value
 
 
-def test_profile_button_measures_and_draws_the_deviation_profile(app: AppTest) -> None:
+@pytest.fixture
+def profiles() -> Iterator[None]:
+    """Profile jobs started by a test end with it."""
+    yield
+    profile_jobs.stop_all()
+
+
+def test_profile_button_measures_and_draws_the_deviation_profile(app: AppTest, profiles) -> None:
     open_page(app, "models")
     assert not app.get("plotly_chart")  # nothing is measured before the click
     app.number_input(key="profile-seeds").set_value(5)
     app.number_input(key="profile-queries").set_value(100)
-    next(b for b in app.button if b.label == "Measure the profile").click().run(timeout=120)
+    next(b for b in app.button if b.label == "Measure the profile").click().run()
     assert not app.exception and not app.error
+    job = profile_jobs.get_job(app.session_state["profile_job_id"])
+    assert job is not None and job.pair == PAIR  # a background job: the page stays usable
+    profile_jobs.join_all(120)
+    app.run()
+    assert not app.exception and not app.error
+    assert job.status == "finished" and job.outcome is not None and job.outcome.kind == "profile"
     profile = app.session_state[f"profile-{PAIR}-mnist"]
+    assert profile is job.profile
     assert profile.seeds == 5 and profile.budgets == (2, 4, 8, 16, 32, 64, 128)
     solved = [p.solved for p in profile.points]
     assert solved == sorted(solved)
+    assert job.latest is not None and job.latest.kind == "profile"  # progress reached the job
     assert len(app.get("plotly_chart")) == 1
     assert any(m.value == f"**{profile.sentence()}**" for m in app.markdown)
+    # The same numbers as `compd profile` on the same seeds (one task behind both).
+    again = ProfileTask(PairSpec.zoo(PAIR), "mnist", 5, (2, 4, 8, 16, 32, 64, 128), 100)(
+        lambda event: None, threading.Event())
+    assert [(p.budget, p.solved, p.queries) for p in again.points] == [
+        (p.budget, p.solved, p.queries) for p in profile.points]
+
+
+def test_stop_ends_a_profile_after_the_current_seed_and_keeps_its_finished_budgets(
+        app: AppTest, profiles) -> None:
+    open_page(app, "models")
+    app.number_input(key="profile-seeds").set_value(200)
+    app.number_input(key="profile-queries").set_value(5_000)
+    next(b for b in app.button if b.label == "Measure the profile").click().run()
+    job = profile_jobs.get_job(app.session_state["profile_job_id"])
+    assert job is not None and job.running
+    assert any(m.value.startswith("**Measuring the deviation profile**") for m in app.markdown)
+    app.button(key=f"stop-profile-{job.id}").click().run()
+    assert job.wait(60)
+    app.run()
+    assert not app.exception
+    assert job.status == "stopped" and job.profile is not None and job.profile.stopped
+    assert job.outcome is not None and job.outcome.stopped
+    assert len(job.profile.points) < 7
+    assert app.warning[0].value.startswith(f"Stopped: {len(job.profile.points)} of 7 budgets")
 
 
 def test_all_pairs_table_has_readable_headers_and_formatted_numbers(app: AppTest) -> None:

@@ -235,6 +235,9 @@ def test_models_and_report_pages_render(server: Server, page) -> None:
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "06b-profile.png"))
     assert "255" in chart.inner_text()
+    # The profile ran as a background job; the form kept what was typed while it ran.
+    assert page.locator('input[aria-label="Seed images"]').input_value() == "10"
+    assert "share of 10 seeds" in chart.inner_text()
     page.goto(f"{server.url}/report")
     page.get_by_role("button", name="Download the report (HTML)").wait_for(timeout=120_000)
     page.wait_for_timeout(2500)
