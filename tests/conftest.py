@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,12 @@ os.environ["COMPD_DB"] = os.path.join(_SCRATCH, "compd.sqlite")
 # LeNets on 28x28 digits gain nothing from a second thread, and on a busy machine two threads
 # per process stall each other; subprocesses (CLI tests, the served dashboard) inherit this.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# A shell without job control starts a background command (`pytest &`) with SIGINT ignored, and
+# children inherit that: the Ctrl-C tests would press a key no process hears. Python's own
+# handler takes it back here (a child gets the default again when it starts).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
