@@ -20,14 +20,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for_futures
 from typing import Generic, Protocol, TypeVar
 
-T = TypeVar("T")
-
 from compd_core.errors import CompdError
-from compd_core.events import Ended, Event, EventSink, Progress
+from compd_core.events import Ended, Event, Progress
 from compd_core.executors import JobTask, executor_from_environment
 from dashboard.viewer import viewer_id
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 # Every kind of job shares one bounded pool: a crowd of sessions queues instead of starting a
@@ -85,17 +84,16 @@ class JobLifecycle:
         return future is None or not wait_for_futures([future], timeout).not_done
 
 
-def run_on_executor(job: JobLifecycle, task: JobTask[T], what: str,
-                    sink: EventSink | None = None) -> tuple[T | None, str | None]:
-    """``task`` through the server's executor (``$COMPD_EXECUTOR``), its events to ``sink``
-    (default: the job's ``observe``) and the job's stop signal to it: its result, or None and
-    the message the page shows (a ``CompdError``'s own; a bug is logged and said plainly)."""
+def run_on_executor(job: JobLifecycle, task: JobTask[T], what: str) -> tuple[T | None, str | None]:
+    """``task`` through the server's executor (``$COMPD_EXECUTOR``), its events to the job's
+    ``observe`` and the job's stop signal to it: its result, or None and the message the page
+    shows (a ``CompdError``'s own; a bug is logged and said plainly)."""
     try:
-        return executor_from_environment().run_job(task, sink or job.observe, job.stop_event), None
+        return executor_from_environment().run_job(task, job.observe, job.stop_event), None
     except CompdError as exc:
         return None, str(exc)
     except Exception as exc:  # a bug: keep the server alive, log it, tell the user plainly
-        logger.exception("%s job %s failed", what, getattr(job, "id", "?"))
+        logger.exception("%s job failed", what)
         return None, (f"the {what} failed unexpectedly ({type(exc).__name__}: {exc}); "
                       "the server's log has the details")
 
