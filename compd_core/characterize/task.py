@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from compd_core.characterize.analysis import PairComparison, compare_pairs
-from compd_core.data.named import is_named
-from compd_core.data.resolve import load_dataset, npz_split
+from compd_core.data.resolve import load_dataset
 from compd_core.errors import ConfigError
 from compd_core.events import EventSink, JobKind
+from compd_core.executors.base import files_read
 from compd_core.pair_spec import PairSpec
 
 
@@ -36,10 +36,7 @@ class CharacterizeTask:
             raise ConfigError("a characterization needs at least one pair")
 
     def local_files(self) -> list[str]:
-        files = [path for spec in self.pairs for path in spec.local_files()]
-        if not is_named(self.dataset):
-            files.append(str(npz_split(self.dataset)[0]))
-        return list(dict.fromkeys(files))
+        return files_read(self.pairs, self.dataset)
 
     def __call__(self, emit: EventSink, stop: threading.Event) -> PairComparison:
         pairs = [spec.load() for spec in self.pairs]

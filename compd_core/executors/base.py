@@ -89,6 +89,18 @@ class JobTask(Protocol[T]):
     def __call__(self, emit: EventSink, stop: threading.Event) -> T: ...
 
 
+def files_read(pairs: Sequence[Any], dataset: str) -> list[str]:
+    """A ``JobTask``'s ``local_files``: the pairs' own files (``PairSpec.local_files``) and the
+    dataset's file, unless it is one of the shipped datasets, each once."""
+    from compd_core.data.named import is_named
+    from compd_core.data.resolve import npz_split
+
+    files = [path for pair in pairs for path in pair.local_files()]
+    if not is_named(dataset):
+        files.append(str(npz_split(dataset)[0]))
+    return list(dict.fromkeys(files))
+
+
 class Executor(ABC):
     """Runs a campaign's seeds and yields each result as soon as it is final.
 

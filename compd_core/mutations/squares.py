@@ -5,8 +5,8 @@ the move of Square Attack (Andriushchenko et al., ECCV 2020), made sparse by sta
 seed instead of from a full stripe pattern, so the change stays small in L2. A square whose
 drawn sign changes nothing (``seed - eps`` on black background clips back to the seed, and
 ``seed + eps`` on white strokes; or the parent already has that square) takes the other sign:
-on MNIST 20-23% of drawn moves were such no-ops, each a query spent on the parent again. ``revert_square``
-sets a small square around a changed pixel back to the seed: the shrinker's move.
+on MNIST 20-23% of drawn moves were such no-ops, each a query spent on the parent again.
+``revert_square`` sets a small square around a changed pixel back to the seed: the shrinker's move.
 """
 
 from __future__ import annotations

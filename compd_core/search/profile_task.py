@@ -11,10 +11,10 @@ import threading
 from dataclasses import dataclass
 from typing import ClassVar
 
-from compd_core.data.named import is_named
-from compd_core.data.resolve import load_dataset, npz_split
+from compd_core.data.resolve import load_dataset
 from compd_core.errors import ConfigError
 from compd_core.events import EventSink, JobKind, Progress, ended
+from compd_core.executors.base import files_read
 from compd_core.pair_spec import PairSpec
 from compd_core.search.profile import (
     DEFAULT_BUDGETS,
@@ -53,10 +53,7 @@ class ProfileTask:
                                   f"number >= 1, got {value!r}")
 
     def local_files(self) -> list[str]:
-        files = list(self.pair.local_files())
-        if not is_named(self.dataset):
-            files.append(str(npz_split(self.dataset)[0]))
-        return list(dict.fromkeys(files))
+        return files_read([self.pair], self.dataset)
 
     def __call__(self, emit: EventSink, stop: threading.Event) -> DeviationProfile:
         pair = self.pair.load()
