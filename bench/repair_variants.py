@@ -64,6 +64,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fewest+no-blends": {"checkpoint": "fewest", "blend_shares": ()},
     "kl-only": {"ce_weight": 0.0},
     "kl-only+T1": {"ce_weight": 0.0, "temperature": 1.0},
+    "mined1024": {"mined_seeds": 1024},
+    "lr1e-3": {"lr": 1e-3},
+    "epochs16": {"epochs": 16},
+    "variants16": {"variants_per_trigger": 16},
 }
 
 
