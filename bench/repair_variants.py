@@ -68,6 +68,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lr1e-3": {"lr": 1e-3},
     "epochs16": {"epochs": 16},
     "variants16": {"variants_per_trigger": 16},
+    "lr2e-3": {"lr": 2e-3},
+    "lr1e-3+epochs16": {"lr": 1e-3, "epochs": 16},
 }
 
 
