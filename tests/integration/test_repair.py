@@ -126,12 +126,8 @@ def test_by_default_an_int8_repair_adds_no_disagreements_and_says_when_it_kept_t
     assert any(isinstance(e, ResearchProgress) and e.phase == "before" for e in events)
 
 
-def test_a_repaired_pruned_model_keeps_its_masks(runs, user_zoo, mnist_test):
-    path, ids = runs
-    before = load_pair("lenet5-prune90").compressed.module
-    with Store(path) as store:
-        report = repair_run(store, ids["lenet5-prune90"], QUICK, register="always")
-    after = load_pair(report.repaired_pair).compressed.module
+def _assert_keeps_the_masks(before: torch.nn.Module, after: torch.nn.Module) -> None:
+    """A repaired pruned model keeps every mask and its zeros, and was trained."""
     detach_derived_weights(after)  # pruned weights are derived in forward
     zeros = total = 0
     for name in PRUNED_LAYERS:
@@ -143,7 +139,6 @@ def test_a_repaired_pruned_model_keeps_its_masks(runs, user_zoo, mnist_test):
         zeros, total = zeros + int((layer.weight == 0).sum()), total + layer.weight.numel()
     assert zeros / total >= 0.9
     assert not torch.equal(after.head.weight_orig, before.head.weight_orig), "nothing was trained"
-    assert report.heldout_repaired_rate > report.heldout_repaired_before
 
 
 def test_a_black_box_compressed_model_is_refused_before_anything_runs(tmp_path, user_zoo):
@@ -307,7 +302,8 @@ def test_cli_refuses_a_bad_setting_in_one_line_before_opening_anything(tmp_path,
 
 def test_a_small_selection_of_eight_triggers_makes_no_figure_worse(runs, user_zoo):
     """Eight hand-picked triggers, default settings: four trained on (one of them picks the
-    epoch), four held out. Every figure of the report is at least as good as before."""
+    epoch), four held out. Every figure of the report is at least as good as before, and the
+    registered pruned model keeps its masks."""
     path, ids = runs
     run_id = ids["lenet5-prune90"]
     with Store(path) as store:
@@ -326,3 +322,5 @@ def test_a_small_selection_of_eight_triggers_makes_no_figure_worse(runs, user_zo
     assert report.research_success_after <= report.research_success_before
     assert report.verdict == "better" and report.verdict_reasons == []
     assert report.registered and load_pair(report.repaired_pair).name == report.repaired_pair
+    _assert_keeps_the_masks(load_pair("lenet5-prune90").compressed.module,
+                            load_pair(report.repaired_pair).compressed.module)
