@@ -64,8 +64,8 @@ NOTES = [
     "training, and with lr 3e-3 and 1e-2 every trained candidate added clean or corrupted "
     "validation disagreements.",
     "- Missed: held-out triggers repaired >= 90% is met on lenet5-prune90 (98.0%, 96-100%) and "
-    "in two of three sets on lenet5-distilled (94.7%, 90-98%) and one of three on "
-    "lenet5-int8-qat (89.7%, 87.5-92.9%); those nine repairs are all `better`: test "
+    "lenet5-distilled (94.7%, 90-98%; 45 of 50 in set 1) in all three sets and in one of three "
+    "on lenet5-int8-qat (89.7%, 87.5-92.9%); those nine repairs are all `better`: test "
     "disagreements 9 -> 4, 26 -> 16 and 36 -> 35.7, corrupted 574 -> 490, 2,496 -> 1,525 and "
     "3,913 -> 3,242 on average. lenet5-int8-static and lenet5-bf16 are `unchanged` in all "
     "three sets (0%: no trained candidate kept its validation disagreements at or below the "
@@ -136,7 +136,9 @@ def _targets(r: dict) -> dict[str, bool | None]:
     """The repair targets, judged for one repair; None where a target says nothing (a profile
     share of 0% before repair cannot be halved)."""
     return {
-        "held-out >= 90%": r["heldout_repaired_rate"] >= HELDOUT_TARGET,
+        # The rate is a float32 share (45 of 50 reads 0.8999999762): compare the counts.
+        "held-out >= 90%": round(r["heldout_repaired_rate"] * len(r["heldout_positions"]))
+        >= HELDOUT_TARGET * len(r["heldout_positions"]) - 1e-9,
         "accuracy drop <= 0.3 pt": r["accuracy_before"] - r["accuracy_after"] <= ACCURACY_DROP_LIMIT + 1e-12,
         "test disagreements not higher": r["disagreements_after"] <= r["disagreements_before"],
         "corrupted disagreements not higher":
