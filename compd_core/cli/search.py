@@ -125,7 +125,7 @@ def search(
     resume: str = typer.Option(None, help="Resume this run id with its own stored settings, "
                                "skipping its finished seeds."),
     executor: str = typer.Option("inprocess", help="Who searches the seeds: inprocess (default) "
-                                 "or ray (chunks of seeds on Ray workers; pip install 'compd[ray]')."),
+                                 "or ray (chunks of seeds on Ray workers; pip install 'compd\\[ray]')."),
     address: str = typer.Option(None, help="With --executor ray: auto or HOST:PORT of a running "
                                 "cluster's head node (default: start a local one)."),
     workers: int = typer.Option(None, help="With --executor ray: how many workers (default: "

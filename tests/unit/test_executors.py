@@ -45,6 +45,12 @@ def test_a_missing_ray_is_one_line_that_says_how_to_install_it(monkeypatch, caps
     assert not (tmp_path / "r.sqlite").exists()  # refused before anything was written
 
 
+def test_search_help_names_the_extra_that_brings_ray(capsys):
+    """Square brackets are markup in the help's renderer: unescaped, '[ray]' vanished."""
+    main(["search", "--help"])
+    assert "'compd[ray]'" in capsys.readouterr().out
+
+
 def test_cuda_without_a_gpu_is_refused_and_auto_falls_back_to_the_cpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ConfigError, match=r"--device cuda needs a CUDA GPU.*use --device cpu"):
