@@ -136,7 +136,8 @@ def _targets(r: dict) -> dict[str, bool | None]:
     """The repair targets, judged for one repair; None where a target says nothing (a profile
     share of 0% before repair cannot be halved)."""
     return {
-        # The rate is a float32 share (45 of 50 reads 0.8999999762): compare the counts.
+        # Compare counts: rows measured before agreement_rate divided counts hold float32
+        # shares (45 of 50 reads 0.8999999762), and --table-only reads such rows again.
         "held-out >= 90%": round(r["heldout_repaired_rate"] * len(r["heldout_positions"]))
         >= HELDOUT_TARGET * len(r["heldout_positions"]) - 1e-9,
         "accuracy drop <= 0.3 pt": r["accuracy_before"] - r["accuracy_after"] <= ACCURACY_DROP_LIMIT + 1e-12,
