@@ -55,7 +55,10 @@ def test_strategy_finds_strict_deviations_for_most_seeds(name, results):
     runs, queries = results[name]
     found = [r for r in runs if r.found]
     assert len(found) >= LEAST_FOUND.get(name, 18), f"{name} found {len(found)}/20"
-    assert sum(r.queries for r in runs) == queries
+    if name.startswith("compd"):  # its look-ahead fills pass padding: evaluated, never spent
+        assert sum(r.queries for r in runs) <= queries
+    else:
+        assert sum(r.queries for r in runs) == queries
     assert_strict_replay(pair, _criterion(name), found)
     assert all(r.queries <= BUDGET for r in found)
 

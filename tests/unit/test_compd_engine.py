@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import torch
 
 from compd_core.mutations.squares import revert_square, square_step
@@ -100,11 +101,107 @@ def test_query_budget_is_never_exceeded_and_all_queries_are_counted(mnist_test):
 
     pair = load_pair("lenet5-int8-static")
     seeds = select_seeds(pair, mnist_test, 6, seed=9)
+    settings = SearchSettings(max_queries=37)
     pair.reset_queries()
-    context = SearchContext(pair, SearchSettings(max_queries=37), rng_seed=0)
-    results = list(CompdStrategy().run(context, seeds))
+    plain = CompdStrategy(CompdParameters(engine=EngineSettings(look_ahead=False)))
+    results = list(plain.run(SearchContext(pair, settings, rng_seed=0), seeds))
     assert all(r.queries <= 37 for r in results)
     assert sum(r.queries for r in results) == pair.queries
+    # Looking ahead evaluates steps that may never happen (in the pass's padding): the pair
+    # counts those images, the seeds only the queries their searches used, the same as before.
+    pair.reset_queries()
+    ahead = list(CompdStrategy().run(SearchContext(pair, settings, rng_seed=0), seeds))
+    assert [r.queries for r in ahead] == [r.queries for r in results]
+    assert pair.queries > sum(r.queries for r in ahead)
+
+
+def _outcome(result):
+    """Everything a seed's search produced, in comparable form."""
+    trigger = result.trigger
+    return (result.exit_reason, result.queries, result.iterations, result.trace,
+            [(s.iteration, s.operator, s.params, s.fitness, s.label_original,
+              s.label_compressed, s.image.tolist()) for s in result.chain],
+            None if trigger is None else (trigger.image.tolist(), trigger.probs_original.tolist(),
+                                          trigger.probs_compressed.tolist()))
+
+
+def _restarted(trace: list[float]) -> bool:
+    """True when the fitness left the seed's own value and later came back to it."""
+    left = False
+    for value in trace[1:]:
+        if value != trace[0]:
+            left = True
+        elif left:
+            return True
+    return False
+
+
+def test_looking_ahead_gives_every_seed_the_same_search_in_fewer_passes(mnist_test):
+    """Look-ahead fills a pass's padding with the steps chains take if their candidates are
+    rejected; every result, chain step and event is the one the step-by-step search gives."""
+    from compd_core.zoo import load_pair
+
+    pair = load_pair("lenet1-int8-static")
+    seeds = select_seeds(pair, mnist_test, 8, seed=0, order="balanced")
+    settings = SearchSettings(max_queries=1_500)
+    passes: dict[bool, int] = {}
+    runs, events = {}, {}
+    for look_ahead in (False, True):
+        calls = []
+        predict = pair.predict
+        pair.predict = lambda x, **kw: calls.append(len(x)) or predict(x, **kw)  # type: ignore[method-assign]
+        try:
+            strategy = CompdStrategy(CompdParameters(engine=EngineSettings(
+                shrink_rounds=16, shrink_patience=4, look_ahead=look_ahead)))
+            steps: list[Step] = []
+            context = SearchContext(pair, settings, rng_seed=3,
+                                    emit=lambda e: steps.append(e) if isinstance(e, Step) else None)
+            runs[look_ahead] = {r.seed.index: _outcome(r) for r in strategy.run(context, seeds)}
+        finally:
+            del pair.predict
+        passes[look_ahead] = len(calls)
+        events[look_ahead] = sorted(steps, key=lambda e: (e.position, e.iteration))
+    outcomes = runs[False].values()
+    assert sum(o[5] is not None for o in outcomes) >= 5  # real triggers, shrunk
+    # hard seeds too, whose stalled chains went back to their seeds (the trace leaves the
+    # seed's own fitness and returns to it): a restart is the one look-ahead step that moves
+    # the image
+    assert any(o[0] is ExitReason.QUERY_BUDGET and _restarted(o[3]) for o in outcomes)
+    assert runs[True] == runs[False]
+    assert events[True] == events[False]
+    assert passes[True] * 3 < passes[False]
+
+
+def test_draws_put_back_are_read_again_in_the_generator_order():
+    from compd_core.search.strategies.engine import DrawStream
+
+    stream = DrawStream(torch.Generator().manual_seed(4))
+    first = stream.take(4)
+    stream.remember()
+    looked = [stream.take(4) for _ in range(3)]
+    assert stream.takes == 3
+    stream.keep(1)  # the second and third step never happened
+    rest = stream.take(12)
+    expected = torch.rand(20, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(torch.cat([first, looked[0], rest]), expected)
+    assert torch.equal(torch.cat(looked[1:]), expected[8:16])
+
+
+def test_a_proposer_that_draws_twice_per_move_is_refused_when_looking_ahead(int8_pair, mnist_test):
+    """Look-ahead keeps each step's draws apart by counting one draw per chain and move; a
+    proposer that draws more would silently get another random stream, so it is an error."""
+    from compd_core.search.strategies.compd import SquareProposer
+    from compd_core.search.strategies.engine import Engine, chain_draws
+
+    class DrawsTwice(SquareProposer):
+        def propose(self, chains, per_chain):
+            chain_draws(chains, per_chain, 1)
+            return super().propose(chains, per_chain)
+
+    seeds = select_seeds(int8_pair, mnist_test, 2, seed=0)
+    engine = Engine(DrawsTwice(CompdParameters()), EngineSettings())
+    with pytest.raises(RuntimeError, match="one chain_draws call per move"):
+        list(engine.run(SearchContext(int8_pair, SearchSettings(max_queries=200)), seeds))
 
 
 def test_triggers_stay_in_the_default_budget_and_shrinking_only_gets_closer(int8_pair, mnist_test):

@@ -15,10 +15,21 @@ size and a row's probabilities moved by about 1e-7 with the batch it was in, whi
 Once a chain meets the criterion it may spend a few more rounds shrinking: the proposer
 suggests moves back toward the seed, and the engine keeps one only when it still meets the
 criterion and is closer. Those queries count like any other.
+
+A pass of fixed size is mostly padding when few chains are left (the hard seeds at the end of
+a run, or a small run): 10 chains fill 10 of 48 rows. The engine fills that room by looking
+ahead: a chain also proposes the steps it would take next if its current candidates are
+rejected (most are), all evaluated in the same pass. Its steps are then taken one by one as
+before; at the first that is accepted (or ends the chain) the rest are thrown away and their
+random draws are put back, so every seed gets exactly the result it gets without looking
+ahead, for a fraction of the passes. Thrown-away rows are evaluated but never counted in a
+seed's queries: they took the place of padding.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,11 +37,54 @@ from typing import Any, Protocol
 
 import torch
 
+from compd_core.models.pair import PairPrediction
 from compd_core.mutations.base import MutationResult
 from compd_core.search.criterion import distances
 from compd_core.search.events import OperatorUsage, SeedFinished, SeedStarted, Step
 from compd_core.search.results import ChainStep, ExitReason, Seed, SeedResult
 from compd_core.search.strategies.base import SearchContext, make_trigger
+
+
+class DrawStream:
+    """A chain's uniforms in the order its generator gives them, with a way back: draws taken
+    for look-ahead steps that never happen are put back, so the next step reads them again.
+
+    The CPU generator fills a tensor element by element, so ``take(12)`` and three ``take(4)``
+    give the same numbers: how draws are grouped does not change the stream.
+    """
+
+    def __init__(self, generator: torch.Generator) -> None:
+        self.generator = generator
+        self._ahead = torch.empty(0)  # values put back, taken before fresh ones
+        self._taken: list[torch.Tensor] | None = None  # each take since ``remember``
+
+    def take(self, count: int) -> torch.Tensor:
+        """The next ``count`` uniforms in [0, 1)."""
+        if len(self._ahead) >= count:
+            values, self._ahead = self._ahead[:count], self._ahead[count:]
+        else:
+            fresh = torch.rand(count - len(self._ahead), generator=self.generator)
+            values, self._ahead = torch.cat([self._ahead, fresh]), torch.empty(0)
+        if self._taken is not None:
+            self._taken.append(values)
+        return values
+
+    def remember(self) -> None:
+        """Keep each take from now on, so ``keep`` can put some back."""
+        self._taken = []
+
+    @property
+    def takes(self) -> int:
+        """Takes since ``remember``."""
+        return 0 if self._taken is None else len(self._taken)
+
+    def keep(self, takes: int) -> None:
+        """Keep the first ``takes`` takes since ``remember``, put the later ones back in order,
+        and stop remembering."""
+        later = (self._taken or [])[takes:]
+        if later:
+            self._ahead = torch.cat([*later, self._ahead])
+        self._taken = None
 
 
 @dataclass
@@ -43,6 +97,7 @@ class Chain:
     started: float
     seed_fitness: float = 0.0  # the fitness of the seed itself, where a restart begins
     generator: torch.Generator = field(default_factory=torch.Generator)  # this chain's alone
+    draws: DrawStream = field(init=False)  # the generator's uniforms, read through ``chain_draws``
     queries: int = 0
     iterations: int = 0
     steps: list[ChainStep] = field(default_factory=list)
@@ -53,21 +108,42 @@ class Chain:
     shrink_stalled: int = 0  # shrinking rounds in a row that found nothing closer
     memory: dict[str, Any] = field(default_factory=dict)  # the proposer's own state
 
+    def __post_init__(self) -> None:
+        self.draws = DrawStream(self.generator)
+
 
 def chain_draws(chains: list[Chain], per_chain: int, width: int) -> torch.Tensor:
     """(len(chains) * per_chain, width) uniforms, each chain's rows from its own generator."""
-    return torch.cat([torch.rand(per_chain, width, generator=c.generator) for c in chains])
+    return torch.cat([c.draws.take(per_chain * width).view(per_chain, width) for c in chains])
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """One pass's evaluation: both models' probabilities and, per row, criterion, L2, fitness."""
+
+    prediction: PairPrediction
+    met: list[bool]
+    l2: list[float]
+    fitness: list[float]
+    score: list[float]  # lowest is the best candidate of its step
+    labels_original: list[int]
+    labels_compressed: list[int]
 
 
 class Proposer(Protocol):
-    """What a batched strategy supplies to the engine."""
+    """What a batched strategy supplies to the engine.
+
+    ``propose`` and ``shrink`` may read only a chain's ``image``, ``seed`` and ``memory`` and
+    draw only through ``chain_draws``; ``observe`` may change only ``memory``. The engine relies
+    on that to look ahead (it proposes on copies of a chain as it would be after rejections).
+    """
 
     def start(self, chain: Chain, context: SearchContext) -> None:
         """Set up the chain's memory before its first step."""
 
     def propose(self, chains: list[Chain], per_chain: int) -> MutationResult:
         """``per_chain`` candidates for each chain, rows grouped by chain in chain order; each
-        chain's randomness comes from its own ``generator``."""
+        chain's randomness comes from one ``chain_draws`` call (its own generator's stream)."""
 
     def shrink(self, chains: list[Chain], per_chain: int) -> MutationResult:
         """Candidates closer to their seeds than the chains' triggers."""
@@ -92,6 +168,9 @@ class EngineSettings:
     # Forward passes of this many rows, so a row's probabilities do not depend on the rows
     # beside it (see ``ModelPair.predict``); None: one pass per step, as fast as it gets.
     rows_per_pass: int | None = 48
+    # Fill a pass's padding with the steps chains would take next if their candidates are
+    # rejected; a seed's result is the same either way (see the module docstring).
+    look_ahead: bool = True
 
 
 class Engine:
@@ -153,86 +232,164 @@ class Engine:
         return ExitReason.QUERY_BUDGET if chain.queries >= settings.max_queries else ExitReason.TIME_BUDGET
 
     def _step(self, context: SearchContext, chains: list[Chain]) -> list[Chain]:
-        """One forward pass for every live chain; returns the chains that are done.
+        """One forward pass for every live chain, with the steps they would take next where the
+        pass has room (look-ahead); returns the chains that are done.
 
-        A chain's candidates never exceed its own remaining budget, and how many it gets does
+        A chain's candidates never exceed its own remaining budget, and what it proposes does
         not depend on the other chains: each seed's search is the same whatever it runs beside.
         """
+        plan = self._plan(context, chains)
         wanted: dict[tuple[bool, int], list[Chain]] = {}
         for chain in chains:
-            shrinking = chain.found is not None
-            per_chain = self.settings.shrink_proposals if shrinking else self.settings.proposals
-            room = context.settings.max_queries - chain.queries
-            wanted.setdefault((shrinking, max(1, min(per_chain, room))), []).append(chain)
+            k, steps = plan[id(chain)]
+            if steps > 1:
+                chain.draws.remember()
+            wanted.setdefault((chain.found is not None, k), []).append(chain)
+        # Per group (one move, one candidate count): each chain's next steps, chain after
+        # chain, each proposed on the chain as it will stand if every candidate before it is
+        # rejected; rows of one view are consecutive.
         groups: list[tuple[list[Chain], int, MutationResult]] = []
         for (shrinking, k), members in wanted.items():
+            views = [v for c in members for v in self._views(c, plan[id(c)][1])]
             move = self.proposer.shrink if shrinking else self.proposer.propose
-            groups.append((members, k, move(members, k)))
+            groups.append((members, k, move(views, k)))
+        for chain in chains:
+            steps = plan[id(chain)][1]
+            if steps > 1 and chain.draws.takes != steps:
+                raise RuntimeError(
+                    f"{type(self.proposer).__name__} drew {chain.draws.takes} times for {steps} "
+                    "steps of one chain; a proposer draws through one chain_draws call per move")
         images = torch.cat([g[2].images for g in groups])
-        seeds = torch.cat([torch.stack([c.seed.image for c in g[0]]).repeat_interleave(g[1], 0)
+        seeds = torch.cat([torch.stack([c.seed.image for c in g[0]])
+                           .repeat_interleave(torch.tensor([plan[id(c)][1] * g[1] for c in g[0]]), 0)
                            for g in groups])
-        labels = torch.cat([torch.tensor([c.seed.label for c in g[0]]).repeat_interleave(g[1])
+        labels = torch.cat([torch.tensor([c.seed.label for c in g[0]])
+                            .repeat_interleave(torch.tensor([plan[id(c)][1] * g[1] for c in g[0]]))
                             for g in groups])
         pred = context.pair.predict(images, rows_per_pass=self.settings.rows_per_pass)
         met = context.settings.criterion.met(pred.original, pred.compressed, labels, images, seeds)
         l2, _ = distances(images, seeds)
         fitness = self.proposer.fitness(context, pred.original, pred.compressed, labels, l2)
+        shrinking = torch.cat([torch.full((len(g[2].images),), g[0][0].found is not None)
+                               for g in groups])
+        # A deviating candidate beats every other; among those the closest wins. In float64:
+        # in float32, 3.1 - 1e9 and 3.2 - 1e9 are the same number, and the first would win.
+        score = torch.where(met, l2.double() - 1e9,
+                            torch.where(shrinking, torch.inf, fitness).double())
+        scored = _Scored(pred, met.tolist(), l2.tolist(), fitness.tolist(), score.tolist(),
+                         pred.original.argmax(1).tolist(), pred.compressed.argmax(1).tolist())
         done: list[Chain] = []
-        offset = 0
+        tried: dict[str, int] = {}
+        won: dict[str, int] = {}
+        row = 0  # the first row of the current view, in the pass and in its group's result
         for members, k, result in groups:
-            rows = slice(offset, offset + k * len(members))
-            done += self._update(context, members, k, result, pred, met[rows], l2[rows],
-                                 fitness[rows], offset)
-            offset += k * len(members)
+            first_of_group = row
+            for chain in members:
+                steps = plan[id(chain)][1]
+                taken = 0
+                for _ in range(steps):
+                    taken += 1
+                    accepted, finished = self._advance(context, chain, k, result,
+                                                       row - first_of_group, row, scored)
+                    tried[result.operator] = tried.get(result.operator, 0) + k
+                    won[result.operator] = won.get(result.operator, 0) + int(accepted)
+                    row += k
+                    if finished:
+                        done.append(chain)
+                    if accepted or finished or self._exhausted(context, chain) is not None:
+                        break  # the steps looked at beyond this one never happen
+                row += (steps - taken) * k
+                if steps > 1:
+                    chain.draws.keep(taken)
+        context.emit(OperatorUsage(tried, {name: n for name, n in won.items() if n}))
         return done
 
-    def _update(self, context, members, k, result, pred, met, l2, fitness, offset) -> list[Chain]:
-        """Move each chain to its best candidate when that is progress; report what happened."""
-        n = len(members)
-        shrinking = members[0].found is not None
-        # A deviating candidate beats every other; among those the closest wins.
-        score = torch.where(met, l2 - 1e9, fitness if not shrinking else torch.full_like(l2, float("inf")))
-        best = score.view(n, k).argmin(1) + torch.arange(n) * k
-        won = torch.zeros(n * k, dtype=torch.bool)
-        done = []
-        for i, chain in enumerate(members):
-            row = int(best[i])
-            chain.queries += k
-            chain.iterations += 1
-            found_now = bool(met[row])
+    def _plan(self, context: SearchContext, chains: list[Chain]) -> dict[int, tuple[int, int]]:
+        """(candidates per step, steps this pass) of each chain: one step each, then, while the
+        pass's padding has room, one more step per chain in turn."""
+        s = self.settings
+        plan: dict[int, list[int]] = {}
+        limits: dict[int, int] = {}
+        for chain in chains:
+            shrinking = chain.found is not None
+            per_chain = s.shrink_proposals if shrinking else s.proposals
+            room = context.settings.max_queries - chain.queries
+            k = max(1, min(per_chain, room))
+            plan[id(chain)] = [k, 1]
+            limit = room // k if k == per_chain else 1  # a cut-down last step is never looked past
             if shrinking:
-                accepted = found_now and float(l2[row]) < chain.l2
-            else:
-                accepted = found_now or float(fitness[row]) < chain.fitness
-                if self.proposer.observe(chain, accepted) and not accepted:
-                    self._restart(chain)
-            if accepted:
-                won[row] = True
-                at = offset + row
-                chain.image, chain.l2 = result.images[row], float(l2[row])
+                limit = min(limit, chain.shrink_rounds_left)
+                if s.shrink_patience:
+                    limit = min(limit, s.shrink_patience - chain.shrink_stalled)
+            limits[id(chain)] = limit
+        size = min(s.rows_per_pass or 0, context.pair.max_batch)
+        if s.look_ahead and size:
+            rows = sum(k for k, _ in plan.values())
+            free = math.ceil(rows / size) * size - rows
+            grew = True
+            while grew:
+                grew = False
+                for chain in chains:
+                    entry = plan[id(chain)]
+                    if entry[1] < limits[id(chain)] and entry[0] <= free:
+                        entry[1] += 1
+                        free -= entry[0]
+                        grew = True
+        return {key: (k, n) for key, (k, n) in plan.items()}
+
+    def _views(self, chain: Chain, steps: int) -> list[Chain]:
+        """The chain as it will stand at each of its next ``steps`` steps if every candidate
+        before is rejected: the chain itself, then shallow copies that share its draws."""
+        if chain.found is not None:  # a rejected shrinking round changes nothing a proposal reads
+            return [chain] * steps
+        views = [chain]
+        for _ in range(steps - 1):
+            view = copy.copy(views[-1])
+            view.memory = copy.deepcopy(view.memory)
+            if self.proposer.observe(view, False):
+                view.image = chain.seed.image
+            views.append(view)
+        return views
+
+    def _advance(self, context: SearchContext, chain: Chain, k: int, result: MutationResult,
+                 row: int, at: int, scored: _Scored) -> tuple[bool, bool]:
+        """Take one step of ``chain`` from its ``k`` candidates (rows ``row`` on of ``result``,
+        ``at`` on of the pass): move it to the best when that is progress, and report it.
+        Returns (moved, done)."""
+        shrinking = chain.found is not None
+        met, l2, score = scored.met[at : at + k], scored.l2[at : at + k], scored.score[at : at + k]
+        pick = score.index(min(score))
+        row, at = row + pick, at + pick
+        chain.queries += k
+        chain.iterations += 1
+        found_now = met[pick]
+        if shrinking:
+            accepted = found_now and l2[pick] < chain.l2
+        else:
+            accepted = found_now or scored.fitness[at] < chain.fitness
+            if self.proposer.observe(chain, accepted) and not accepted:
+                self._restart(chain)
+        label_o, label_c = scored.labels_original[at], scored.labels_compressed[at]
+        if accepted:
+            chain.image, chain.l2 = result.images[row], l2[pick]
+            if not shrinking:
+                chain.fitness = scored.fitness[at]
+            if found_now:
+                pred = scored.prediction
+                chain.found = (pred.original[at], pred.compressed[at])
                 if not shrinking:
-                    chain.fitness = float(fitness[row])
-                if found_now:
-                    chain.found = (pred.original[at], pred.compressed[at])
-                    if not shrinking:
-                        chain.shrink_rounds_left = self.settings.shrink_rounds
-                chain.steps.append(ChainStep(chain.iterations, result.operator, result.params[row],
-                                             chain.fitness, int(pred.original[at].argmax()),
-                                             int(pred.compressed[at].argmax()), chain.image))
-            if shrinking:
-                chain.shrink_rounds_left -= 1
-                chain.shrink_stalled = 0 if accepted else chain.shrink_stalled + 1
-                if self.settings.shrink_patience and chain.shrink_stalled >= self.settings.shrink_patience:
-                    chain.shrink_rounds_left = 0
-            chain.trace.append(chain.fitness)
-            context.emit(Step(chain.seed.position, chain.iterations, result.operator, accepted,
-                              chain.fitness, int(pred.original[offset + row].argmax()),
-                              int(pred.compressed[offset + row].argmax()), found_now, chain.queries))
-            if chain.found is not None and chain.shrink_rounds_left <= 0:
-                done.append(chain)
-        context.emit(OperatorUsage({result.operator: n * k}, {result.operator: int(won.sum())}
-                                   if won.any() else {}))
-        return done
+                    chain.shrink_rounds_left = self.settings.shrink_rounds
+            chain.steps.append(ChainStep(chain.iterations, result.operator, result.params[row],
+                                         chain.fitness, label_o, label_c, chain.image))
+        if shrinking:
+            chain.shrink_rounds_left -= 1
+            chain.shrink_stalled = 0 if accepted else chain.shrink_stalled + 1
+            if self.settings.shrink_patience and chain.shrink_stalled >= self.settings.shrink_patience:
+                chain.shrink_rounds_left = 0
+        chain.trace.append(chain.fitness)
+        context.emit(Step(chain.seed.position, chain.iterations, result.operator, accepted,
+                          chain.fitness, label_o, label_c, found_now, chain.queries))
+        return accepted, chain.found is not None and chain.shrink_rounds_left <= 0
 
     def _restart(self, chain: Chain) -> None:
         """Back to the seed: a stalled chain tries another path (its queries stay spent)."""
