@@ -97,33 +97,44 @@ def test_repair_fixes_held_out_triggers_and_registers_an_int8_pair(runs, user_zo
     assert all(not f.endswith((".pkl", ".pickle")) for f in entry["files"].values())
 
 
-def test_by_default_an_int8_repair_adds_no_disagreements_and_says_when_it_kept_the_model(
+def test_an_int8_repair_that_adds_disagreements_says_so_and_keeps_the_model_when_none_qualifies(
         runs, user_zoo):
-    """The default epoch choice never keeps an epoch that adds validation disagreements; on
-    the int8 pair every trained epoch adds some, so the model is kept as it was and the verdict
-    says "unchanged" (the last epoch, kept without that rule, adds disagreements)."""
+    """The epoch choice never keeps a candidate that adds validation disagreements. On the int8
+    pair every whole trained epoch adds some, so without blended candidates the model is kept
+    as it was and the verdict says "unchanged" (the last epoch, kept without that rule, adds
+    disagreements). Validation digits are not the test set: when the kept candidate still adds
+    test disagreements, the verdict says "worse", says why, and nothing is registered."""
     path, ids = runs
     events = []
     with Store(path) as store:
         kept = repair_run(store, ids["lenet5-int8-static"], replace(
-            QUICK, research=True, research_max_queries=100, profile_queries=100),
+            QUICK, blend_shares=(), research=True, research_max_queries=100, profile_queries=100),
             register="if-better", emit=events.append)
         last = repair_run(store, ids["lenet5-int8-static"], replace(QUICK, checkpoint="last"),
                           register="never")
+        default = repair_run(store, ids["lenet5-int8-static"], QUICK, register="if-better")
     assert QUICK.checkpoint == "no-rise"
-    assert kept.disagreements_after <= kept.disagreements_before
-    assert kept.corrupted_disagreements_after <= kept.corrupted_disagreements_before
     assert (last.disagreements_after > last.disagreements_before
             or last.corrupted_disagreements_after > last.corrupted_disagreements_before)
     assert kept.best_epoch == 0 and kept.verdict == "unchanged" and not kept.registered
     assert kept.heldout_repaired_rate == kept.heldout_repaired_before
     assert kept.disagreements_after == kept.disagreements_before
+    assert kept.corrupted_disagreements_after == kept.corrupted_disagreements_before
     assert kept.verdict_reasons[0].startswith("No training epoch did better than the unrepaired")
     # The model kept as it was is not searched again: its numbers are the ones before.
     assert kept.research_success_after == kept.research_success_before
     assert kept.profile_share_after == kept.profile_share_before
     assert not any(isinstance(e, ResearchProgress) and e.phase == "after" for e in events)
     assert any(isinstance(e, ResearchProgress) and e.phase == "before" for e in events)
+    rose = [(name, before, after) for name, before, after in (
+        ("test", default.disagreements_before, default.disagreements_after),
+        ("corrupted-test", default.corrupted_disagreements_before,
+         default.corrupted_disagreements_after)) if after > before]
+    for name, before, after in rose:
+        assert default.verdict == "worse" and not default.registered
+        assert any(f"{name} images ({before} -> {after}" in r for r in default.verdict_reasons)
+    if default.verdict == "unchanged":
+        assert default.best_epoch == 0 and not default.registered
 
 
 def _assert_keeps_the_masks(before: torch.nn.Module, after: torch.nn.Module) -> None:
