@@ -20,8 +20,9 @@ How it searches (each choice measured on the zoo's LeNet pairs, 20 class-balance
 - One candidate per chain per step; all chains share one forward pass. Several candidates
   per chain (``compd-close``: 4) lower L2 by 10-20% for 2-4x the queries.
 - A found trigger is shrunk: small squares around changed pixels are set back to the seed, or
-  half way back, while the pair still deviates (4 candidates per round, at most 16 rounds,
-  ending after 4 rounds without progress; counted like any query).
+  half way back, while the pair still deviates (4 candidates per round, the closest that still
+  deviates kept; at most 16 rounds, ending after 4 rounds without progress; counted like any
+  query).
 
 Measured on 100 class-balanced seeds of six LeNet pairs (bench/RESULTS.md): strict deviations
 for 92-100% of seeds at median L2 2.8-3.3, 0.35-0.46x dflare's L2 for 0.98-5.6x its queries
