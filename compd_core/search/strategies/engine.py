@@ -130,6 +130,9 @@ class _Scored:
     labels_compressed: list[int]
 
 
+_Group = tuple[list[Chain], int, MutationResult]  # chains, candidates per step, their proposals
+
+
 class Proposer(Protocol):
     """What a batched strategy supplies to the engine.
 
@@ -239,45 +242,8 @@ class Engine:
         not depend on the other chains: each seed's search is the same whatever it runs beside.
         """
         plan = self._plan(context, chains)
-        wanted: dict[tuple[bool, int], list[Chain]] = {}
-        for chain in chains:
-            k, steps = plan[id(chain)]
-            if steps > 1:
-                chain.draws.remember()
-            wanted.setdefault((chain.found is not None, k), []).append(chain)
-        # Per group (one move, one candidate count): each chain's next steps, chain after
-        # chain, each proposed on the chain as it will stand if every candidate before it is
-        # rejected; rows of one view are consecutive.
-        groups: list[tuple[list[Chain], int, MutationResult]] = []
-        for (shrinking, k), members in wanted.items():
-            views = [v for c in members for v in self._views(c, plan[id(c)][1])]
-            move = self.proposer.shrink if shrinking else self.proposer.propose
-            groups.append((members, k, move(views, k)))
-        for chain in chains:
-            steps = plan[id(chain)][1]
-            if steps > 1 and chain.draws.takes != steps:
-                raise RuntimeError(
-                    f"{type(self.proposer).__name__} drew {chain.draws.takes} times for {steps} "
-                    "steps of one chain; a proposer draws through one chain_draws call per move")
-        images = torch.cat([g[2].images for g in groups])
-        seeds = torch.cat([torch.stack([c.seed.image for c in g[0]])
-                           .repeat_interleave(torch.tensor([plan[id(c)][1] * g[1] for c in g[0]]), 0)
-                           for g in groups])
-        labels = torch.cat([torch.tensor([c.seed.label for c in g[0]])
-                            .repeat_interleave(torch.tensor([plan[id(c)][1] * g[1] for c in g[0]]))
-                            for g in groups])
-        pred = context.pair.predict(images, rows_per_pass=self.settings.rows_per_pass)
-        met = context.settings.criterion.met(pred.original, pred.compressed, labels, images, seeds)
-        l2, _ = distances(images, seeds)
-        fitness = self.proposer.fitness(context, pred.original, pred.compressed, labels, l2)
-        shrinking = torch.cat([torch.full((len(g[2].images),), g[0][0].found is not None)
-                               for g in groups])
-        # A deviating candidate beats every other; among those the closest wins. In float64:
-        # in float32, 3.1 - 1e9 and 3.2 - 1e9 are the same number, and the first would win.
-        score = torch.where(met, l2.double() - 1e9,
-                            torch.where(shrinking, torch.inf, fitness).double())
-        scored = _Scored(pred, met.tolist(), l2.tolist(), fitness.tolist(), score.tolist(),
-                         pred.original.argmax(1).tolist(), pred.compressed.argmax(1).tolist())
+        groups = self._propose(chains, plan)
+        scored = self._score(context, groups, plan)
         done: list[Chain] = []
         tried: dict[str, int] = {}
         won: dict[str, int] = {}
@@ -303,6 +269,51 @@ class Engine:
                     chain.draws.keep(taken)
         context.emit(OperatorUsage(tried, {name: n for name, n in won.items() if n}))
         return done
+
+    def _propose(self, chains: list[Chain], plan: dict[int, tuple[int, int]]) -> list[_Group]:
+        """The pass's candidates, one group per move and candidate count: each chain's next
+        steps, chain after chain, each proposed on the chain as it will stand if every
+        candidate before it is rejected (rows of one step are consecutive)."""
+        wanted: dict[tuple[bool, int], list[Chain]] = {}
+        for chain in chains:
+            k, steps = plan[id(chain)]
+            if steps > 1:
+                chain.draws.remember()
+            wanted.setdefault((chain.found is not None, k), []).append(chain)
+        groups: list[_Group] = []
+        for (shrinking, k), members in wanted.items():
+            views = [v for c in members for v in self._views(c, plan[id(c)][1])]
+            move = self.proposer.shrink if shrinking else self.proposer.propose
+            groups.append((members, k, move(views, k)))
+        for chain in chains:
+            steps = plan[id(chain)][1]
+            if steps > 1 and chain.draws.takes != steps:
+                raise RuntimeError(
+                    f"{type(self.proposer).__name__} drew {chain.draws.takes} times for {steps} "
+                    "steps of one chain; a proposer draws through one chain_draws call per move")
+        return groups
+
+    def _score(self, context: SearchContext, groups: list[_Group],
+               plan: dict[int, tuple[int, int]]) -> _Scored:
+        """Run the pass and judge every row: criterion, distance, fitness and rank."""
+        images = torch.cat([result.images for _, _, result in groups])
+        repeats = [torch.tensor([plan[id(c)][1] * k for c in members]) for members, k, _ in groups]
+        seeds = torch.cat([torch.stack([c.seed.image for c in members]).repeat_interleave(r, 0)
+                           for (members, _, _), r in zip(groups, repeats)])
+        labels = torch.cat([torch.tensor([c.seed.label for c in members]).repeat_interleave(r)
+                            for (members, _, _), r in zip(groups, repeats)])
+        shrinking = torch.cat([torch.full((len(result.images),), members[0].found is not None)
+                               for members, _, result in groups])
+        pred = context.pair.predict(images, rows_per_pass=self.settings.rows_per_pass)
+        met = context.settings.criterion.met(pred.original, pred.compressed, labels, images, seeds)
+        l2, _ = distances(images, seeds)
+        fitness = self.proposer.fitness(context, pred.original, pred.compressed, labels, l2)
+        # A deviating candidate beats every other; among those the closest wins. In float64:
+        # in float32, 3.1 - 1e9 and 3.2 - 1e9 are the same number, and the first would win.
+        score = torch.where(met, l2.double() - 1e9,
+                            torch.where(shrinking, torch.inf, fitness).double())
+        return _Scored(pred, met.tolist(), l2.tolist(), fitness.tolist(), score.tolist(),
+                       pred.original.argmax(1).tolist(), pred.compressed.argmax(1).tolist())
 
     def _plan(self, context: SearchContext, chains: list[Chain]) -> dict[int, tuple[int, int]]:
         """(candidates per step, steps this pass) of each chain: one step each, then, while the
