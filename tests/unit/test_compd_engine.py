@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 import torch
@@ -151,8 +152,9 @@ def test_looking_ahead_gives_every_seed_the_same_search_in_fewer_passes(mnist_te
         predict = pair.predict
         pair.predict = lambda x, **kw: calls.append(len(x)) or predict(x, **kw)  # type: ignore[method-assign]
         try:
-            strategy = CompdStrategy(CompdParameters(engine=EngineSettings(
-                shrink_rounds=16, shrink_patience=4, look_ahead=look_ahead)))
+            defaults = CompdParameters()
+            strategy = CompdStrategy(replace(defaults, engine=replace(defaults.engine,
+                                                                      look_ahead=look_ahead)))
             steps: list[Step] = []
             context = SearchContext(pair, settings, rng_seed=3,
                                     emit=lambda e: steps.append(e) if isinstance(e, Step) else None)
