@@ -66,6 +66,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "kl-only+T1": {"ce_weight": 0.0, "temperature": 1.0},
     "mined1024": {"mined_seeds": 1024},
     "lr1e-3": {"lr": 1e-3},
+    "lr5e-4": {"lr": 5e-4},  # every pair's default before bf16 got its own
+    "lr1e-4": {"lr": 1e-4},
+    "lr5e-5": {"lr": 5e-5},
+    "lr2e-5": {"lr": 2e-5},
     "epochs16": {"epochs": 16},
     "variants16": {"variants_per_trigger": 16},
     "lr2e-3": {"lr": 2e-3},

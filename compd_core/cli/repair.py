@@ -12,7 +12,7 @@ from compd_core.pair_spec import PairSpec
 from compd_core.paths import default_db_path
 from compd_core.errors import ConfigError
 from compd_core.repair.report import RepairReport, kept_words
-from compd_core.repair.settings import RepairSettings
+from compd_core.repair.settings import LR_DEFAULTS, RepairSettings
 
 DEFAULTS = RepairSettings()
 
@@ -42,7 +42,7 @@ def repair(
         help="A hand-picked selection of the run; default: its default selection, else every trigger.",
     ),
     epochs: int = typer.Option(DEFAULTS.epochs, help="Most passes over the trigger set (the best epoch is kept)."),
-    lr: float = typer.Option(DEFAULTS.lr, help="Adam learning rate."),
+    lr: float = typer.Option(None, help=f"Adam learning rate (default: {LR_DEFAULTS})."),
     batch_size: int = typer.Option(DEFAULTS.batch_size, help="Images per step, triggers and teacher images together."),
     mix_ratio: float = typer.Option(DEFAULTS.mix_ratio, help="Teacher-image share of each batch, in [0, 0.99]."),
     variants: int = typer.Option(DEFAULTS.variants_per_trigger,
@@ -131,7 +131,8 @@ def _print_report(report: RepairReport, source: PairSpec | None = None) -> None:
     out.print(f"repaired {report.pair_before} on {train} of {report.triggers} triggers "
               f"({report.selection}; {report.validation_triggers} of them kept to pick the epoch) "
               f"and {report.mined_triggers} deviations mined on training digits; {held} held out; "
-              f"{kept_words(report)}")
+              f"{kept_words(report)}"
+              + ("" if report.learning_rate is None else f" (learning rate {report.learning_rate:g})"))
     out.print(f"held-out triggers repaired: {_rate(report.heldout_repaired_rate)} "
               f"(training triggers: {_rate(report.train_repaired_rate)})")
     out.print(f"test accuracy: {_rate(report.accuracy_before)} -> {_rate(report.accuracy_after)}; "

@@ -17,7 +17,7 @@ from compd_core.repair.run import (
     fine_tunable_source,
     repair_run,
 )
-from compd_core.repair.settings import RepairSettings
+from compd_core.repair.settings import RepairSettings, default_lr, for_compression
 from compd_core.repair.split import TriggerSplit, split_triggers
 from compd_core.repair.verdict import Verdict
 
@@ -34,8 +34,10 @@ __all__ = [
     "TriggerSplit",
     "Verdict",
     "chosen_triggers",
+    "default_lr",
     "fine_tunable",
     "fine_tunable_source",
+    "for_compression",
     "repair_run",
     "split_triggers",
 ]

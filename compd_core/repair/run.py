@@ -53,7 +53,7 @@ from compd_core.repair.own_files import TorchScriptFile, fine_tunable_file, save
 from compd_core.repair.registry import SourcePair, new_pair_id, register_repaired_pair, source_pair
 from compd_core.repair.report import RepairReport
 from compd_core.repair.serving import served_form
-from compd_core.repair.settings import RepairSettings, on_run_dataset
+from compd_core.repair.settings import RepairSettings, for_compression, on_run_dataset
 from compd_core.repair.split import split_triggers
 from compd_core.repair.train import fine_tune
 from compd_core.repair.verdict import judge
@@ -167,6 +167,7 @@ class Repair:
         self.settings = on_run_dataset(self.settings, self.run.dataset)
         self.spec = self.run.pair_source()
         self.recipe, loaded, self.source = fine_tunable(self.run)
+        self.settings = for_compression(self.settings, self.recipe.kind)
         self.model: nn.Module = self.recipe.trainable(loaded)  # a deep copy: the pair stays as it is
         self.selection, chosen, self.results = chosen_triggers(store, run_id, selection)
         self.split = split_triggers([r.seed.position for r in chosen],
@@ -178,6 +179,7 @@ class Repair:
             "run_id": run_id, "selection": self.selection, "pair_before": self.run.pair,
             "repaired_pair": None, "stopped": False, "triggers": len(chosen),
             "train_positions": list(self.split.train), "heldout_positions": list(self.split.heldout),
+            "learning_rate": self.settings.lr,
         }
         self.report: RepairReport | None = None
         self._repaired: Compressed | None = None

@@ -46,10 +46,11 @@ class RepairSettings:
     """The training defaults were tuned on 100-seed runs with rng seed 1 of lenet5-int8-static
     and lenet5-prune90; the epoch choice (``checkpoint``, ``blend_shares``) on 80-seed runs with
     rng seed 0 of lenet5-int8-static and lenet1-int8-static; the number of epochs on 100-seed
-    runs with rng seeds 0, 1 and 2 of lenet5-int8-qat, -distilled and -prune90
-    (bench/repair_variants.py; see bench/REPAIR.md)."""
+    runs with rng seeds 0, 1 and 2 of lenet5-int8-qat, -distilled and -prune90; bf16's own
+    learning rate on 100-seed runs with rng seeds 0-4 of lenet5-bf16 (bench/repair_variants.py;
+    see bench/REPAIR.md)."""
 
-    lr: float = 5e-4  # Adam, cosine-annealed to 0; the best epoch is kept, so a rate that overshoots costs little
+    lr: float | None = None  # Adam, cosine-annealed to 0; None: the compression's own (``default_lr``)
     epochs: int = 16  # at most; the best checkpoint is kept (8 repaired 0-12 points fewer held-out)
     batch_size: int = 128  # images per step, trigger-set and teacher images together
     mix_ratio: float = 0.75  # teacher-data share of each batch: agreement everywhere, not only on triggers
@@ -80,6 +81,8 @@ class RepairSettings:
 
     def __post_init__(self) -> None:
         for name, (low, inclusive, high, meaning) in _BOUNDS.items():
+            if name == "lr" and self.lr is None:
+                continue
             _check_number(name, getattr(self, name), low, inclusive, high, meaning)
         for name, (low, meaning) in _WHOLE.items():
             _check_whole(name, getattr(self, name), low, meaning)
@@ -106,6 +109,34 @@ class RepairSettings:
         if self.ce_weight + self.kl_weight == 0:
             raise ConfigError("ce_weight and kl_weight are both 0: nothing would be learned; "
                               "set at least one above 0 (e.g. --ce-weight 1)")
+
+
+# Adam moves every weight by about the learning rate at each step, and each served weight that
+# crosses a rounding step changes the served model. 5e-4 is a third of the median int8 step of
+# the zoo's LeNet-5 (1.6e-3) but twice the median bf16 step (2.4e-4: bf16 keeps 8 significant
+# bits), so bf16 gets a step of about a tenth of its own rounding step. Measured on lenet5-bf16,
+# 100 seeds, rng seeds 0-4 (bench/REPAIR.md): with 5e-4 every trained candidate added
+# validation disagreements, so the model was kept as it was (0% of held-out triggers repaired,
+# five times); with 5e-5, 78-92% repaired but 3 of 5 repairs added corrupted disagreements;
+# with 2e-5, 62-74% repaired and all five lowered both clean and corrupted disagreements.
+DEFAULT_LR = 5e-4
+DEFAULT_LR_BY_COMPRESSION = {"bf16": 2e-5}
+
+
+LR_DEFAULTS = ", ".join([f"{DEFAULT_LR:g}"] + [f"{lr:g} for {kind}"
+                                                 for kind, lr in DEFAULT_LR_BY_COMPRESSION.items()])
+
+
+def default_lr(compression: str) -> float:
+    """The learning rate a repair of this kind of compressed model uses unless told another."""
+    return DEFAULT_LR_BY_COMPRESSION.get(compression, DEFAULT_LR)
+
+
+def for_compression(settings: RepairSettings, compression: str) -> RepairSettings:
+    """``settings`` with the compression's own learning rate where none was given."""
+    if settings.lr is not None:
+        return settings
+    return replace(settings, lr=default_lr(compression))
 
 
 def _flag(name: str) -> str:

@@ -90,7 +90,11 @@ def fine_tune(
     on_epoch: EpochCallback | None = None,
     stop: threading.Event | None = None,
 ) -> bool:
-    """Train ``model`` in place with the one training loop; False when ``stop`` ended it."""
+    """Train ``model`` in place with the one training loop; False when ``stop`` ended it.
+
+    ``settings.lr`` must be set: ``for_compression`` fills in the compressed model's own."""
+    if settings.lr is None:
+        raise ValueError("fine_tune needs a learning rate; resolve it with for_compression first")
     anchor = starting_point(model) if settings.anchor_weight > 0 else None
 
     def loss_fn(module: nn.Module, x: torch.Tensor, targets: tuple) -> torch.Tensor:

@@ -8,7 +8,7 @@ import math
 import streamlit as st
 
 from compd_core.errors import CompdError
-from compd_core.repair import RepairReport, RepairSettings, fine_tunable
+from compd_core.repair import RepairReport, RepairSettings, default_lr, fine_tunable
 from compd_core.repair.report import kept_words
 from compd_core.repair.settings import CHECKPOINT_RULES
 from compd_core.store import RunRecord, Store
@@ -90,15 +90,20 @@ def _shown_defaults(run: RunRecord) -> RepairSettings:
                           research_max_queries=min(run.settings.max_queries, DEMO_RESEARCH_QUERIES))
 
 
-def settings_ui(run: RunRecord) -> tuple[RepairSettings, bool]:
-    """The settings (small enough for a demo) and whether Start was pressed; raises ConfigError."""
+def settings_ui(run: RunRecord, compression: str) -> tuple[RepairSettings, bool]:
+    """The settings (small enough for a demo) and whether Start was pressed; raises ConfigError.
+
+    ``compression`` is the compressed model's kind: it has its own default learning rate."""
     shown = _shown_defaults(run)
+    own_lr = default_lr(compression)
     a, b, c, d = st.columns(4)
     epochs = a.number_input("Epochs", 1, 200, shown.epochs, help="Most passes over the trigger "
                             "set; the epoch with the fewest validation disagreements is kept")
     variants = b.number_input("Variants per trigger", 0, 256, shown.variants_per_trigger,
                               help="Label-preserving mutants made around each training trigger")
-    lr = c.number_input("Learning rate", 1e-6, 1.0, shown.lr, format="%.0e")
+    lr = c.number_input("Learning rate", 1e-6, 1.0, shown.lr or own_lr, format="%.0e",
+                        help=f"Adam's step; {own_lr:.0e} is the default for a {compression} model "
+                             "(finer rounding steps get smaller ones)")
     mix = d.number_input("Teacher share of each batch", 0.0, 0.99, shown.mix_ratio, step=0.05,
                          help="Clean and corrupted training digits labelled by the original: "
                               "agreement everywhere, not only on the triggers")
@@ -129,7 +134,8 @@ def settings_ui(run: RunRecord) -> tuple[RepairSettings, bool]:
                                          shown.research_max_queries or DEMO_RESEARCH_QUERIES,
                                          disabled=not research)
     clicked = st.button("Start repair", type="primary", icon=":material/play_arrow:")
-    settings = RepairSettings(lr=float(lr), epochs=int(epochs), mix_ratio=float(mix),
+    settings = RepairSettings(lr=None if float(lr) == own_lr else float(lr),  # None: the model's own
+                              epochs=int(epochs), mix_ratio=float(mix),
                               variants_per_trigger=int(variants), mined_seeds=int(mined),
                               heldout_fraction=float(heldout), seed=int(seed), research=research,
                               research_max_queries=int(budget), max_accuracy_drop=float(drop) / 100,
@@ -260,12 +266,12 @@ with user_errors():
     run = choose_run(store)
     if run is not None:
         try:
-            fine_tunable(run)
+            recipe = fine_tunable(run)[0]
         except CompdError as exc:
             st.error(str(exc), icon=":material/block:")
         else:
             if selection_ui(store, run):
-                settings, clicked = settings_ui(run)
+                settings, clicked = settings_ui(run, recipe.kind)
                 if clicked:
                     st.session_state[LAST_SETTINGS_KEY] = settings
                     job = repair_jobs.start_repair(store, run.id, settings)

@@ -64,12 +64,14 @@ def test_repair_shows_live_curves_and_the_before_after_account(
     _set(app, "Re-search queries per seed", 200)
     (rule,) = [r for r in app.radio if r.label == "Epoch kept"]
     assert rule.value == "no-rise"  # the default never keeps an epoch that adds disagreements
+    assert next(w for w in app.number_input if w.label == "Learning rate").value == 5e-4
     rule.set_value("last").run()  # a trained model, to register below
     next(b for b in app.button if b.label == "Start repair").click().run()
     assert not app.exception
     job = repair_jobs.get_job(app.session_state["repair_job_id"])
     assert job is not None and job.settings.epochs == 2 and job.settings.research_max_queries == 200
     assert job.settings.checkpoint == "last"
+    assert job.settings.lr is None  # left at the default: the compression's own rate
     _finish()
     app.run()
     assert not app.exception  # a worse verdict is an error box, checked below
@@ -205,3 +207,13 @@ def test_a_default_repair_that_kept_the_model_says_unchanged_and_offers_nothing_
     assert not (user_zoo / "manifest.json").exists()
     measures = list(app.dataframe[0].value["measure"])
     assert "Seeds with a strict deviation (not re-searched)" in measures  # no budget to name
+
+
+def test_a_bf16_run_offers_the_smaller_learning_rate_of_bf16(app: AppTest, db: Path, user_zoo: Path) -> None:
+    spec = CampaignSpec(pair="lenet5-bf16", strategy="compd", seeds=10,
+                        settings=SearchSettings(max_queries=500))
+    with Store(db) as store:
+        assert run_campaign(spec, store).found >= 1
+    open_page(app, "repair")
+    assert not app.exception and not app.error
+    assert next(w for w in app.number_input if w.label == "Learning rate").value == 2e-5

@@ -18,7 +18,7 @@ import typer
 from compd_core.campaign import CampaignSpec, run_campaign
 from compd_core.compress import get_recipe
 from compd_core.errors import ConfigError, WhiteBoxRequiredError
-from compd_core.repair import EpochFinished, RepairSettings, repair_run
+from compd_core.repair import EpochFinished, Repair, RepairSettings, repair_run
 from compd_core.repair.events import ResearchProgress
 from compd_core.repair.registry import source_pair
 from compd_core.compress.pruning import detach_derived_weights
@@ -199,6 +199,17 @@ def test_stopping_a_repair_leaves_the_original_pair_untouched(runs, user_zoo, mn
             assert torch.equal(value, state_before[key])
 
 
+def test_a_bf16_repair_takes_smaller_steps_unless_told_otherwise(tmp_path, user_zoo):
+    """bf16 rounds to steps about 7x finer than int8: at int8's rate every trained candidate
+    added disagreements (bench/REPAIR.md), so bf16 has its own default."""
+    with Store(tmp_path / "bf16.sqlite") as store:
+        spec = CampaignSpec(pair="lenet5-bf16", strategy="compd", seeds=10,
+                            settings=SearchSettings(max_queries=500), rng_seed=0)
+        run_id = run_campaign(spec, store).run_id
+        assert Repair(store, run_id).settings.lr == 2e-5
+        assert Repair(store, run_id, RepairSettings(lr=1e-4)).settings.lr == 1e-4
+
+
 def test_a_missing_selection_name_is_an_error_not_all_triggers(runs, user_zoo):
     path, ids = runs
     with Store(path) as store:
@@ -240,6 +251,7 @@ def test_cli_json_reports_every_number_the_issue_asks_for(runs, user_zoo):
                 "profile_share_before", "profile_share_after", "mined_triggers", "best_epoch"):
         assert report[key] is not None, key
     assert report["verdict"] in ("better", "worse", "unchanged") and report["registered"] is True
+    assert report["learning_rate"] == 5e-4  # int8's default: no --lr given
     assert (report["verdict"] != "better") == bool(report["verdict_reasons"])
     assert report["corrupted_images"] == 18 * report["test_images"]
     assert report["profile_linf"] == pytest.approx(16 / 255)

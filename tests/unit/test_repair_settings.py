@@ -6,11 +6,13 @@ import math
 import re
 
 import pytest
+from torch import nn
 
 from compd_core.cli.common import out
 from compd_core.cli.repair import _print_report
 from compd_core.errors import ConfigError
-from compd_core.repair import RepairReport, RepairSettings
+from compd_core.repair import RepairReport, RepairSettings, for_compression
+from compd_core.repair.train import fine_tune
 from compd_core.repair.verdict import judge
 
 
@@ -51,6 +53,21 @@ def test_the_defaults_and_edge_values_are_accepted():
     RepairSettings()
     RepairSettings(mix_ratio=0.0, ce_weight=0.0, validation_fraction=0.0, mined_seeds=0,
                    max_accuracy_drop=0.0, min_heldout_repaired=1.0, lr=1.0)
+
+
+def test_a_bf16_model_gets_a_smaller_learning_rate_unless_one_is_given():
+    assert RepairSettings().lr is None
+    assert for_compression(RepairSettings(), "bf16").lr == 2e-5
+    assert for_compression(RepairSettings(), "int8-static").lr == 5e-4
+    assert for_compression(RepairSettings(), "torchscript").lr == 5e-4
+    assert for_compression(RepairSettings(lr=1e-3), "bf16").lr == 1e-3
+    with pytest.raises(ConfigError, match="--lr must be a finite number"):
+        RepairSettings(lr="fast")  # type: ignore[arg-type]
+
+
+def test_training_without_a_resolved_learning_rate_is_refused():
+    with pytest.raises(ValueError, match="for_compression"):
+        fine_tune(nn.Linear(2, 2), None, None, RepairSettings())  # type: ignore[arg-type]
 
 
 NUMBERS = dict(heldout_repaired=0.9, accuracy_before=0.978, accuracy_after=0.977,
@@ -116,7 +133,7 @@ def _report(**changes) -> RepairReport:
                   heldout_positions=[5, 6, 7, 8], verdict="worse",
                   verdict_reasons=["The models now disagree on more test images (6 -> 9; at most "
                                    "0 more allowed)."], validation_triggers=1, mined_triggers=400,
-                  best_epoch=5, epochs_run=8, heldout_repaired_rate=0.75,
+                  best_epoch=5, epochs_run=8, learning_rate=5e-4, heldout_repaired_rate=0.75,
                   train_repaired_rate=1.0, accuracy_before=0.9774, accuracy_after=0.978,
                   disagreements_before=6, disagreements_after=9, test_images=1996,
                   corrupted_images=35928, corrupted_disagreements_before=380,
@@ -131,6 +148,7 @@ def test_the_cli_says_the_verdict_first_and_why_a_worse_repair_was_not_registere
     assert lines[0] == ("Verdict: worse. The models now disagree on more test images (6 -> 9; at "
                         "most 0 more allowed).")
     assert "6 -> 9 on 1996 test images, 380 -> 370 on 35928 corrupted ones" in captured.get()
+    assert "epoch 5 of 8 kept (learning rate 0.0005)" in " ".join(captured.get().split())
     assert lines[-1].startswith("not registered as a pair because it is worse; run again with "
                                 "`--register always`")
 
