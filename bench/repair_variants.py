@@ -61,6 +61,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "fewest": {"checkpoint": "fewest"},
     "no-blends": {"blend_shares": ()},
     "fine-blends": {"blend_shares": (0.05, 0.1, 0.15, 0.25, 0.35, 0.5)},
+    "blends+0.75": {"blend_shares": (0.1, 0.25, 0.5, 0.75)},
     "fewest+no-blends": {"checkpoint": "fewest", "blend_shares": ()},
     "kl-only": {"ce_weight": 0.0},
     "kl-only+T1": {"ce_weight": 0.0, "temperature": 1.0},
