@@ -118,11 +118,10 @@ class RepairSettings:
 # 100 seeds, rng seeds 0-4 (bench/REPAIR.md): with 5e-4 every trained candidate added
 # validation disagreements, so the model was kept as it was (0% of held-out triggers repaired,
 # five times); with 5e-5, 78-92% repaired but 3 of 5 repairs added corrupted disagreements;
-# with 2e-5, 62-74% repaired and all five lowered both clean and corrupted disagreements.
+# with 2e-5, 62-74% repaired and all five lowered both clean and corrupted disagreements. On
+# lenet1-bf16 the same rate repaired 64-69% but added corrupted disagreements (``worse``).
 DEFAULT_LR = 5e-4
 DEFAULT_LR_BY_COMPRESSION = {"bf16": 2e-5}
-
-
 LR_DEFAULTS = ", ".join([f"{DEFAULT_LR:g}"] + [f"{lr:g} for {kind}"
                                                  for kind, lr in DEFAULT_LR_BY_COMPRESSION.items()])
 
