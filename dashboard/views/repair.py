@@ -102,7 +102,7 @@ def settings_ui(run: RunRecord, compression: str) -> tuple[RepairSettings, bool]
     variants = b.number_input("Variants per trigger", 0, 256, shown.variants_per_trigger,
                               help="Label-preserving mutants made around each training trigger")
     lr = c.number_input("Learning rate", 1e-6, 1.0, shown.lr or own_lr, step=own_lr / 2, format="%.1e",
-                        help=f"Adam's step; {own_lr:.0e} is the default for a {compression} model "
+                        help=f"Adam's step; {own_lr:.1e} is the default for a {compression} model "
                              "(finer rounding steps get smaller ones)")
     mix = d.number_input("Teacher share of each batch", 0.0, 0.99, shown.mix_ratio, step=0.05,
                          help="Clean and corrupted training digits labelled by the original: "
