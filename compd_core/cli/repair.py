@@ -12,7 +12,7 @@ from compd_core.pair_spec import PairSpec
 from compd_core.paths import default_db_path
 from compd_core.errors import ConfigError
 from compd_core.repair.report import RepairReport, kept_words
-from compd_core.repair.settings import LR_DEFAULTS, RepairSettings
+from compd_core.repair.settings import EPOCH_DEFAULTS, LR_DEFAULTS, RepairSettings
 
 DEFAULTS = RepairSettings()
 
@@ -41,7 +41,8 @@ def repair(
         None, "--selection",
         help="A hand-picked selection of the run; default: its default selection, else every trigger.",
     ),
-    epochs: int = typer.Option(DEFAULTS.epochs, help="Most passes over the trigger set (the best epoch is kept)."),
+    epochs: int = typer.Option(
+        None, help=f"Most passes over the trigger set, the best epoch kept (default: {EPOCH_DEFAULTS})."),
     lr: float = typer.Option(None, help=f"Adam learning rate (default: {LR_DEFAULTS})."),
     batch_size: int = typer.Option(DEFAULTS.batch_size, help="Images per step, triggers and teacher images together."),
     mix_ratio: float = typer.Option(DEFAULTS.mix_ratio, help="Teacher-image share of each batch, in [0, 0.99]."),

@@ -160,7 +160,7 @@ class Repair:
                  selection: str | None = None, *, emit: EventSink = no_events,
                  stop: threading.Event | None = None) -> None:
         self.settings = settings or RepairSettings()
-        self.store, self.emit = store, with_progress(emit, RepairProgress(self.settings.epochs))
+        self.store = store
         self.stop = stop or threading.Event()
         self.started = time.perf_counter()
         self.run = store.get_run(run_id)
@@ -168,6 +168,7 @@ class Repair:
         self.spec = self.run.pair_source()
         self.recipe, loaded, self.source = fine_tunable(self.run)
         self.settings = for_compression(self.settings, self.recipe.kind)
+        self.emit = with_progress(emit, RepairProgress(self.settings.epochs))
         self.model: nn.Module = self.recipe.trainable(loaded)  # a deep copy: the pair stays as it is
         self.selection, chosen, self.results = chosen_triggers(store, run_id, selection)
         self.split = split_triggers([r.seed.position for r in chosen],

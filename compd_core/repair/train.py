@@ -92,9 +92,11 @@ def fine_tune(
 ) -> bool:
     """Train ``model`` in place with the one training loop; False when ``stop`` ended it.
 
-    ``settings.lr`` must be set: ``for_compression`` fills in the compressed model's own."""
-    if settings.lr is None:
-        raise ValueError("fine_tune needs a learning rate; resolve it with for_compression first")
+    ``settings.lr`` and ``settings.epochs`` must be set: ``for_compression`` fills in the
+    compressed model's own."""
+    if settings.lr is None or settings.epochs is None:
+        raise ValueError("fine_tune needs a learning rate and a number of epochs; resolve them "
+                         "with for_compression first")
     anchor = starting_point(model) if settings.anchor_weight > 0 else None
 
     def loss_fn(module: nn.Module, x: torch.Tensor, targets: tuple) -> torch.Tensor:

@@ -8,7 +8,7 @@ import math
 import streamlit as st
 
 from compd_core.errors import CompdError
-from compd_core.repair import RepairReport, RepairSettings, default_lr, fine_tunable
+from compd_core.repair import RepairReport, RepairSettings, default_epochs, default_lr, fine_tunable
 from compd_core.repair.report import kept_words
 from compd_core.repair.settings import CHECKPOINT_RULES
 from compd_core.store import RunRecord, Store
@@ -93,12 +93,15 @@ def _shown_defaults(run: RunRecord) -> RepairSettings:
 def settings_ui(run: RunRecord, compression: str) -> tuple[RepairSettings, bool]:
     """The settings (small enough for a demo) and whether Start was pressed; raises ConfigError.
 
-    ``compression`` is the compressed model's kind: it has its own default learning rate."""
+    ``compression`` is the compressed model's kind: it has its own default learning rate and
+    number of epochs."""
     shown = _shown_defaults(run)
-    own_lr = default_lr(compression)
+    own_lr, own_epochs = default_lr(compression), default_epochs(compression)
     a, b, c, d = st.columns(4)
-    epochs = a.number_input("Epochs", 1, 200, shown.epochs, help="Most passes over the trigger "
-                            "set; the epoch with the fewest validation disagreements is kept")
+    epochs = a.number_input("Epochs", 1, 200, shown.epochs or own_epochs,
+                            help=f"Most passes over the trigger set; the epoch with the fewest "
+                                 f"validation disagreements is kept. {own_epochs} is the default "
+                                 f"for a {compression} model")
     variants = b.number_input("Variants per trigger", 0, 256, shown.variants_per_trigger,
                               help="Label-preserving mutants made around each training trigger")
     lr = c.number_input("Learning rate", 1e-6, 1.0, shown.lr or own_lr, step=own_lr / 2, format="%.1e",
@@ -135,7 +138,8 @@ def settings_ui(run: RunRecord, compression: str) -> tuple[RepairSettings, bool]
                                          disabled=not research)
     clicked = st.button("Start repair", type="primary", icon=":material/play_arrow:")
     settings = RepairSettings(lr=None if float(lr) == own_lr else float(lr),  # None: the model's own
-                              epochs=int(epochs), mix_ratio=float(mix),
+                              epochs=None if int(epochs) == own_epochs else int(epochs),
+                              mix_ratio=float(mix),
                               variants_per_trigger=int(variants), mined_seeds=int(mined),
                               heldout_fraction=float(heldout), seed=int(seed), research=research,
                               research_max_queries=int(budget), max_accuracy_drop=float(drop) / 100,

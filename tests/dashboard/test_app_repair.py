@@ -58,6 +58,7 @@ def test_repair_shows_live_curves_and_the_before_after_account(
     assert not app.exception and not app.error
     assert any(m.value.startswith("**4 hand-picked triggers**") for m in app.markdown)
     assert sum(len(i.captions) for i in app.image) == 4
+    assert next(w for w in app.number_input if w.label == "Epochs").value == 16
     _set(app, "Epochs", 2)
     _set(app, "Variants per trigger", 2)
     _set(app, "Training digits to mine", 16)
@@ -209,11 +210,17 @@ def test_a_default_repair_that_kept_the_model_says_unchanged_and_offers_nothing_
     assert "Seeds with a strict deviation (not re-searched)" in measures  # no budget to name
 
 
-def test_a_bf16_run_offers_the_smaller_learning_rate_of_bf16(app: AppTest, db: Path, user_zoo: Path) -> None:
-    spec = CampaignSpec(pair="lenet5-bf16", strategy="compd", seeds=10,
-                        settings=SearchSettings(max_queries=500))
+@pytest.mark.parametrize(("pair", "kind", "lr", "epochs"), [
+    ("lenet5-bf16", "bf16", 2e-5, 16),  # bf16 rounds to finer steps: smaller ones
+    ("lenet5-distilled", "distilled", 5e-4, 24),  # float weights: longer training
+])
+def test_a_run_offers_its_compressions_own_learning_rate_and_epochs(
+        app: AppTest, db: Path, user_zoo: Path, pair: str, kind: str, lr: float, epochs: int) -> None:
+    spec = CampaignSpec(pair=pair, strategy="compd", seeds=10, settings=SearchSettings(max_queries=500))
     with Store(db) as store:
         assert run_campaign(spec, store).found >= 1
     open_page(app, "repair")
     assert not app.exception and not app.error
-    assert next(w for w in app.number_input if w.label == "Learning rate").value == 2e-5
+    assert next(w for w in app.number_input if w.label == "Learning rate").value == lr
+    field = next(w for w in app.number_input if w.label == "Epochs")
+    assert field.value == epochs and f"{epochs} is the default for a {kind} model" in field.help

@@ -18,7 +18,7 @@ import typer
 from compd_core.campaign import CampaignSpec, run_campaign
 from compd_core.compress import get_recipe
 from compd_core.errors import ConfigError, WhiteBoxRequiredError
-from compd_core.repair import EpochFinished, Repair, RepairSettings, repair_run
+from compd_core.repair import EpochFinished, Repair, RepairSettings, StageStarted, repair_run
 from compd_core.repair.events import ResearchProgress
 from compd_core.repair.registry import source_pair
 from compd_core.compress.pruning import detach_derived_weights
@@ -208,6 +208,21 @@ def test_a_bf16_repair_takes_smaller_steps_unless_told_otherwise(tmp_path, user_
         run_id = run_campaign(spec, store).run_id
         assert Repair(store, run_id).settings.lr == 2e-5
         assert Repair(store, run_id, RepairSettings(lr=1e-4)).settings.lr == 1e-4
+
+
+def test_a_distilled_repair_trains_longer_and_counts_its_own_epochs(tmp_path, user_zoo):
+    """A student's weights are float, so longer training crosses no rounding step and repaired
+    more (bench/REPAIR.md): it trains 24 epochs unless told otherwise, and its progress counts 24."""
+    events = []
+    with Store(tmp_path / "distilled.sqlite") as store:
+        spec = CampaignSpec(pair="lenet5-distilled", strategy="compd", seeds=10,
+                            settings=SearchSettings(max_queries=500), rng_seed=0)
+        run_id = run_campaign(spec, store).run_id
+        repair = Repair(store, run_id, emit=events.append)
+        assert repair.settings.epochs == 24 and repair.settings.lr == 5e-4
+        assert Repair(store, run_id, RepairSettings(epochs=3)).settings.epochs == 3
+        repair.emit(StageStarted("training", "24 epochs"))
+    assert events[-1].total == 24  # the training stage counts the student's own epochs
 
 
 def test_a_missing_selection_name_is_an_error_not_all_triggers(runs, user_zoo):

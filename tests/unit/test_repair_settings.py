@@ -65,9 +65,22 @@ def test_a_bf16_model_gets_a_smaller_learning_rate_unless_one_is_given():
         RepairSettings(lr="fast")  # type: ignore[arg-type]
 
 
-def test_training_without_a_resolved_learning_rate_is_refused():
+def test_distilled_and_pruned_models_train_longer_unless_told_otherwise():
+    assert RepairSettings().epochs is None
+    for kind in ("distilled", "prune50", "prune90"):
+        assert for_compression(RepairSettings(), kind).epochs == 24
+    for kind in ("int8-static", "int8-qat", "int8-dynamic", "bf16", "onnx-int8", "torchscript"):
+        assert for_compression(RepairSettings(), kind).epochs == 16
+    assert for_compression(RepairSettings(epochs=3), "distilled").epochs == 3
+    assert for_compression(RepairSettings(lr=1e-3), "distilled") == RepairSettings(lr=1e-3, epochs=24)
+    with pytest.raises(ConfigError, match="--epochs must be a whole number >= 1"):
+        RepairSettings(epochs=0)
+
+
+@pytest.mark.parametrize("resolved", [{}, {"lr": 1e-3}, {"epochs": 2}])
+def test_training_without_a_resolved_learning_rate_or_epoch_count_is_refused(resolved):
     with pytest.raises(ValueError, match="for_compression"):
-        fine_tune(nn.Linear(2, 2), None, None, RepairSettings())  # type: ignore[arg-type]
+        fine_tune(nn.Linear(2, 2), None, None, RepairSettings(**resolved))  # type: ignore[arg-type]
 
 
 NUMBERS = dict(heldout_repaired=0.9, accuracy_before=0.978, accuracy_after=0.977,
