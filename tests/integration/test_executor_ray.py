@@ -112,12 +112,17 @@ def test_a_worker_that_dies_mid_chunk_loses_and_repeats_no_seed(local_ray, in_pr
 def test_stop_on_ray_keeps_the_cut_short_seeds_and_resume_finishes_the_rest(local_ray, tmp_path):
     """Stop once the first chunk is back: the chunks still running end after their current
     step and hand back their seeds (stored as stopped, in one commit); seeds never sent out
-    stay unsearched, and a resume searches exactly those."""
+    stay unsearched, and a resume searches exactly those. No seed can meet the criterion, so
+    every chunk runs its whole budget (about 2 s): the stop always finds the next chunks in
+    flight, however fast the machine."""
     import threading
 
+    from compd_core.search.criterion import Criterion
     from compd_core.search.results import ExitReason
 
-    spec = CampaignSpec(PAIR, "compd", seeds=24, settings=SearchSettings(max_queries=3000), rng_seed=3)
+    unreachable = Criterion(max_linf=1 / 255, min_margin_compressed=0.9)
+    spec = CampaignSpec(PAIR, "compd", seeds=24, rng_seed=3,
+                        settings=SearchSettings(max_queries=3000, criterion=unreachable))
     stop = threading.Event()
 
     def stop_at_first_result(event) -> None:
