@@ -58,13 +58,13 @@ def judge(
             f"test accuracy fell by {100 * drop:.2f} points ({accuracy_before:.2%} -> "
             f"{accuracy_after:.2%}; at most {100 * settings.max_accuracy_drop:.2f} allowed)."
         )
+    rise = settings.max_disagreement_rise
+    allowed = "no rise allowed" if rise == 0 else f"at most {rise} more allowed"
     for what, before, after in (("test", disagreements_before, disagreements_after),
                                 ("corrupted-test", corrupted_before, corrupted_after)):
-        if after - before > settings.max_disagreement_rise:
-            reasons.append(
-                f"the models now disagree on more {what} images ({before} -> {after}; at most "
-                f"{settings.max_disagreement_rise} more allowed)."
-            )
-    if reasons:
-        reasons[0] = reasons[0][0].upper() + reasons[0][1:]
-    return Verdict("worse" if reasons else "better", tuple(reasons))
+        if after - before > rise:
+            reasons.append(f"the models now disagree on more {what} images ({before} -> {after}; "
+                           f"{allowed}).")
+    # each reason is a sentence of its own: the CLI and the page join them into one paragraph
+    sentences = tuple(reason[0].upper() + reason[1:] for reason in reasons)
+    return Verdict("worse" if sentences else "better", sentences)

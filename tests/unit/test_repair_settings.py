@@ -96,7 +96,7 @@ def test_a_repair_within_every_threshold_is_better():
 @pytest.mark.parametrize(("change", "words"), [
     ({"heldout_repaired": 0.25}, "Only 25% of the held-out triggers are repaired (at least 50% asked)"),
     ({"accuracy_after": 0.974}, "Test accuracy fell by 0.40 points (97.80% -> 97.40%; at most 0.30"),
-    ({"disagreements_after": 7}, "disagree on more test images (6 -> 7; at most 0 more allowed)"),
+    ({"disagreements_after": 7}, "The models now disagree on more test images (6 -> 7; no rise allowed)"),
     ({"corrupted_after": 375}, "disagree on more corrupted-test images (374 -> 375"),
 ])
 def test_each_threshold_missed_is_one_plain_sentence(change, words):
@@ -110,6 +110,15 @@ def test_the_user_sets_the_thresholds():
     assert not judge(RepairSettings(), **numbers).better
     lenient = RepairSettings(max_accuracy_drop=0.005, max_disagreement_rise=3)
     assert judge(lenient, **numbers).better
+
+
+def test_every_missed_threshold_is_a_sentence_of_its_own():
+    """The page and the CLI join the reasons into one paragraph: each starts with a capital."""
+    numbers = {**NUMBERS, "heldout_repaired": 0.25, "disagreements_after": 11, "corrupted_after": 380}
+    verdict = judge(RepairSettings(max_disagreement_rise=3), **numbers)
+    assert [reason.split(" ")[0] for reason in verdict.reasons] == ["Only", "The", "The"]
+    assert verdict.reasons[1] == ("The models now disagree on more test images (6 -> 11; at most 3 "
+                                  "more allowed).")
 
 
 def test_a_repair_that_kept_the_model_unchanged_says_so():
@@ -144,8 +153,8 @@ def _report(**changes) -> RepairReport:
     values = dict(run_id="r", selection="all", pair_before="lenet5-int8-static",
                   repaired_pair=None, stopped=False, triggers=8, train_positions=[1, 2, 3, 4],
                   heldout_positions=[5, 6, 7, 8], verdict="worse",
-                  verdict_reasons=["The models now disagree on more test images (6 -> 9; at most "
-                                   "0 more allowed)."], validation_triggers=1, mined_triggers=400,
+                  verdict_reasons=["The models now disagree on more test images (6 -> 9; no "
+                                   "rise allowed)."], validation_triggers=1, mined_triggers=400,
                   best_epoch=5, epochs_run=8, learning_rate=5e-4, heldout_repaired_rate=0.75,
                   train_repaired_rate=1.0, accuracy_before=0.9774, accuracy_after=0.978,
                   disagreements_before=6, disagreements_after=9, test_images=1996,
@@ -158,8 +167,8 @@ def test_the_cli_says_the_verdict_first_and_why_a_worse_repair_was_not_registere
     with out.capture() as captured:
         _print_report(_report())
     lines = captured.get().splitlines()
-    assert lines[0] == ("Verdict: worse. The models now disagree on more test images (6 -> 9; at "
-                        "most 0 more allowed).")
+    assert lines[0] == ("Verdict: worse. The models now disagree on more test images (6 -> 9; no "
+                        "rise allowed).")
     assert "6 -> 9 on 1996 test images, 380 -> 370 on 35928 corrupted ones" in captured.get()
     assert "epoch 5 of 8 kept (learning rate 0.0005)" in " ".join(captured.get().split())
     assert lines[-1].startswith("not registered as a pair because it is worse; run again with "
