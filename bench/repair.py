@@ -169,6 +169,16 @@ NOTES = [
     "candidates still add 130-330 corrupted validation disagreements) but repairs fewer held-out "
     "triggers there; the candidates that repaired most validation triggers added one disagreement "
     "on the 1,600 clean validation digits, which had none before. Not adopted.",
+    "- Training only the last layer of the int8 models (every other weight frozen, so only "
+    "the head's int8 weights are rounded again; a script outside the repository that sets "
+    "`requires_grad` under `bench.repair_variants`), set 0, otherwise the defaults, on a "
+    "machine whose CPU (AMD EPYC, AVX-512 VNNI) gives slightly other int8 results than the "
+    "one of the table, so the defaults were run there too. Held-out repaired, test and "
+    "corrupted disagreements, lenet5-int8-static then lenet1-int8-static: defaults 47.9%, 6 "
+    "-> 5, 363 -> 373 and 44.4%, 7 -> 4, 768 -> 727; head only, lr 5e-4: 6.2%, 6 -> 6, 363 -> "
+    "370 and 16.7%, 7 -> 3, 768 -> 638; head only, lr 2e-3: 25.0%, 6 -> 6, 363 -> 383 and "
+    "27.8%, 7 -> 6, 768 -> 614. All `worse`: the head alone repairs far fewer held-out "
+    "triggers. Not adopted.",
     "- Missed: held-out triggers repaired >= 90% is met on lenet5-prune90 (94.7%, 94-96%) and "
     "lenet5-distilled (95.3%, 92-98%) in all three sets and on lenet5-int8-qat in one (83.3%, "
     "77.5-90.5%); those nine repairs are all `better`: test disagreements 26 -> 14.7, 36 -> 33 and "
