@@ -339,6 +339,8 @@ def _settings_section(run: RunRecord) -> str:
         ("Time budget per image", "none" if s.time_budget is None else f"{s.time_budget:g} s"),
         ("Largest pixel change allowed",
          "no limit" if s.max_linf is None else f"{s.max_linf * 255:.0f}/255"),
+        ("Largest L2 distance allowed",
+         "no limit" if s.criterion.max_l2 is None else f"{s.criterion.max_l2:g} (pixel values in [0, 1])"),
         ("Counts as a deviation", "the original keeps its answer" if s.criterion.kind == "valid"
          else "any disagreement"),
         ("Smallest margins (original, compressed)",

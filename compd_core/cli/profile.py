@@ -37,6 +37,11 @@ def profile(
     strategy: str = typer.Option("compd", help="compd (any pair) or gradient (PyTorch pairs)."),
     seed_order: str = typer.Option("random", help="How seeds are picked from the test split (as in `compd search`)."),
     seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same profile."),
+    min_margin_original: float = typer.Option(0.0, help="How sure the original must stay of the "
+                                              "seed's label (probability minus its next class's, "
+                                              "in [0, 1); 0: strict only)."),
+    min_margin_compressed: float = typer.Option(0.0, help="How clearly the compressed model must "
+                                                "answer otherwise (in [0, 1); 0: strict only)."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Search each seed under growing per-pixel budgets; print the share that deviates within each."""
@@ -45,7 +50,8 @@ def profile(
     dataset = default_dataset(dataset, pair)
     task = ProfileTask(pair_spec_from_options(pair, original, compressed, dataset, allow_code),
                        dataset, seeds, parse_csv_ints(budgets, "--budgets"), budget, strategy, seed,
-                       seed_order, parse_seed_indices(seed_indices))  # type: ignore[arg-type]
+                       seed_order, parse_seed_indices(seed_indices),  # type: ignore[arg-type]
+                       min_margin_original, min_margin_compressed)
     job = run_job(task, "seed")
     if json_output:
         print_json(job.value.to_dict())

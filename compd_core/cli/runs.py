@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich import box
@@ -20,6 +21,9 @@ from compd_core.cli.common import (
 )
 from compd_core.paths import default_db_path, writable_output_dir
 from compd_core.strength import margin_text, summarize_strength
+
+if TYPE_CHECKING:
+    from compd_core.search.criterion import Criterion
 
 app = typer.Typer(help="List, inspect and export stored search runs.", no_args_is_help=True)
 
@@ -100,7 +104,7 @@ def show_command(
         f"dataset {run.dataset}, rng seed {run.rng_seed}, created {_when(run.created)}, "
         f"wall {run.wall_seconds:.1f} s",
         f"budget {settings.max_queries} queries{time_budget} per seed, criterion "
-        f"{settings.criterion.kind}, max L-inf {max_linf}",
+        f"{settings.criterion.kind}, max L-inf {max_linf}{_more_criterion(settings.criterion)}",
         f"found {summary['found']} of {summary['seeds_done']} seeds "
         f"({summary['found_rate']:.0%}; {run.seed_count} planned)",
         f"median over found seeds: {_number(summary['median_queries_found'], '.0f')} queries, "
@@ -131,6 +135,15 @@ def show_command(
     out.print(table)
 
 
+
+
+def _more_criterion(criterion: Criterion) -> str:
+    """The criterion's L2 budget and margin minimums, where the run set them."""
+    parts = [] if criterion.max_l2 is None else [f"max L2 {criterion.max_l2:g}"]
+    if criterion.min_margin_original or criterion.min_margin_compressed:
+        parts.append(f"margins at least {criterion.min_margin_original:g} (original) and "
+                     f"{criterion.min_margin_compressed:g} (compressed)")
+    return "".join(f", {part}" for part in parts)
 
 
 def _margins(row: dict) -> str:

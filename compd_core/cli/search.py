@@ -58,7 +58,10 @@ def _new_spec(given: dict[str, Any], models: dict[str, Any]):
     settings = SearchSettings(
         max_queries=value("--budget", 10_000), time_budget=given["--time-budget"],
         criterion=Criterion(kind=value("--criterion", "valid"),
-                            max_linf=value("--max-linf", DEFAULT_MAX_LINF)),
+                            min_margin_original=value("--min-margin-original", 0.0),
+                            min_margin_compressed=value("--min-margin-compressed", 0.0),
+                            max_linf=value("--max-linf", DEFAULT_MAX_LINF),
+                            max_l2=given["--max-l2"]),
         operators=value("--operators", "dflare"),
     )
     return CampaignSpec(
@@ -87,7 +90,10 @@ def _resumed_spec(store: Any, run_id: str, given: dict[str, Any], models: dict[s
     stored = {"--pair": spec.pair, "--strategy": spec.strategy, "--seeds": spec.seeds,
               "--budget": spec.settings.max_queries, "--time-budget": spec.settings.time_budget,
               "--operators": spec.settings.operators, "--criterion": spec.settings.criterion.kind,
-              "--max-linf": spec.settings.criterion.max_linf, "--seed-order": spec.seed_order,
+              "--min-margin-original": spec.settings.criterion.min_margin_original,
+              "--min-margin-compressed": spec.settings.criterion.min_margin_compressed,
+              "--max-linf": spec.settings.criterion.max_linf,
+              "--max-l2": spec.settings.criterion.max_l2, "--seed-order": spec.seed_order,
               "--seed": spec.rng_seed, "--dataset": spec.dataset,
               "--seed-indices": spec.seed_indices}
     for option, value in given.items():
@@ -97,10 +103,17 @@ def _resumed_spec(store: Any, run_id: str, given: dict[str, Any], models: dict[s
             value = parse_seed_indices(value)
         if value is not None and value != stored[option]:
             raise ConfigError(
-                f"run {run_id} was searched with {option} {stored[option]}, not {option} "
-                f"{value}; leave {option} out: --resume continues a run with its own settings"
+                f"run {run_id} was searched with {option} {_shown(stored[option])}, not {option} "
+                f"{_shown(value)}; leave {option} out: --resume continues a run with its own settings"
             )
     return spec
+
+
+def _shown(value: Any) -> str:
+    """An option's value as a user would type it: 0.5 not 0.5000, none for an unset bound."""
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def search(
@@ -118,7 +131,15 @@ def search(
     time_budget: float = typer.Option(None, help="Time budget per seed, in seconds."),
     operators: str = typer.Option(None, help="Mutation operator set: dflare (default) or natural."),
     criterion: str = typer.Option(None, help="valid (default: the original keeps the seed's label) or any."),
+    min_margin_original: float = typer.Option(None, help="How sure the original must stay of the "
+                                              "seed's label: its probability minus its next "
+                                              "class's, in [0, 1) (default 0: strict only)."),
+    min_margin_compressed: float = typer.Option(None, help="How clearly the compressed model must "
+                                                "answer otherwise: its probability for the new "
+                                                "label minus the seed's, in [0, 1) (default 0: "
+                                                "strict only, a tie never counts)."),
     max_linf: float = typer.Option(None, help="L-inf bound around the seed, in (0, 1]; the default (64/255) keeps triggers close, 1 lifts it."),
+    max_l2: float = typer.Option(None, help="L2 bound around the seed, pixel values in [0, 1] (default: none)."),
     seed_order: str = typer.Option(None, help="random (default), margin (lowest margin first) or balanced (as many seeds of every class)."),
     seed: int = typer.Option(None, "--seed", callback=seed_option, help="Random seed (default 0): same seed, same triggers."),
     db: Path = typer.Option(None, help="Results database (default ./compd.sqlite or $COMPD_DB)."),
@@ -153,7 +174,9 @@ def search(
 
     given = {"--pair": pairs[0] if pairs else None, "--strategy": strategy, "--seeds": seeds, "--budget": budget,
              "--time-budget": time_budget, "--operators": operators, "--criterion": criterion,
-             "--max-linf": max_linf, "--seed-order": seed_order, "--seed": seed,
+             "--min-margin-original": min_margin_original,
+             "--min-margin-compressed": min_margin_compressed,
+             "--max-linf": max_linf, "--max-l2": max_l2, "--seed-order": seed_order, "--seed": seed,
              "--dataset": dataset, "--seed-indices": seed_indices}
     models = {"--original": original, "--compressed": compressed, "--allow-code": allow_code}
     store = Store(db or default_db_path())

@@ -50,8 +50,9 @@ class Criterion:
             raise ConfigError(f"criterion must be 'valid' or 'any', got {self.kind!r}")
         for name in ("min_margin_original", "min_margin_compressed"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise ConfigError(f"{name.replace('_', ' ')} must lie in [0, 1), got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ConfigError(f"--{name.replace('_', '-')} must lie in [0, 1) (a difference of "
+                                  f"probabilities), got {value!r}; e.g. 0.2 asks for a clear answer")
         if self.max_linf is not None and not (
             isinstance(self.max_linf, (int, float)) and 0 < self.max_linf <= 1
         ):

@@ -105,8 +105,9 @@ class DeviationProfile:
                     f"{self.points[-1].budget}/255 per pixel ({self.max_queries:,} queries per seed "
                     "and budget); a larger query budget may still find some.")
         text = (f"With changes of at most {p.budget}/255 per pixel, {p.share:.0%} of {self.seeds} "
-                f"test digits ({p.solved}) make the compressed model answer differently while "
-                "the original keeps its answer")
+                f"test digits ({p.solved}) make the compressed model answer differently"
+                f"{_at_least(self.criterion.min_margin_compressed)} while the original keeps its "
+                f"answer{_at_least(self.criterion.min_margin_original)}")
         first = next((q for q in self.points if q.solved), None)
         if p.solved == 0 and first is not None:
             text += f"; the smallest budget that finds any is {first.budget}/255 ({first.share:.0%})"
@@ -130,6 +131,11 @@ class DeviationProfile:
             "seed_budgets": {str(o.seed.index): o.budget for o in self.outcomes},
             "sentence": self.sentence(),
         }
+
+
+def _at_least(margin: float) -> str:
+    """Words for a margin minimum of the criterion; nothing for strict only."""
+    return f" (by a margin of at least {margin:g})" if margin else ""
 
 
 def check_budgets(budgets: Sequence[int]) -> tuple[int, ...]:

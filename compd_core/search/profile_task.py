@@ -16,6 +16,7 @@ from compd_core.errors import ConfigError
 from compd_core.events import EventSink, JobKind, Progress, ended
 from compd_core.executors.base import files_read
 from compd_core.pair_spec import PairSpec
+from compd_core.search.criterion import Criterion
 from compd_core.search.profile import (
     DEFAULT_BUDGETS,
     DeviationProfile,
@@ -41,9 +42,12 @@ class ProfileTask:
     rng_seed: int = 0
     seed_order: Order = "random"
     seed_indices: tuple[int, ...] | None = None
+    min_margin_original: float = 0.0  # 0: strict only
+    min_margin_compressed: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "budgets", check_budgets(self.budgets))
+        self.criterion()  # a margin outside [0, 1) is refused here, before any work
         if self.seed_indices is not None:
             object.__setattr__(self, "seed_indices", tuple(self.seed_indices))
         for name in ("seeds", "max_queries"):
@@ -51,6 +55,12 @@ class ProfileTask:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"a deviation profile's {name.replace('_', ' ')} must be a whole "
                                   f"number >= 1, got {value!r}")
+
+    def criterion(self) -> Criterion:
+        """What counts at every budget: strict, with the task's margins (its distance budget
+        is replaced by each of the profile's)."""
+        return Criterion(min_margin_original=self.min_margin_original,
+                         min_margin_compressed=self.min_margin_compressed)
 
     def local_files(self) -> list[str]:
         return files_read([self.pair], self.dataset)
@@ -70,8 +80,8 @@ class ProfileTask:
                           f"{event.budgets_total}), {event.solved} of {len(seeds)} seeds deviate"))
 
         profile = deviation_profile(pair, seeds, self.budgets, strategy=self.strategy,
-                                    max_queries=self.max_queries, rng_seed=self.rng_seed, stop=stop,
-                                    emit=progress)
+                                    max_queries=self.max_queries, rng_seed=self.rng_seed,
+                                    criterion=self.criterion(), stop=stop, emit=progress)
         done = len(profile.points)
         emit(ended("profile", profile.to_dict(), stopped=profile.stopped,
                    line=f"kept the {done} budget{'s' if done != 1 else ''} searched to the end"))

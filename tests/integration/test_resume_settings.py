@@ -62,6 +62,10 @@ def stopped_run(tmp_path, int8_pair, mnist_test):
     ("--strategy", "random", "dflare"),
     ("--seed", "7", "3"),
     ("--seed-order", "random", "margin"),
+    ("--min-margin-original", "0.3", "0"),
+    ("--min-margin-compressed", "0.2", "0"),
+    ("--max-l2", "3", "none"),
+    ("--max-linf", "0.5", "0.25098"),
 ])
 def test_a_contradicting_option_is_refused_and_leaves_the_run_as_it_was(
     stopped_run, option, value, stored

@@ -74,7 +74,7 @@ def test_linf_projection_of_one_image_gives_the_batch_bits(mnist_test):
     ({"max_queries": 0}, "query budget"), ({"time_budget": -1.0}, "time budget"),
     ({"max_linf": 2.0}, "max-linf"), ({"criterion": "most"}, "criterion"),
     ({"time_budget": float("inf")}, "time budget"), ({"max_l2": float("nan")}, "max-l2"),
-    ({"min_margin_original": 1.5}, "margin original"),
+    ({"min_margin_original": 1.5}, "--min-margin-original must lie in"),
 ])
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ConfigError, match=message):
