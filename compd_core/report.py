@@ -172,6 +172,9 @@ def _summary_section(run: RunRecord, results: Sequence[SeedResult], facts: _Pair
             f"({_seconds(summary['median_seconds_found'])}). "
             f"How sure each model is (probability margins): {_e(strength.describe())}."
         )
+        caveat = strength.caveat()
+        if caveat:
+            text += f" <b>{_e(caveat)}</b>"
     else:
         text += (
             f"Within the budget of {run.settings.max_queries:,} queries per image, no such input "

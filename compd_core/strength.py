@@ -18,6 +18,10 @@ import torch
 from compd_core.search.results import Trigger
 
 STRONG_MARGIN = 0.2  # both margins at least this: the original clearly sure, the compressed clearly different
+# Below this median margin the original itself hesitates on a run's triggers. On models with
+# rounded weights (int8 static, ONNX int8, bf16) every strict trigger the search found had an
+# original's margin of at most 0.11, and no seed had one at 0.2 (bench/RESULTS.md).
+HESITANT_MARGIN = 0.1
 TIE_TEXT = "tie: not a deviation under the strict criterion"
 
 
@@ -80,6 +84,20 @@ class StrengthSummary:
         if self.not_strict:
             line += f"; {self.not_strict} stored: {TIE_TEXT}"
         return line
+
+    def caveat(self) -> str | None:
+        """What a sceptic would say first, said by the tool: on most triggers the original
+        itself hesitates, so they lie on its own decision boundary. None when it is sure."""
+        if not self.triggers or self.median_margin_original is None:
+            return None
+        if self.median_margin_original >= HESITANT_MARGIN:
+            return None
+        return (f"The original itself hesitates on most of these triggers (median margin "
+                f"{margin_text(self.median_margin_original)}, under {HESITANT_MARGIN}): they lie on "
+                "its own decision boundary, where the digit is ambiguous to it. Models with rounded "
+                "weights (int8, bf16) deviate only there; a search with a minimum original's margin "
+                "(--min-margin-original, or the Search page's field) shows whether this pair has "
+                "deviations where the original is sure.")
 
 
 def summarize_strength(triggers: Iterable[Trigger]) -> StrengthSummary:

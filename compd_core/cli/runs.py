@@ -96,6 +96,7 @@ def show_command(
     if json_output:
         print_json({"run": run.as_dict(), "summary": summary, "seeds": rows})
         return
+    strength = summarize_strength([r.trigger for r in results if r.trigger is not None])
     settings = run.settings
     time_budget = "" if settings.time_budget is None else f" or {settings.time_budget:g} s"
     max_linf = "none" if settings.max_linf is None else f"{settings.max_linf:g}"
@@ -110,8 +111,11 @@ def show_command(
         f"median over found seeds: {_number(summary['median_queries_found'], '.0f')} queries, "
         f"L2 {_number(summary['median_l2'], '.3f')}, "
         f"L-inf {_number(summary['median_linf'], '.3f')}",
-        summarize_strength([r.trigger for r in results if r.trigger is not None]).describe(),
+        strength.describe(),
     ]
+    caveat = strength.caveat()
+    if caveat:
+        lines.append(f"[yellow]{caveat}[/]")
     if run.pair_spec is not None:
         lines.append(f"models: {run.pair_spec.original} vs {run.pair_spec.compressed}")
     if run.note:

@@ -257,4 +257,7 @@ def _print_summary(summary: CampaignSummary) -> None:
                   f"per trigger; {summary.seconds_per_trigger:.3f} s per trigger")
         if summary.strength is not None:
             out.print(summary.strength.describe())
+            caveat = summary.strength.caveat()
+            if caveat:
+                out.print(f"[yellow]{caveat}[/]")
     out.print(f"see them with `compd runs show {summary.run_id}` or in the dashboard")

@@ -145,6 +145,9 @@ def strength_ui(results: list[SeedResult]) -> None:
              help="p(new label) minus p(seed's label), compressed model, median over triggers")
     c.metric(f"Both margins ≥ {STRONG_MARGIN}", f"{strength.strong} of {strength.triggers}",
              f"{strength.strong_share:.0%}", delta_color="off", delta_arrow="off")
+    caveat = strength.caveat()
+    if caveat:
+        st.info(caveat, icon=":material/help:")
     if strength.not_strict:
         st.warning(f"{strength.not_strict} of these stored triggers are ties ({TIE_TEXT}); an older, "
                    "non-strict search stored them. Their thumbnails say **tie**.",

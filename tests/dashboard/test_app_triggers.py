@@ -12,7 +12,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from compd_core.store import Store
-from compd_core.strength import margin_text
+from compd_core.strength import margin_text, summarize_strength
 from compd_core.zoo import load_pair
 from dashboard.downloads import selection_downloads
 from dashboard_support import StoredRun, open_page
@@ -43,6 +43,9 @@ def test_gallery_and_detail_show_the_runs_triggers(run_app: AppTest, run_db: Sto
     assert metrics["Original's margin"] == margin_text(first.margin_original)
     assert metrics["Compressed model's margin"] == margin_text(first.margin_compressed)
     assert metrics["Median margin, compressed"] == f"{np.median([r.trigger.margin_compressed for r in found]):.2f}"
+    # an int8 static pair deviates only where the original hesitates, and the page says so
+    caveat = summarize_strength([r.trigger for r in found]).caveat()
+    assert caveat is not None and caveat in [box.value for box in run_app.info]
 
 
 def test_gallery_sorts_strongest_and_closest_first(run_app: AppTest, found) -> None:

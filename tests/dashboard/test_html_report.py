@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import escape as html_escape
 from pathlib import Path
 
 import torch
@@ -13,7 +14,7 @@ from compd_core.report import BRIGHTER, DARKER, SEED_SHADOW, build_report, diff_
 from compd_core.search.results import ExitReason, Seed, SeedResult, Trigger
 from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
-from compd_core.strength import change_size, margin_text
+from compd_core.strength import change_size, margin_text, summarize_strength
 from dashboard_support import StoredRun
 
 
@@ -56,6 +57,8 @@ def test_report_is_self_contained_and_states_the_runs_numbers(stored_run: Stored
                 f"{margin_text(t.margin_compressed)} · L2 {t.l2:.2f}; largest pixel change {size.max_levels}/255; "
                 f"{size.pixels_changed} of 784 pixels changed") in html
     assert "int8 static post-training quantization" in html  # the zoo's description of the pair
+    caveat = summarize_strength([r.trigger for r in found]).caveat()  # int8: the original hesitates
+    assert caveat is not None and f"<b>{html_escape(caveat)}</b>" in html
 
 
 def _store_one(db: Path, pair: str, found: bool) -> tuple[Store, str]:

@@ -47,6 +47,7 @@ def test_a_search_for_strong_close_deviations_stores_only_triggers_that_are(tmp_
     shown = compd("runs", "show", run.id, "--db", db)
     assert shown.returncode == 0, shown.stderr
     assert "max L2 4, margins at least 0.5 (original) and 0.2 (compressed)" in shown.stdout
+    assert "hesitates" not in shown.stdout  # the original is sure on every one of them
     with Store(db, read_only=True) as store:
         report = build_report(store, run.id)
     assert "<th>Largest L2 distance allowed</th><td>4 (pixel values in [0, 1])</td>" in report
@@ -69,3 +70,20 @@ def test_a_profile_with_margins_counts_them_and_says_so():
     assert "(by a margin of at least 0.2) while the original keeps its answer (by a margin of at " \
            "least 0.5)" in strong_report["sentence"]
     assert "by a margin" not in strict_report["sentence"]
+
+
+def test_an_int8_search_says_the_original_itself_hesitates_on_its_triggers(tmp_path):
+    """int8 static deviations lie on the original's own boundary: the summary and `runs show`
+    say so in their words, before a sceptic does."""
+    db = str(tmp_path / "r.sqlite")
+    result = compd("search", "--pair", "lenet5-int8-static", "--seeds", "4", "--budget", "2000",
+                   "--seed-order", "balanced", "--db", db)
+    assert result.returncode == 0, result.stderr
+    with Store(db, read_only=True) as store:
+        run = store.list_runs()[0]
+        found = [r for r in store.load_results(run.id) if r.found]
+    assert found and max(r.trigger.margins[0] for r in found) < 0.2
+    flat = " ".join(result.stdout.split())  # the console wraps long lines
+    assert "The original itself hesitates on most of these triggers" in flat
+    shown = compd("runs", "show", run.id, "--db", db)
+    assert "The original itself hesitates on most of these triggers" in " ".join(shown.stdout.split())

@@ -294,3 +294,27 @@ def test_a_tiny_positive_margin_never_reads_as_a_tie():
     from compd_core.strength import margin_text
 
     assert [margin_text(v) for v in (0.0, 0.001, 0.004999, 0.005, 0.8)] == ["0.00", "<0.01", "<0.01", "0.01", "0.80"]
+
+
+def test_the_summary_says_when_the_original_itself_hesitates():
+    """A median original's margin under 0.1 earns the caveat, in every view's words; 0.1 or more
+    (or no trigger at all) does not."""
+    import torch
+
+    from compd_core.search.results import Trigger
+    from compd_core.strength import HESITANT_MARGIN, summarize_strength
+
+    def trigger(high: float, low: float) -> Trigger:
+        """The original says 0 by high - low; the compressed model says 1 by as much."""
+        rest = [(1 - high - low) / 8] * 8
+        return Trigger(torch.zeros(1, 28, 28), torch.tensor([high, low, *rest]),
+                       torch.tensor([low, high, *rest]), 1.0, 0.1)
+
+    hesitant = summarize_strength([trigger(0.5, 0.45), trigger(0.52, 0.44), trigger(0.8, 0.15)])
+    assert hesitant.median_margin_original < HESITANT_MARGIN
+    caveat = hesitant.caveat()
+    assert caveat is not None and caveat.startswith("The original itself hesitates on most of these triggers")
+    assert f"median margin {hesitant.median_margin_original:.2f}, under 0.1" in caveat
+    sure = summarize_strength([trigger(0.8, 0.15), trigger(0.7, 0.25), trigger(0.5, 0.45)])
+    assert sure.median_margin_original >= HESITANT_MARGIN and sure.caveat() is None
+    assert summarize_strength([]).caveat() is None
