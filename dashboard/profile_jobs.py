@@ -44,10 +44,13 @@ _REGISTRY: JobRegistry[ProfileJob] = JobRegistry(KEEP_FINISHED)
 
 
 def start_profile(pair: PairSpec, dataset: str, seeds: int, budgets: Sequence[int],
-                  max_queries: int) -> ProfileJob:
+                  max_queries: int, min_margin_original: float = 0.0,
+                  min_margin_compressed: float = 0.0) -> ProfileJob:
     """Start measuring ``pair``'s deviation profile on ``seeds`` images of ``dataset`` (a
     dataset spec) in a worker thread; bad numbers are refused here, before any thread."""
-    task = ProfileTask(pair, dataset, seeds, tuple(budgets), max_queries)
+    task = ProfileTask(pair, dataset, seeds, tuple(budgets), max_queries,
+                       min_margin_original=min_margin_original,
+                       min_margin_compressed=min_margin_compressed)
     job = ProfileJob(id=secrets.token_hex(6), pair=pair.name, dataset=dataset)
     _REGISTRY.start(job, lambda: _work(job, task))
     return job

@@ -101,8 +101,8 @@ class DeviationProfile:
             budget = 8 if 8 in self.budgets else self.points[len(self.points) // 2].budget
         p = self.point(budget)
         if self.points[-1].solved == 0:
-            return (f"None of {self.seeds} test digits deviated within any budget up to "
-                    f"{self.points[-1].budget}/255 per pixel ({self.max_queries:,} queries per seed "
+            return (f"None of {self.seeds} test digits deviated{self._margins_asked()} within any "
+                    f"budget up to {self.points[-1].budget}/255 per pixel ({self.max_queries:,} queries per seed "
                     "and budget); a larger query budget may still find some.")
         text = (f"With changes of at most {p.budget}/255 per pixel, {p.share:.0%} of {self.seeds} "
                 f"test digits ({p.solved}) make the compressed model answer differently"
@@ -112,6 +112,14 @@ class DeviationProfile:
         if p.solved == 0 and first is not None:
             text += f"; the smallest budget that finds any is {first.budget}/255 ({first.share:.0%})"
         return text + "."
+
+    def _margins_asked(self) -> str:
+        """' (original's margin at least 0.2, ...)' where the profile asked for margins."""
+        c = self.criterion
+        asked = [f"{who} margin at least {value:g}" for who, value in
+                 (("original's", c.min_margin_original), ("compressed model's", c.min_margin_compressed))
+                 if value]
+        return f" ({', '.join(asked)})" if asked else ""
 
     def to_dict(self) -> dict[str, Any]:
         return {

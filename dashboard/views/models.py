@@ -221,13 +221,21 @@ def profile_ui(choice: PairChoice, data_choice: DatasetChoice) -> None:
     job = profile_jobs.get_job(st.session_state.get(PROFILE_JOB_KEY))
     running = job is not None and job.running
     # Drawn while the job runs too (greyed out): a widget left out of a run forgets its value.
-    seeds_col, queries_col, button_col = st.columns([1, 1, 1], vertical_alignment="bottom")
+    seeds_col, queries_col, original_col, compressed_col = st.columns(4, vertical_alignment="bottom")
     seeds = seeds_col.number_input("Seed images", 5, 200, 20, step=5, key="profile-seeds",
                                    disabled=running)
     queries = queries_col.number_input("Queries per image and budget", 100, 5_000, 500, step=100,
                                        key="profile-queries", disabled=running)
-    clicked = button_col.button("Measure the profile", icon=":material/stacked_bar_chart:",
-                                width="stretch", disabled=running)
+    margin_original = original_col.number_input(
+        "Original's margin at least", 0.0, 0.95, 0.0, step=0.05, key="profile-margin-original",
+        disabled=running, help="Count only deviations where the original stays this sure of the "
+        "seed's label (its probability minus the next class's); 0: strict only.")
+    margin_compressed = compressed_col.number_input(
+        "Compressed model's margin at least", 0.0, 0.95, 0.0, step=0.05,
+        key="profile-margin-compressed", disabled=running, help="Count only deviations where the "
+        "compressed model prefers its new label by this much; 0: strict only (a tie never counts).")
+    clicked = st.button("Measure the profile", icon=":material/stacked_bar_chart:",
+                        disabled=running)
     if job is not None and running:
         profile_live(job.id)
         return
@@ -238,7 +246,7 @@ def profile_ui(choice: PairChoice, data_choice: DatasetChoice) -> None:
             st.session_state[key] = job.profile  # kept per pair, for coming back to it
     if clicked:
         job = profile_jobs.start_profile(choice, data_choice.spec, int(seeds), PROFILE_BUDGETS,
-                                         int(queries))
+                                         int(queries), float(margin_original), float(margin_compressed))
         st.session_state[PROFILE_JOB_KEY] = job.id
         st.rerun()
     profile = st.session_state.get(key)

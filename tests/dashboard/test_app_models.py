@@ -138,11 +138,14 @@ def profiles() -> Iterator[None]:
     profile_jobs.stop_all()
 
 
-def test_profile_button_measures_and_draws_the_deviation_profile(app: AppTest, profiles) -> None:
+@pytest.mark.parametrize("margins", [(0.0, 0.0), (0.2, 0.0)], ids=["strict", "sure-original"])
+def test_profile_button_measures_and_draws_the_deviation_profile(app: AppTest, profiles, margins) -> None:
     open_page(app, "models")
     assert not app.get("plotly_chart")  # nothing is measured before the click
     app.number_input(key="profile-seeds").set_value(5)
     app.number_input(key="profile-queries").set_value(100)
+    app.number_input(key="profile-margin-original").set_value(margins[0])
+    app.number_input(key="profile-margin-compressed").set_value(margins[1])
     next(b for b in app.button if b.label == "Measure the profile").click().run()
     assert not app.exception and not app.error
     job = profile_jobs.get_job(app.session_state["profile_job_id"])
@@ -154,13 +157,17 @@ def test_profile_button_measures_and_draws_the_deviation_profile(app: AppTest, p
     profile = app.session_state[f"profile-{PAIR}-mnist"]
     assert profile is job.profile
     assert profile.seeds == 5 and profile.budgets == (2, 4, 8, 16, 32, 64, 128)
+    criterion = profile.criterion
+    assert (criterion.min_margin_original, criterion.min_margin_compressed) == margins
     solved = [p.solved for p in profile.points]
     assert solved == sorted(solved)
     assert job.latest is not None and job.latest.kind == "profile"  # progress reached the job
     assert len(app.get("plotly_chart")) == 1
     assert any(m.value == f"**{profile.sentence()}**" for m in app.markdown)
+    assert ("at least 0.2)" in profile.sentence()) == bool(margins[0])  # it says what it counted
     # The same numbers as `compd profile` on the same seeds (one task behind both).
-    again = ProfileTask(PairSpec.zoo(PAIR), "mnist", 5, (2, 4, 8, 16, 32, 64, 128), 100)(
+    again = ProfileTask(PairSpec.zoo(PAIR), "mnist", 5, (2, 4, 8, 16, 32, 64, 128), 100,
+                        min_margin_original=margins[0], min_margin_compressed=margins[1])(
         lambda event: None, threading.Event())
     assert [(p.budget, p.solved, p.queries) for p in again.points] == [
         (p.budget, p.solved, p.queries) for p in profile.points]
