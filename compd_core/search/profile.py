@@ -102,8 +102,8 @@ class DeviationProfile:
         p = self.point(budget)
         if self.points[-1].solved == 0:
             return (f"None of {self.seeds} test digits deviated{self._margins_asked()} within any "
-                    f"budget up to {self.points[-1].budget}/255 per pixel ({self.max_queries:,} queries per seed "
-                    "and budget); a larger query budget may still find some.")
+                    f"budget up to {self.points[-1].budget}/255 per pixel ({self.max_queries:,} "
+                    "queries per seed and budget); a larger query budget may still find some.")
         text = (f"With changes of at most {p.budget}/255 per pixel, {p.share:.0%} of {self.seeds} "
                 f"test digits ({p.solved}) make the compressed model answer differently"
                 f"{_at_least(self.criterion.min_margin_compressed)} while the original keeps its "
