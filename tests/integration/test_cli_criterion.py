@@ -24,17 +24,17 @@ def compd(*args: str) -> subprocess.CompletedProcess:
 
 def test_a_search_for_strong_close_deviations_stores_only_triggers_that_are(tmp_path):
     db = str(tmp_path / "r.sqlite")
-    result = compd("search", "--pair", PAIR, "--seeds", "6", "--budget", "2000", "--seed-order",
+    result = compd("search", "--pair", PAIR, "--seeds", "8", "--budget", "2000", "--seed-order",
                    "balanced", "--min-margin-original", "0.5", "--min-margin-compressed", "0.2",
-                   "--max-l2", "4", "--db", db, "--json")
+                   "--max-l2", "5", "--db", db, "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     with Store(db, read_only=True) as store:
         run = store.get_run(summary["run_id"])
         found = [r for r in store.load_results(run.id) if r.found]
     criterion = run.settings.criterion
-    assert (criterion.min_margin_original, criterion.min_margin_compressed, criterion.max_l2) == (0.5, 0.2, 4.0)
-    assert len(found) >= 3  # on this pair most seeds have such a deviation within 2,000 queries
+    assert (criterion.min_margin_original, criterion.min_margin_compressed, criterion.max_l2) == (0.5, 0.2, 5.0)
+    assert len(found) >= 5  # measured: all 8 seeds have such a deviation within 2,000 queries
     images = torch.stack([r.trigger.image for r in found])
     replayed = load_pair(PAIR).predict(images)
     labels = torch.tensor([r.seed.label for r in found])
@@ -42,15 +42,15 @@ def test_a_search_for_strong_close_deviations_stores_only_triggers_that_are(tmp_
     assert bool(criterion.met(replayed.original, replayed.compressed, labels, images, seeds).all())
     for r in found:
         margin_original, margin_compressed = r.trigger.margins
-        assert margin_original > 0.5 and margin_compressed > 0.2 and r.trigger.l2 <= 4.0
+        assert margin_original > 0.5 and margin_compressed > 0.2 and r.trigger.l2 <= 5.0
 
     shown = compd("runs", "show", run.id, "--db", db)
     assert shown.returncode == 0, shown.stderr
-    assert "max L2 4, margins at least 0.5 (original) and 0.2 (compressed)" in shown.stdout
+    assert "max L2 5, margins at least 0.5 (original) and 0.2 (compressed)" in shown.stdout
     assert "hesitates" not in shown.stdout  # the original is sure on every one of them
     with Store(db, read_only=True) as store:
         report = build_report(store, run.id)
-    assert "<th>Largest L2 distance allowed</th><td>4 (pixel values in [0, 1])</td>" in report
+    assert "<th>Largest L2 distance allowed</th><td>5 (pixel values in [0, 1])</td>" in report
     assert "<th>Smallest margins (original, compressed)</th><td>0.5, 0.2 " in report
 
 
