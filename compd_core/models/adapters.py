@@ -58,6 +58,8 @@ class TorchClassifier:
         self._standin = standin.eval() if standin is not None else None
         params = list(module.parameters())
         self._dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
+        self._exact = (self._dtype == torch.float32 and not _is_quantized(module)
+                       and standin in (None, module))
         self._device = torch.device("cpu")
 
     @property
@@ -91,6 +93,12 @@ class TorchClassifier:
         if self._standin is None and self._dtype == torch.float32:
             moved._standin = self._module  # gradients stay on the CPU, where strategies feed them
         return moved
+
+    @property
+    def exact_gradients(self) -> bool:
+        """Whether ``differentiable()`` computes what is served (a float32 model), not a stand-in
+        that only approximates it (an int8 model's fake-quant twin, a float copy of bf16)."""
+        return self._exact
 
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():

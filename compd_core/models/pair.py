@@ -55,6 +55,7 @@ class WhiteBoxPair:
 
     original: nn.Module
     compressed: nn.Module
+    exact: bool = False  # both modules compute what is served, not an approximating stand-in
 
 
 class ModelPair:
@@ -187,6 +188,7 @@ class ModelPair:
         return WhiteBoxPair(
             original=self.original.differentiable(),  # type: ignore[attr-defined]
             compressed=self.compressed.differentiable(),  # type: ignore[attr-defined]
+            exact=all(getattr(m, "exact_gradients", False) for m in (self.original, self.compressed)),
         )
 
 

@@ -49,6 +49,51 @@ class MutationResult:
                 expanded[key] = [column] * n
         return [{key: values[i] for key, values in expanded.items()} for i in range(n)]
 
+    def operator_at(self, row: int) -> str:
+        """The move that made ``row``: the same for every row of one operator's batch."""
+        return self.operator
+
+    def params_at(self, row: int) -> dict[str, ParamValue]:
+        return self.params[row]
+
+
+@dataclass(frozen=True)
+class MixedMutation:
+    """A batch whose rows were made by different moves (chains of one search in different
+    phases), read row by row like a ``MutationResult``."""
+
+    images: torch.Tensor
+    parts: tuple[tuple[torch.Tensor, MutationResult], ...]  # each move's rows, ascending
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def _part(self, row: int) -> tuple[int, MutationResult]:
+        for rows, result in self.parts:
+            at = int(torch.searchsorted(rows, row))
+            if at < len(rows) and int(rows[at]) == row:
+                return at, result
+        raise IndexError(f"row {row} is in no part of this batch")
+
+    def operator_at(self, row: int) -> str:
+        return self._part(row)[1].operator
+
+    def params_at(self, row: int) -> dict[str, ParamValue]:
+        at, result = self._part(row)
+        return result.params[at]
+
+
+def mix_rows(size: int, parts: Sequence[tuple[torch.Tensor, MutationResult]]) -> MutationResult | MixedMutation:
+    """One batch of ``size`` rows from moves that each made some of them (``rows`` ascending);
+    a plain ``MutationResult`` when one move made them all."""
+    used = [(rows, result) for rows, result in parts if len(rows)]
+    if len(used) == 1:
+        return used[0][1]
+    images = torch.empty((size, *used[0][1].images.shape[1:]), dtype=used[0][1].images.dtype)
+    for rows, result in used:
+        images[rows] = result.images
+    return MixedMutation(images, tuple(used))
+
 
 @runtime_checkable
 class MutationOperator(Protocol):

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import torch
 
 from compd_core.models.pair import PairPrediction
-from compd_core.mutations.base import MutationResult
+from compd_core.mutations.base import MixedMutation, MutationResult
 from compd_core.search.criterion import distances
 from compd_core.search.events import OperatorUsage, SeedFinished, SeedStarted, Step
 from compd_core.search.results import ChainStep, ExitReason, Seed, SeedResult
@@ -130,7 +130,8 @@ class _Scored:
     labels_compressed: list[int]
 
 
-_Group = tuple[list[Chain], int, MutationResult]  # chains, candidates per step, their proposals
+Proposal = MutationResult | MixedMutation  # a batch of candidates, read row by row
+_Group = tuple[list[Chain], int, Proposal]  # chains, candidates per step, their proposals
 
 
 class Proposer(Protocol):
@@ -144,7 +145,7 @@ class Proposer(Protocol):
     def start(self, chain: Chain, context: SearchContext) -> None:
         """Set up the chain's memory before its first step."""
 
-    def propose(self, chains: list[Chain], per_chain: int) -> MutationResult:
+    def propose(self, chains: list[Chain], per_chain: int) -> Proposal:
         """``per_chain`` candidates for each chain, rows grouped by chain in chain order; each
         chain's randomness comes from one ``chain_draws`` call (its own generator's stream)."""
 
@@ -157,6 +158,9 @@ class Proposer(Protocol):
 
     def observe(self, chain: Chain, improved: bool) -> bool:
         """Told after each search step whether the chain moved; True restarts it from its seed."""
+
+    def worth_shrinking(self, operator: str) -> bool:
+        """Whether a trigger found by ``operator`` gets the engine's shrinking rounds."""
 
 
 @dataclass(frozen=True)
@@ -257,8 +261,9 @@ class Engine:
                     taken += 1
                     accepted, finished = self._advance(context, chain, k, result,
                                                        row - first_of_group, row, scored)
-                    tried[result.operator] = tried.get(result.operator, 0) + k
-                    won[result.operator] = won.get(result.operator, 0) + int(accepted)
+                    operator = result.operator_at(row - first_of_group)
+                    tried[operator] = tried.get(operator, 0) + k
+                    won[operator] = won.get(operator, 0) + int(accepted)
                     row += k
                     if finished:
                         done.append(chain)
@@ -362,7 +367,7 @@ class Engine:
             views.append(view)
         return views
 
-    def _advance(self, context: SearchContext, chain: Chain, k: int, result: MutationResult,
+    def _advance(self, context: SearchContext, chain: Chain, k: int, result: Proposal,
                  row: int, at: int, scored: _Scored) -> tuple[bool, bool]:
         """Take one step of ``chain`` from its ``k`` candidates (rows ``row`` on of ``result``,
         ``at`` on of the pass): move it to the best when that is progress, and report it.
@@ -378,7 +383,7 @@ class Engine:
             accepted = found_now and l2[pick] < chain.l2
         else:
             accepted = found_now or scored.fitness[at] < chain.fitness
-            if self.proposer.observe(chain, accepted) and not accepted:
+            if self.proposer.observe(chain, accepted):
                 self._restart(chain)
         label_o, label_c = scored.labels_original[at], scored.labels_compressed[at]
         if accepted:
@@ -389,17 +394,19 @@ class Engine:
                 pred = scored.prediction
                 chain.found = (pred.original[at], pred.compressed[at])
                 if not shrinking:
-                    chain.shrink_rounds_left = self.settings.shrink_rounds
-            chain.steps.append(ChainStep(chain.iterations, result.operator, result.params[row],
-                                         chain.fitness, label_o, label_c, chain.image))
+                    worth = self.proposer.worth_shrinking(result.operator_at(row))
+                    chain.shrink_rounds_left = self.settings.shrink_rounds if worth else 0
+            chain.steps.append(ChainStep(chain.iterations, result.operator_at(row),
+                                         result.params_at(row), chain.fitness, label_o, label_c,
+                                         chain.image))
         if shrinking:
             chain.shrink_rounds_left -= 1
             chain.shrink_stalled = 0 if accepted else chain.shrink_stalled + 1
             if self.settings.shrink_patience and chain.shrink_stalled >= self.settings.shrink_patience:
                 chain.shrink_rounds_left = 0
         chain.trace.append(chain.fitness)
-        context.emit(Step(chain.seed.position, chain.iterations, result.operator, accepted,
-                          chain.fitness, label_o, label_c, found_now, chain.queries))
+        context.emit(Step(chain.seed.position, chain.iterations, result.operator_at(row),
+                          accepted, chain.fitness, label_o, label_c, found_now, chain.queries))
         return accepted, chain.found is not None and chain.shrink_rounds_left <= 0
 
     def _restart(self, chain: Chain) -> None:
