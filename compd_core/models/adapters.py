@@ -58,8 +58,9 @@ class TorchClassifier:
         self._standin = standin.eval() if standin is not None else None
         params = list(module.parameters())
         self._dtype = params[0].dtype if params and params[0].is_floating_point() else torch.float32
-        self._exact = (self._dtype == torch.float32 and not _is_quantized(module)
-                       and standin in (None, module))
+        # A TorchScript int8 module hides its int8 layers and has no float parameters.
+        self._exact = (bool(params) and all(p.dtype == torch.float32 for p in params)
+                       and not _is_quantized(module) and standin in (None, module))
         self._device = torch.device("cpu")
 
     @property

@@ -101,7 +101,7 @@ with st.container(border=True):
         f"for inputs that change no pixel by more than {DEMO_MAX_LEVELS}/255, on which the "
         f"original stays sure of the digit (probability margin at least {DEMO_MARGIN_ORIGINAL}) "
         f"and the compressed model clearly answers another (margin at least "
-        f"{DEMO_MARGIN_COMPRESSED}). It stops after {DEMO_FOUND}: 10-20 s on a busy 2-core machine."
+        f"{DEMO_MARGIN_COMPRESSED}). It stops after {DEMO_FOUND}: a few seconds on a busy 2-core machine."
     )
     clicked = action.button("Find a deviation now", type="primary", icon=":material/bolt:",
                             width="stretch")

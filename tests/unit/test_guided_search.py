@@ -106,3 +106,12 @@ def test_a_mixed_batch_reads_each_row_from_the_move_that_made_it():
     assert mixed.params_at(2) == {"radius": pytest.approx(0.7)}
     assert mixed.params_at(1) == {"side": 3}
     assert mix_rows(1, [(torch.tensor([0]), b), (torch.tensor([], dtype=torch.long), a)]) is b
+
+
+@pytest.mark.parametrize("bad", [{"steps": -1}, {"step_length": 0.0}, {"radius": -1.0},
+                                 {"radius_change": 1.0}])
+def test_guide_parameters_that_make_no_sense_are_refused(bad):
+    from compd_core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="guided|radius"):
+        GuideParameters(**bad)

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 import torch
 
 from compd_core.errors import ModelLoadError, WhiteBoxRequiredError
+from compd_core.models.pair import WhiteBoxPair
 from compd_core.mutations.base import MixedMutation, MutationResult, mix_rows
 from compd_core.mutations.squares import revert_square, square_step
 from compd_core.search.criterion import log_margin
@@ -181,7 +182,20 @@ def _guide(context: SearchContext, parameters: GuideParameters) -> Guide | None:
         modules = context.pair.white_box()
     except (WhiteBoxRequiredError, ModelLoadError):
         return None
-    return Guide(modules, parameters, context.settings.criterion) if modules.exact else None
+    if not modules.exact or not _differentiable(modules, context.pair.input_shape):
+        return None
+    return Guide(modules, parameters, context.settings.criterion)
+
+
+def _differentiable(modules: WhiteBoxPair, input_shape: tuple[int, ...]) -> bool:
+    """Whether gradients reach the input through both modules (a scripted module may run
+    kernels without any)."""
+    x = torch.zeros((1, *input_shape), requires_grad=True)
+    try:
+        with torch.enable_grad():
+            return all(bool(m(x).requires_grad) for m in (modules.original, modules.compressed))
+    except RuntimeError:
+        return False
 
 
 def _rows_of(result: MutationResult, rows: torch.Tensor) -> MutationResult:
