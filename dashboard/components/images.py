@@ -6,11 +6,15 @@ into a blur; enlarging by whole pixels here (nearest neighbour) keeps every pixe
 
 from __future__ import annotations
 
+import base64
+import html
+import io
 from collections.abc import Sequence
 
 import numpy as np
 import streamlit as st
 import torch
+from PIL import Image
 
 from compd_core.report import diff_heatmap
 
@@ -44,3 +48,32 @@ def image_strip(
         for column, image, caption in zip(columns, images[start:start + per_row],
                                           captions[start:start + per_row]):
             column.image(picture(image, size), caption=caption, width="stretch")
+
+
+def strip_html(images: Sequence[torch.Tensor], captions: Sequence[str], heading: str,
+               size: int = THUMB_SIZE) -> str:
+    """One row of images with a caption under each, and a heading (plain text, its part before
+    the first " (" in bold), as a single HTML block.
+
+    A live view redraws twice a second and Streamlit sends a page's elements one by one; drawn
+    as separate elements, a redraw caught half way showed a new seed over the old chain. One
+    element changes all at once.
+    """
+    title, _, rest = heading.partition(" (")
+    head = f"<strong>{html.escape(title)}</strong>" + (f" ({html.escape(rest)}" if rest else "")
+    tiles = "".join(
+        '<figure style="margin:0;flex:1 1 0;min-width:0;text-align:center">'
+        f'<img alt="{html.escape(caption)}" src="data:image/png;base64,{_png(picture(image, size))}" '
+        'style="width:100%;image-rendering:pixelated;border-radius:0.5rem">'
+        '<figcaption style="font-size:0.875rem;opacity:0.6;margin-top:0.25rem">'
+        f"{html.escape(caption)}</figcaption></figure>"
+        for image, caption in zip(images, captions, strict=True)
+    )
+    return f'<div><p>{head}</p><div style="display:flex;gap:0.75rem">{tiles}</div></div>'
+
+
+def _png(array: np.ndarray) -> str:
+    """A picture as base64 PNG, for an HTML block."""
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

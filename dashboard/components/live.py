@@ -10,7 +10,7 @@ import streamlit as st
 from compd_core.search.results import SeedResult
 from dashboard import jobs
 from dashboard.components.charts import fitness_figure, operator_figure
-from dashboard.components.images import image_strip
+from dashboard.components.images import strip_html
 from dashboard.components.trigger_view import PLOTLY_CONFIG, source_name
 from dashboard.components.job_header import job_header
 
@@ -60,8 +60,6 @@ def render_chain_strip(result: SeedResult | None, names: tuple[str, ...]) -> Non
     """The accepted mutations that turned the latest seed into a trigger, as images."""
     if result is None or result.trigger is None:
         return
-    st.markdown(f"**How the latest deviation was made** ({source_name(result.seed.index)}, "
-                f"{len(result.chain)} accepted changes)")
     steps = result.chain
     if len(steps) > MAX_STRIP - 2:
         stride = len(steps) / (MAX_STRIP - 2)
@@ -70,7 +68,9 @@ def render_chain_strip(result: SeedResult | None, names: tuple[str, ...]) -> Non
     captions = (["seed"] + [f"{s.iteration}: {s.operator.replace('_', ' ')}" for s in steps]
                 + [f"trigger: {names[result.trigger.label_original]} → "
                    f"{names[result.trigger.label_compressed]}"])
-    image_strip(images, captions, per_row=MAX_STRIP)
+    heading = (f"How the latest deviation was made ({source_name(result.seed.index)}, "
+               f"{len(result.chain)} accepted changes)")
+    st.html(strip_html(images, captions, heading))
 
 
 @st.fragment(run_every=REFRESH_SECONDS)

@@ -182,6 +182,9 @@ def test_search_runs_live_and_stops(server: Server, page) -> None:
         page.wait_for_timeout(100)
     _record("live_panel_refreshes_per_s", (len(stamps) - 1) / (time.perf_counter() - began))
     page.screenshot(path=str(ARTIFACTS / "03-search-live.png"))
+    # The chain strip is one element: seed, accepted steps and trigger change together.
+    captions = page.locator("figure figcaption").all_inner_texts()
+    assert captions[0] == "seed" and captions[-1].startswith("trigger:") and 3 <= len(captions) <= 10
 
     # Stop sits in a panel that redraws every second; on a loaded machine a click can land
     # while its button is being replaced, so (like a user) click again if nothing happened.
