@@ -163,7 +163,8 @@ class SquareProposer:
 
 class CompdStrategy(Strategy):
     name = "compd"
-    description = "sparse square search grown from the seed, then shrunk (this project's engine)"
+    description = ("gradient steps on float PyTorch pairs, else sparse squares grown from the "
+                   "seed, then shrunk (this project's engine)")
 
     def __init__(self, parameters: CompdParameters | None = None) -> None:
         self.parameters = parameters or CompdParameters()
