@@ -14,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
+from torch.ao.nn.quantized import FloatFunctional
 
 from compd_core.errors import InvalidOutputError, ModelLoadError
 from compd_core.models.base import ModelInfo
@@ -118,8 +119,11 @@ class TorchClassifier:
 
 
 def _is_quantized(module: nn.Module) -> bool:
+    """Whether the module runs int8 kernels. ``FloatFunctional`` lives in the quantized package
+    but is the float form of a residual add (a ResNet made ready for quantization has it)."""
     return any(
-        type(m).__module__.startswith("torch.ao.nn.quantized") for m in module.modules()
+        type(m).__module__.startswith("torch.ao.nn.quantized") and not isinstance(m, FloatFunctional)
+        for m in module.modules()
     )
 
 

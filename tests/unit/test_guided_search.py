@@ -115,3 +115,11 @@ def test_guide_parameters_that_make_no_sense_are_refused(bad):
 
     with pytest.raises(ConfigError, match="guided|radius"):
         GuideParameters(**bad)
+
+
+def test_a_float_resnet_whose_adds_are_float_functionals_is_exact():
+    """A ResNet made ready for quantization adds through ``FloatFunctional``, a float module
+    that lives in the quantized package; its float forms are exact, its int8 form is not."""
+    assert load_pair("resnet-fashion-distilled").white_box().exact
+    assert load_pair("resnet-fashion-prune90").white_box().exact
+    assert not load_pair("resnet-fashion-int8-static").white_box().exact
