@@ -74,6 +74,10 @@ def test_looking_ahead_gives_the_same_search_when_guided_and_square_chains_share
         steps: list[Step] = []
         parameters = replace(short, engine=replace(short.engine, look_ahead=look_ahead))
         results = _run(pruned_pair, seeds, parameters, settings, steps)
+        for r in results.values():  # after its guided steps a chain starts again from its seed
+            if r.chain and r.chain[0].operator == "square":
+                assert int((r.chain[0].image != r.seed.image).sum()) <= 7 * 7
+                assert all(s.operator != GUIDED for s in r.chain)
         runs[look_ahead] = {i: (r.exit_reason, r.queries, r.trace,
                                 [(s.operator, s.params, s.image.tolist()) for s in r.chain],
                                 None if r.trigger is None else r.trigger.image.tolist())
@@ -81,6 +85,7 @@ def test_looking_ahead_gives_the_same_search_when_guided_and_square_chains_share
         events[look_ahead] = sorted(steps, key=lambda e: (e.position, e.iteration))
     operators = {e.operator for e in events[False]}
     assert {GUIDED, "square"} <= operators
+    assert any(chain[0][0] == "square" for *_, chain, _ in runs[False].values() if chain)
     assert runs[True] == runs[False]
     assert events[True] == events[False]
 

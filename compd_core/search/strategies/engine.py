@@ -383,8 +383,7 @@ class Engine:
             accepted = found_now and l2[pick] < chain.l2
         else:
             accepted = found_now or scored.fitness[at] < chain.fitness
-            if self.proposer.observe(chain, accepted):
-                self._restart(chain)
+        restart = not shrinking and self.proposer.observe(chain, accepted) and not found_now
         label_o, label_c = scored.labels_original[at], scored.labels_compressed[at]
         if accepted:
             chain.image, chain.l2 = result.images[row], l2[pick]
@@ -399,6 +398,8 @@ class Engine:
             chain.steps.append(ChainStep(chain.iterations, result.operator_at(row),
                                          result.params_at(row), chain.fitness, label_o, label_c,
                                          chain.image))
+        if restart:  # after the move: a proposer's last step of a phase may have been taken
+            self._restart(chain)
         if shrinking:
             chain.shrink_rounds_left -= 1
             chain.shrink_stalled = 0 if accepted else chain.shrink_stalled + 1
