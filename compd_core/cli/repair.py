@@ -12,7 +12,7 @@ from compd_core.pair_spec import PairSpec
 from compd_core.paths import default_db_path
 from compd_core.errors import ConfigError
 from compd_core.repair.report import RepairReport, kept_words
-from compd_core.repair.settings import EPOCH_DEFAULTS, LR_DEFAULTS, RepairSettings
+from compd_core.repair.settings import CHANGE_SCALE_DEFAULTS, EPOCH_DEFAULTS, LR_DEFAULTS, RepairSettings
 
 DEFAULTS = RepairSettings()
 
@@ -25,13 +25,13 @@ def _number(value: float | None, fmt: str = ".0f") -> str:
     return "—" if value is None else format(value, fmt)
 
 
-def _shares(text: str) -> tuple[float, ...]:
-    """``--blend-shares`` as numbers; anything else is refused in one line."""
+def _numbers(text: str, flag: str, rule: str) -> tuple[float, ...]:
+    """A comma-separated option as numbers; anything else is refused in one line."""
     try:
         return tuple(float(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise ConfigError(f"--blend-shares must be comma-separated numbers strictly between 0 and "
-                          f"1, e.g. 0.1,0.25,0.5 (or '' for none), got {text!r}") from None
+        raise ConfigError(f"{flag} must be comma-separated numbers {rule} (or '' for none), "
+                          f"got {text!r}") from None
 
 
 def repair(
@@ -48,6 +48,11 @@ def repair(
     mix_ratio: float = typer.Option(DEFAULTS.mix_ratio, help="Teacher-image share of each batch, in [0, 0.99]."),
     variants: int = typer.Option(DEFAULTS.variants_per_trigger,
                                  help="Label-preserving variants made around each training trigger."),
+    change_scales: str = typer.Option(
+        None,
+        help="Comma-separated scales of each training trigger's change from its seed, also "
+             f"learned where the original keeps the seed's label ('' for none; default: "
+             f"{CHANGE_SCALE_DEFAULTS})."),
     mined_seeds: int = typer.Option(DEFAULTS.mined_seeds,
                                     help="Training digits searched for more deviations to learn from (0: none)."),
     heldout_fraction: float = typer.Option(DEFAULTS.heldout_fraction,
@@ -98,7 +103,9 @@ def repair(
         lr=lr, epochs=epochs, batch_size=batch_size, mix_ratio=mix_ratio,
         variants_per_trigger=variants, mined_seeds=mined_seeds, ce_weight=ce_weight,
         kl_weight=kl_weight, anchor_weight=anchor_weight, checkpoint=checkpoint,  # type: ignore[arg-type]
-        blend_shares=_shares(blend_shares),
+        blend_shares=_numbers(blend_shares, "--blend-shares", "strictly between 0 and 1, e.g. 0.1,0.25,0.5"),
+        change_scales=None if change_scales is None else _numbers(
+            change_scales, "--change-scales", "above 0 and at most 4, e.g. 0.5,0.75,1.25,1.5"),
         heldout_fraction=heldout_fraction,
         validation_fraction=validation_fraction, seed=seed, research=not no_research,
         research_max_queries=research_budget, max_accuracy_drop=max_accuracy_drop,

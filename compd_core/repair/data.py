@@ -81,19 +81,34 @@ def make_variants(
     return batch
 
 
+def along_change(seeds: torch.Tensor, triggers: torch.Tensor, scales: Sequence[float]) -> torch.Tensor:
+    """Each trigger's own change from its seed, scaled (grouped by scale, kept inside [0, 1]):
+    the direction the search found, nearer the seed and beyond the trigger."""
+    if not scales or len(triggers) == 0:
+        return triggers[:0].clone()
+    change = triggers - seeds
+    return torch.cat([(seeds + scale * change).clamp(0.0, 1.0) for scale in scales])
+
+
 def trigger_set(
     original: Classifier,
     triggers: torch.Tensor,
+    seeds: torch.Tensor,
     reference_labels: torch.Tensor,
     variants_per_trigger: int,
     variant_steps: int,
     operators: Sequence[MutationOperator],
     generator: torch.Generator,
+    change_scales: Sequence[float] = (),
 ) -> TriggerSet:
-    """The triggers plus their kept variants, labelled by the original."""
-    variants = make_variants(triggers, variants_per_trigger, variant_steps, operators, generator)
+    """The triggers plus their kept variants (operator mutants, then scaled changes), labelled
+    by the original; a variant is kept where the original still gives the seed's label."""
+    variants = torch.cat([make_variants(triggers, variants_per_trigger, variant_steps, operators, generator),
+                          along_change(seeds, triggers, change_scales)])
     variant_probs = probabilities(original, variants)
-    keep = variant_probs.argmax(1) == reference_labels.repeat_interleave(variants_per_trigger)
+    references = torch.cat([reference_labels.repeat_interleave(variants_per_trigger),
+                            reference_labels.repeat(len(change_scales))])
+    keep = variant_probs.argmax(1) == references
     trigger_probs = probabilities(original, triggers)
     probs = torch.cat([trigger_probs, variant_probs[keep]])
     data = LabelledImages(torch.cat([triggers, variants[keep]]), probs, probs.argmax(1))

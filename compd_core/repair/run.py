@@ -239,12 +239,13 @@ class Repair:
         mined_fit, mined_val = _validation_split(len(mined), s.validation_fraction, s.seed + 1)
         fit_results = [self.train[i] for i in user_fit.tolist()] + [mined[i] for i in mined_fit.tolist()]
 
-        emit(StageStarted("variants", f"{s.variants_per_trigger} variants around each of "
+        emit(StageStarted("variants", f"{s.variants_per_trigger} variants and "
+                          f"{len(s.change_scales)} scaled changes around each of "
                           f"{len(fit_results)} training triggers"))
-        made = trigger_set(original, _images(fit_results, shape),
+        made = trigger_set(original, _images(fit_results, shape), _seed_images(fit_results, shape),
                            torch.tensor([r.seed.label for r in fit_results], dtype=torch.long),
                            s.variants_per_trigger, s.variant_steps, get_operators(s.operators),
-                           torch.Generator().manual_seed(s.seed))
+                           torch.Generator().manual_seed(s.seed), s.change_scales)
         teacher = labelled(original, torch.cat([
             clean_fit.images, corrupted_copies(clean_fit.images, TEACHER_SEVERITIES, s.seed)]))
         val_triggers = torch.cat([train_images[user_val], mined_images[mined_val]])
@@ -437,6 +438,12 @@ def _images(results: list[SeedResult], shape: tuple[int, int, int] | None = None
     if not results and shape is not None:
         return torch.empty((0, *shape))
     return torch.stack([r.trigger.image for r in results])  # type: ignore[union-attr]
+
+
+def _seed_images(results: list[SeedResult], shape: tuple[int, int, int]) -> torch.Tensor:
+    if not results:
+        return torch.empty((0, *shape))
+    return torch.stack([r.seed.image.reshape(shape) for r in results])
 
 
 def repair_run(

@@ -220,6 +220,7 @@ def test_a_distilled_repair_trains_longer_and_counts_its_own_epochs(tmp_path, us
         run_id = run_campaign(spec, store).run_id
         repair = Repair(store, run_id, emit=events.append)
         assert repair.settings.epochs == 24 and repair.settings.lr == 5e-4
+        assert repair.settings.change_scales == (0.5, 0.75, 1.25, 1.5)
         assert Repair(store, run_id, RepairSettings(epochs=3)).settings.epochs == 3
         repair.emit(StageStarted("training", "24 epochs"))
     assert events[-1].total == 24  # the training stage counts the student's own epochs
@@ -327,6 +328,8 @@ def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     ("--blend-shares", "0.1,half", "--blend-shares must be comma-separated numbers strictly between 0"),
     ("--blend-shares", "0.5,2", "--blend-shares must be numbers strictly between 0 and 1"),
     ("--checkpoint", "best", "--checkpoint must be one of no-rise, fewest, last, got 'best'"),
+    ("--change-scales", "0.5,twice", "--change-scales must be comma-separated numbers above 0"),
+    ("--change-scales", "0.5,-1", "--change-scales must be numbers above 0 and at most 4"),
     ("--anchor-weight", "-1", "--anchor-weight must be a finite number in [0, inf), got -1"),
 ])
 def test_cli_refuses_a_bad_setting_in_one_line_before_opening_anything(tmp_path, flag, value, words):

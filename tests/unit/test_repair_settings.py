@@ -12,6 +12,7 @@ from compd_core.cli.common import out
 from compd_core.cli.repair import _print_report
 from compd_core.errors import ConfigError
 from compd_core.repair import RepairReport, RepairSettings, for_compression
+from compd_core.repair.settings import CHANGE_SCALES
 from compd_core.repair.train import fine_tune
 from compd_core.repair.verdict import judge
 
@@ -72,9 +73,20 @@ def test_distilled_and_pruned_models_train_longer_unless_told_otherwise():
     for kind in ("int8-static", "int8-qat", "int8-dynamic", "bf16", "onnx-int8", "torchscript"):
         assert for_compression(RepairSettings(), kind).epochs == 16
     assert for_compression(RepairSettings(epochs=3), "distilled").epochs == 3
-    assert for_compression(RepairSettings(lr=1e-3), "distilled") == RepairSettings(lr=1e-3, epochs=24)
+    assert for_compression(RepairSettings(lr=1e-3), "distilled") == RepairSettings(
+        lr=1e-3, epochs=24, change_scales=CHANGE_SCALES)
     with pytest.raises(ConfigError, match="--epochs must be a whole number >= 1"):
         RepairSettings(epochs=0)
+
+
+def test_distilled_and_pruned_models_learn_scaled_trigger_changes_unless_told_otherwise():
+    assert RepairSettings().change_scales is None
+    for kind in ("distilled", "prune50", "prune90"):
+        assert for_compression(RepairSettings(), kind).change_scales == (0.5, 0.75, 1.25, 1.5)
+    for kind in ("int8-static", "int8-qat", "int8-dynamic", "bf16", "onnx-int8", "torchscript"):
+        assert for_compression(RepairSettings(), kind).change_scales == ()
+    assert for_compression(RepairSettings(change_scales=()), "prune90").change_scales == ()
+    assert for_compression(RepairSettings(change_scales=(2.0,)), "int8-static").change_scales == (2.0,)
 
 
 @pytest.mark.parametrize("resolved", [{}, {"lr": 1e-3}, {"epochs": 2}])
@@ -143,6 +155,10 @@ def test_the_cli_says_an_unchanged_repair_is_unchanged_and_registers_nothing():
     ({"blend_shares": (0.25, 1.0)}, "--blend-shares must be numbers strictly between 0 and 1"),
     ({"blend_shares": [0.25]}, "--blend-shares must be numbers strictly between 0 and 1"),
     ({"checkpoint": "latest"}, "--checkpoint must be one of no-rise, fewest, last, got 'latest'"),
+    ({"change_scales": (0.5, 0.0)}, "--change-scales must be numbers above 0 and at most 4"),
+    ({"change_scales": (float("nan"),)}, "--change-scales must be numbers above 0 and at most 4"),
+    ({"change_scales": (1.5, 5.0)}, "--change-scales must be numbers above 0 and at most 4"),
+    ({"change_scales": [0.5]}, "--change-scales must be numbers above 0 and at most 4"),
 ])
 def test_the_conservative_settings_are_checked_at_the_door(change, words):
     with pytest.raises(ConfigError, match=re.escape(words)):
