@@ -74,6 +74,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "epochs16": {"epochs": 16},
     "epochs24": {"epochs": 24},
     "epochs32": {"epochs": 32},
+    "no-change-scales": {"change_scales": ()},
     "variants16": {"variants_per_trigger": 16},
     "lr2e-3": {"lr": 2e-3},
     "lr1e-3+epochs16": {"lr": 1e-3, "epochs": 16},
