@@ -12,7 +12,8 @@ from compd_core.pair_spec import PairSpec
 from compd_core.paths import default_db_path
 from compd_core.errors import ConfigError
 from compd_core.repair.report import RepairReport, kept_words
-from compd_core.repair.settings import CHANGE_SCALE_DEFAULTS, EPOCH_DEFAULTS, LR_DEFAULTS, RepairSettings
+from compd_core.repair.settings import (CHANGE_SCALE_DEFAULTS, EPOCH_DEFAULTS, LR_DEFAULTS, RepairSettings,
+                                       number_list)
 
 DEFAULTS = RepairSettings()
 
@@ -23,15 +24,6 @@ def _rate(value: float | None) -> str:
 
 def _number(value: float | None, fmt: str = ".0f") -> str:
     return "—" if value is None else format(value, fmt)
-
-
-def _numbers(text: str, flag: str, rule: str) -> tuple[float, ...]:
-    """A comma-separated option as numbers; anything else is refused in one line."""
-    try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ConfigError(f"{flag} must be comma-separated numbers {rule} (or '' for none), "
-                          f"got {text!r}") from None
 
 
 def repair(
@@ -103,8 +95,8 @@ def repair(
         lr=lr, epochs=epochs, batch_size=batch_size, mix_ratio=mix_ratio,
         variants_per_trigger=variants, mined_seeds=mined_seeds, ce_weight=ce_weight,
         kl_weight=kl_weight, anchor_weight=anchor_weight, checkpoint=checkpoint,  # type: ignore[arg-type]
-        blend_shares=_numbers(blend_shares, "--blend-shares", "strictly between 0 and 1, e.g. 0.1,0.25,0.5"),
-        change_scales=None if change_scales is None else _numbers(
+        blend_shares=number_list(blend_shares, "--blend-shares", "strictly between 0 and 1, e.g. 0.1,0.25,0.5"),
+        change_scales=None if change_scales is None else number_list(
             change_scales, "--change-scales", "above 0 and at most 4, e.g. 0.5,0.75,1.25,1.5"),
         heldout_fraction=heldout_fraction,
         validation_fraction=validation_fraction, seed=seed, research=not no_research,
@@ -126,6 +118,14 @@ def repair(
         _print_report(report, source)
 
 
+def _training_words(report: RepairReport) -> str:
+    """The learning rate and scaled changes used, which the compression may have chosen."""
+    words = [] if report.learning_rate is None else [f"learning rate {report.learning_rate:g}"]
+    if report.change_scales:
+        words.append("scaled trigger changes " + ", ".join(f"{a:g}" for a in report.change_scales))
+    return f" ({'; '.join(words)})" if words else ""
+
+
 def _print_report(report: RepairReport, source: PairSpec | None = None) -> None:
     """The verdict first, in words; then the numbers it rests on."""
     if report.verdict == "better":
@@ -140,7 +140,7 @@ def _print_report(report: RepairReport, source: PairSpec | None = None) -> None:
               f"({report.selection}; {report.validation_triggers} of them kept to pick the epoch) "
               f"and {report.mined_triggers} deviations mined on training digits; {held} held out; "
               f"{kept_words(report)}"
-              + ("" if report.learning_rate is None else f" (learning rate {report.learning_rate:g})"))
+              + _training_words(report))
     out.print(f"held-out triggers repaired: {_rate(report.heldout_repaired_rate)} "
               f"(training triggers: {_rate(report.train_repaired_rate)})")
     out.print(f"test accuracy: {_rate(report.accuracy_before)} -> {_rate(report.accuracy_after)}; "

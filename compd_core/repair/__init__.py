@@ -17,7 +17,8 @@ from compd_core.repair.run import (
     fine_tunable_source,
     repair_run,
 )
-from compd_core.repair.settings import RepairSettings, default_epochs, default_lr, for_compression
+from compd_core.repair.settings import (RepairSettings, default_change_scales, default_epochs, default_lr,
+                                       for_compression)
 from compd_core.repair.split import TriggerSplit, split_triggers
 from compd_core.repair.verdict import Verdict
 
@@ -34,6 +35,7 @@ __all__ = [
     "TriggerSplit",
     "Verdict",
     "chosen_triggers",
+    "default_change_scales",
     "default_epochs",
     "default_lr",
     "fine_tunable",

@@ -35,6 +35,7 @@ class RepairReport:
     clean_images: int | None = None  # teacher images: clean training digits and corrupted copies
     validation_images: int | None = None  # teacher images kept for checkpoint choice
     learning_rate: float | None = None  # the one used: the user's, or the compression's default
+    change_scales: list[float] = field(default_factory=list)  # scaled trigger changes learned
     epochs_run: int = 0
     best_epoch: int | None = None  # the epoch kept (0 = no epoch beat the unrepaired model)
     best_share: float | None = None  # of that epoch's step from the starting weights (1 = all of it)

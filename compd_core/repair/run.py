@@ -180,7 +180,7 @@ class Repair:
             "run_id": run_id, "selection": self.selection, "pair_before": self.run.pair,
             "repaired_pair": None, "stopped": False, "triggers": len(chosen),
             "train_positions": list(self.split.train), "heldout_positions": list(self.split.heldout),
-            "learning_rate": self.settings.lr,
+            "learning_rate": self.settings.lr, "change_scales": list(self.settings.change_scales or ()),
         }
         self.report: RepairReport | None = None
         self._repaired: Compressed | None = None
@@ -221,7 +221,7 @@ class Repair:
         before = self.spec.load()
         shape = before.input_shape
         original = before.original
-        train_images, heldout_images = _images(self.train), _images(self.heldout)
+        train_images, heldout_images = _images(self.train, shape), _images(self.heldout, shape)
         clean_all = load_dataset(s.clean_dataset, shape, before.class_names)
         self._full_test, test_set = _test_set(s, self.run, [r.seed.index for r in self.train], before)
 
@@ -242,7 +242,7 @@ class Repair:
         emit(StageStarted("variants", f"{s.variants_per_trigger} variants and "
                           f"{len(s.change_scales)} scaled changes around each of "
                           f"{len(fit_results)} training triggers"))
-        made = trigger_set(original, _images(fit_results, shape), _seed_images(fit_results, shape),
+        made = trigger_set(original, _images(fit_results, shape), _images(fit_results, shape, of_seed=True),
                            torch.tensor([r.seed.label for r in fit_results], dtype=torch.long),
                            s.variants_per_trigger, s.variant_steps, get_operators(s.operators),
                            torch.Generator().manual_seed(s.seed), s.change_scales)
@@ -434,16 +434,12 @@ class Repair:
         return True
 
 
-def _images(results: list[SeedResult], shape: tuple[int, int, int] | None = None) -> torch.Tensor:
-    if not results and shape is not None:
-        return torch.empty((0, *shape))
-    return torch.stack([r.trigger.image for r in results])  # type: ignore[union-attr]
-
-
-def _seed_images(results: list[SeedResult], shape: tuple[int, int, int]) -> torch.Tensor:
+def _images(results: list[SeedResult], shape: tuple[int, int, int], of_seed: bool = False) -> torch.Tensor:
+    """The results' triggers (or their seeds) as one batch of ``shape`` images."""
     if not results:
         return torch.empty((0, *shape))
-    return torch.stack([r.seed.image.reshape(shape) for r in results])
+    return torch.stack([(r.seed.image if of_seed else r.trigger.image).reshape(shape)  # type: ignore[union-attr]
+                        for r in results])
 
 
 def repair_run(

@@ -199,6 +199,16 @@ def for_compression(settings: RepairSettings, compression: str) -> RepairSetting
                                   else settings.change_scales))
 
 
+def number_list(text: str, name: str, rule: str) -> tuple[float, ...]:
+    """A comma-separated list of numbers as typed (``''`` for none); anything else is refused in
+    one line that names ``name`` and the ``rule`` its numbers follow."""
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be comma-separated numbers {rule} (or '' for none), "
+                          f"got {text!r}") from None
+
+
 def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 

@@ -8,7 +8,9 @@ import math
 import streamlit as st
 
 from compd_core.errors import CompdError
-from compd_core.repair import RepairReport, RepairSettings, default_epochs, default_lr, fine_tunable
+from compd_core.repair import (RepairReport, RepairSettings, default_change_scales, default_epochs, default_lr,
+                               fine_tunable)
+from compd_core.repair.settings import number_list
 from compd_core.repair.report import kept_words
 from compd_core.repair.settings import CHECKPOINT_RULES
 from compd_core.store import RunRecord, Store
@@ -90,11 +92,15 @@ def _shown_defaults(run: RunRecord) -> RepairSettings:
                           research_max_queries=min(run.settings.max_queries, DEMO_RESEARCH_QUERIES))
 
 
+def _scales_text(scales: tuple[float, ...]) -> str:
+    return ", ".join(f"{a:g}" for a in scales)
+
+
 def settings_ui(run: RunRecord, compression: str) -> tuple[RepairSettings, bool]:
     """The settings (small enough for a demo) and whether Start was pressed; raises ConfigError.
 
-    ``compression`` is the compressed model's kind: it has its own default learning rate and
-    number of epochs."""
+    ``compression`` is the compressed model's kind: it has its own default learning rate,
+    number of epochs and scaled trigger changes."""
     shown = _shown_defaults(run)
     own_lr, own_epochs = default_lr(compression), default_epochs(compression)
     a, b, c, d = st.columns(4)
@@ -110,9 +116,16 @@ def settings_ui(run: RunRecord, compression: str) -> tuple[RepairSettings, bool]
     mix = d.number_input("Teacher share of each batch", 0.0, 0.99, shown.mix_ratio, step=0.05,
                          help="Clean and corrupted training digits labelled by the original: "
                               "agreement everywhere, not only on the triggers")
-    e, f, g, h = st.columns(4, vertical_alignment="bottom")
+    e, scales_col, f, g, h = st.columns(5, vertical_alignment="bottom")
     mined = e.number_input("Training digits to mine", 0, 8000, shown.mined_seeds,
                            help="Training digits searched for more deviations to learn from")
+    own_scales = default_change_scales(compression)
+    scales = scales_col.text_input(
+        "Scaled trigger changes",
+        _scales_text(own_scales if shown.change_scales is None else shown.change_scales),
+        help="Each training trigger's change from its seed is also learned at these multiples "
+             f"(comma-separated, empty for none); '{_scales_text(own_scales) or 'none'}' is the "
+             f"default for a {compression} model")
     heldout = f.number_input("Held-out share", 0.05, 0.95, shown.heldout_fraction, step=0.05,
                              help="Triggers kept out of training to judge the repair")
     seed = g.number_input("Random seed", 0, 2**31 - 1, shown.seed)
@@ -137,8 +150,10 @@ def settings_ui(run: RunRecord, compression: str) -> tuple[RepairSettings, bool]
                                          shown.research_max_queries or DEMO_RESEARCH_QUERIES,
                                          disabled=not research)
     clicked = st.button("Start repair", type="primary", icon=":material/play_arrow:")
+    change_scales = number_list(scales, "Scaled trigger changes", "above 0 and at most 4, e.g. 0.5,0.75")
     settings = RepairSettings(lr=None if float(lr) == own_lr else float(lr),  # None: the model's own
                               epochs=None if int(epochs) == own_epochs else int(epochs),
+                              change_scales=None if change_scales == own_scales else change_scales,
                               mix_ratio=float(mix),
                               variants_per_trigger=int(variants), mined_seeds=int(mined),
                               heldout_fraction=float(heldout), seed=int(seed), research=research,

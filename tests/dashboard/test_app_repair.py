@@ -139,6 +139,7 @@ def test_stop_ends_the_repair_and_saves_nothing(app: AppTest, db: Path, run_id: 
                                                 user_zoo: Path) -> None:
     open_page(app, "repair")
     _set(app, "Epochs", 200)
+    next(w for w in app.text_input if w.label == "Scaled trigger changes").input("0.5, 1.5")
     next(b for b in app.button if b.label == "Start repair").click().run()
     assert any(b.label == "Stop" for b in app.button)  # the live panel is up
     assert re.fullmatch(r"(starting|(mining|variants): .+|\d+ of 200 epochs · training.*)"
@@ -148,6 +149,7 @@ def test_stop_ends_the_repair_and_saves_nothing(app: AppTest, db: Path, run_id: 
     job = repair_jobs.get_job(app.session_state["repair_job_id"])
     assert job is not None and job.status == "stopped" and job.report is not None
     assert job.report.repaired_pair is None and job.report.epochs_run < 200
+    assert job.settings.change_scales == (0.5, 1.5) and job.report.change_scales == [0.5, 1.5]
     assert tensors_in(job) == [] and job.outcome is not None and job.outcome.stopped
     app.run()
     assert "no repaired pair was saved" in app.warning[0].value
@@ -210,12 +212,27 @@ def test_a_default_repair_that_kept_the_model_says_unchanged_and_offers_nothing_
     assert "Seeds with a strict deviation (not re-searched)" in measures  # no budget to name
 
 
-@pytest.mark.parametrize(("pair", "kind", "lr", "epochs"), [
-    ("lenet5-bf16", "bf16", 2e-5, 16),  # bf16 rounds to finer steps: smaller ones
-    ("lenet5-distilled", "distilled", 5e-4, 24),  # float weights: longer training
+@pytest.mark.parametrize(("text", "message"), [
+    ("0.5, x", "Scaled trigger changes must be comma-separated numbers above 0 and at most 4"),
+    ("0.5, 9", "--change-scales must be numbers above 0 and at most 4"),
+])
+def test_bad_scaled_changes_are_refused_in_words_and_start_nothing(
+        app: AppTest, db: Path, run_id: str, text: str, message: str) -> None:
+    open_page(app, "repair")
+    next(w for w in app.text_input if w.label == "Scaled trigger changes").input(text)
+    next(b for b in app.button if b.label == "Start repair").click().run()
+    assert not app.exception
+    assert message in app.error[0].value
+    assert "repair_job_id" not in app.session_state and not any(b.label == "Stop" for b in app.button)
+
+
+@pytest.mark.parametrize(("pair", "kind", "lr", "epochs", "scales"), [
+    ("lenet5-bf16", "bf16", 2e-5, 16, ""),  # bf16 rounds to finer steps: smaller ones
+    ("lenet5-distilled", "distilled", 5e-4, 24, "0.5, 0.75, 1.25, 1.5"),  # float weights: longer training
 ])
 def test_a_run_offers_its_compressions_own_learning_rate_and_epochs(
-        app: AppTest, db: Path, user_zoo: Path, pair: str, kind: str, lr: float, epochs: int) -> None:
+        app: AppTest, db: Path, user_zoo: Path, pair: str, kind: str, lr: float, epochs: int,
+        scales: str) -> None:
     spec = CampaignSpec(pair=pair, strategy="compd", seeds=10, settings=SearchSettings(max_queries=500))
     with Store(db) as store:
         assert run_campaign(spec, store).found >= 1
@@ -224,3 +241,4 @@ def test_a_run_offers_its_compressions_own_learning_rate_and_epochs(
     assert next(w for w in app.number_input if w.label == "Learning rate").value == lr
     field = next(w for w in app.number_input if w.label == "Epochs")
     assert field.value == epochs and f"{epochs} is the default for a {kind} model" in field.help
+    assert next(w for w in app.text_input if w.label == "Scaled trigger changes").value == scales

@@ -268,6 +268,7 @@ def test_cli_json_reports_every_number_the_issue_asks_for(runs, user_zoo):
         assert report[key] is not None, key
     assert report["verdict"] in ("better", "worse", "unchanged") and report["registered"] is True
     assert report["learning_rate"] == 5e-4  # int8's default: no --lr given
+    assert report["change_scales"] == []  # int8's default: no scaled changes
     assert (report["verdict"] != "better") == bool(report["verdict_reasons"])
     assert report["corrupted_images"] == 18 * report["test_images"]
     assert report["profile_linf"] == pytest.approx(16 / 255)

@@ -191,6 +191,13 @@ def test_the_cli_says_the_verdict_first_and_why_a_worse_repair_was_not_registere
                                 "`--register always`")
 
 
+def test_the_cli_names_the_scaled_changes_a_repair_learned():
+    with out.capture() as captured:
+        _print_report(_report(pair_before="lenet5-prune90", change_scales=[0.5, 0.75, 1.25, 1.5]))
+    assert ("epoch 5 of 8 kept (learning rate 0.0005; scaled trigger changes 0.5, 0.75, 1.25, 1.5)"
+            in " ".join(captured.get().split()))
+
+
 def test_the_cli_names_the_new_pair_of_a_better_repair():
     with out.capture() as captured:
         _print_report(_report(verdict="better", verdict_reasons=[], registered=True,
