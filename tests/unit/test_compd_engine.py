@@ -116,6 +116,36 @@ def test_query_budget_is_never_exceeded_and_all_queries_are_counted(mnist_test):
     assert pair.queries > sum(r.queries for r in ahead)
 
 
+def test_a_candidate_proposed_again_in_the_same_step_is_not_another_query(mnist_test):
+    """compd-close proposes its guided point four times a step on a float pair: the pair's
+    answer is known once asked, so it pays one query a step, as compd does, for the same
+    trigger; the operator usage counts the one candidate too."""
+    from compd_core.search.events import OperatorUsage
+    from compd_core.search.strategies import get_strategy
+    from compd_core.search.strategies.engine import distinct_rows
+    from compd_core.zoo import load_pair
+
+    pair = load_pair("lenet5-prune90")
+    seeds = select_seeds(pair, mnist_test, 10, seed=0, order="balanced")
+    results, tried = {}, {}
+    for name in ("compd", "compd-close"):
+        usage: list[OperatorUsage] = []
+        context = SearchContext(pair, SearchSettings(max_queries=300), rng_seed=0,
+                                emit=lambda e: usage.append(e) if isinstance(e, OperatorUsage) else None)
+        results[name] = list(get_strategy(name).run(context, seeds))
+        tried[name] = sum(e.chosen.get("guided", 0) for e in usage)
+    guided = [r for r in results["compd"] if r.found and r.chain[-1].operator == "guided"]
+    assert len(guided) >= 4
+    close = {r.seed.position: r for r in results["compd-close"]}
+    for plain in guided:
+        assert close[plain.seed.position].queries == plain.queries == plain.iterations + 1  # + the seed
+        assert torch.equal(close[plain.seed.position].trigger.image, plain.trigger.image)
+    assert tried["compd-close"] == tried["compd"] > 0
+    image = mnist_test.images[:2]
+    assert distinct_rows(torch.cat([image, image[:1], image[1:]])) == 2
+    assert distinct_rows(image[:1]) == 1
+
+
 def _outcome(result):
     """Everything a seed's search produced, in comparable form."""
     trigger = result.trigger

@@ -209,10 +209,10 @@ def _rows_of(result: MutationResult, rows: torch.Tensor) -> MutationResult:
 class CompdCloseStrategy(CompdStrategy):
     """``compd`` with four candidates per step and longer shrinking: closer, for more queries.
 
-    Its guided steps (float pairs) propose the same candidate four times: the same triggers as
-    ``compd``'s for 3-4x the queries (bench/RESULTS.md). Drawing the other three 15%, 30% and
-    45% closer to the seed found no closer triggers (lenet5-prune90, 30 seeds: L2 1.48 either
-    way)."""
+    Its guided steps (float pairs) propose the same candidate four times, which the engine
+    counts as one query: the same triggers as ``compd``'s at the same queries
+    (bench/RESULTS.md). Drawing the other three 15%, 30% and 45% closer to the seed found no
+    closer triggers (lenet5-prune90, 30 seeds: L2 1.48 either way)."""
 
     name = "compd-close"
     description = "compd with 4 candidates per step and longer shrinking: closer triggers"

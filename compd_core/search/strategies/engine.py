@@ -14,7 +14,8 @@ size and a row's probabilities moved by about 1e-7 with the batch it was in, whi
 1,000 seeds between in-process and Ray runs (bench/executors.py) before passes were fixed.
 Once a chain meets the criterion it may spend a few more rounds shrinking: the proposer
 suggests moves back toward the seed, and the engine keeps one only when it still meets the
-criterion and is closer. Those queries count like any other.
+criterion and is closer. Those queries count like any other. A step's candidates that are the
+same image count once (``compd-close``'s guided steps propose one image four times).
 
 A pass of fixed size is mostly padding when few chains are left (the hard seeds at the end of
 a run, or a small run): 10 chains fill 10 of 48 rows. The engine fills that room by looking
@@ -110,6 +111,14 @@ class Chain:
 
     def __post_init__(self) -> None:
         self.draws = DrawStream(self.generator)
+
+
+def distinct_rows(images: torch.Tensor) -> int:
+    """How many different images a step's candidates are: the pair's answer to an image is
+    known once it was asked, so a repeated candidate is not another query."""
+    if len(images) < 2:
+        return len(images)
+    return len(torch.unique(images.flatten(1), dim=0))
 
 
 def chain_draws(chains: list[Chain], per_chain: int, width: int) -> torch.Tensor:
@@ -259,10 +268,11 @@ class Engine:
                 taken = 0
                 for _ in range(steps):
                     taken += 1
+                    asked = chain.queries
                     accepted, finished = self._advance(context, chain, k, result,
                                                        row - first_of_group, row, scored)
                     operator = result.operator_at(row - first_of_group)
-                    tried[operator] = tried.get(operator, 0) + k
+                    tried[operator] = tried.get(operator, 0) + chain.queries - asked
                     won[operator] = won.get(operator, 0) + int(accepted)
                     row += k
                     if finished:
@@ -374,9 +384,9 @@ class Engine:
         Returns (moved, done)."""
         shrinking = chain.found is not None
         met, l2, score = scored.met[at : at + k], scored.l2[at : at + k], scored.score[at : at + k]
+        chain.queries += distinct_rows(result.images[row : row + k])
         pick = score.index(min(score))
         row, at = row + pick, at + pick
-        chain.queries += k
         chain.iterations += 1
         found_now = met[pick]
         if shrinking:
