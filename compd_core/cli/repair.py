@@ -11,7 +11,7 @@ from compd_core.cli.stoppable import exit_stopped, run_job
 from compd_core.pair_spec import PairSpec
 from compd_core.paths import default_db_path
 from compd_core.errors import ConfigError
-from compd_core.repair.report import RepairReport, kept_words
+from compd_core.repair.report import RepairReport, kept_words, training_words
 from compd_core.repair.settings import (CHANGE_SCALE_DEFAULTS, EPOCH_DEFAULTS, LR_DEFAULTS, RepairSettings,
                                        number_list)
 
@@ -118,14 +118,6 @@ def repair(
         _print_report(report, source)
 
 
-def _training_words(report: RepairReport) -> str:
-    """The learning rate and scaled changes used, which the compression may have chosen."""
-    words = [] if report.learning_rate is None else [f"learning rate {report.learning_rate:g}"]
-    if report.change_scales:
-        words.append("scaled trigger changes " + ", ".join(f"{a:g}" for a in report.change_scales))
-    return f" ({'; '.join(words)})" if words else ""
-
-
 def _print_report(report: RepairReport, source: PairSpec | None = None) -> None:
     """The verdict first, in words; then the numbers it rests on."""
     if report.verdict == "better":
@@ -140,7 +132,7 @@ def _print_report(report: RepairReport, source: PairSpec | None = None) -> None:
               f"({report.selection}; {report.validation_triggers} of them kept to pick the epoch) "
               f"and {report.mined_triggers} deviations mined on training digits; {held} held out; "
               f"{kept_words(report)}"
-              + _training_words(report))
+              + training_words(report))
     out.print(f"held-out triggers repaired: {_rate(report.heldout_repaired_rate)} "
               f"(training triggers: {_rate(report.train_repaired_rate)})")
     out.print(f"test accuracy: {_rate(report.accuracy_before)} -> {_rate(report.accuracy_after)}; "

@@ -79,3 +79,12 @@ def kept_words(report: RepairReport) -> str:
     part = "" if share is None or share == 1 or not report.best_epoch else (
         f", {share:.0%} of the way from the starting weights")
     return f"epoch {report.best_epoch} of {report.epochs_run} kept{part}"
+
+
+def training_words(report: RepairReport) -> str:
+    """The learning rate and scaled changes a repair used, in brackets: the compression may
+    have chosen them rather than the user."""
+    words = [] if report.learning_rate is None else [f"learning rate {report.learning_rate:g}"]
+    if report.change_scales:
+        words.append("scaled trigger changes " + ", ".join(f"{a:g}" for a in report.change_scales))
+    return f" ({'; '.join(words)})" if words else ""

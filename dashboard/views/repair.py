@@ -11,7 +11,7 @@ from compd_core.errors import CompdError
 from compd_core.repair import (RepairReport, RepairSettings, default_change_scales, default_epochs, default_lr,
                                fine_tunable)
 from compd_core.repair.settings import number_list
-from compd_core.repair.report import kept_words
+from compd_core.repair.report import kept_words, training_words
 from compd_core.repair.settings import CHECKPOINT_RULES
 from compd_core.store import RunRecord, Store
 from dashboard import repair_jobs, resources, session
@@ -251,7 +251,7 @@ def render_outcome(job: repair_jobs.RepairJob) -> None:
                f"triggers: {len(report.train_positions)} trained on "
                f"({report.validation_triggers} of them kept to pick the epoch), "
                f"{len(report.heldout_positions)} held out · {report.mined_triggers} deviations "
-               f"mined on training digits · {kept_words(report)} · "
+               f"mined on training digits · {kept_words(report)}{training_words(report)} · "
                f"{report.seconds or 0:.1f} s")
     a, b, c = st.columns(3)
     a.metric("Held-out triggers repaired", "—" if report.heldout_repaired_rate is None

@@ -86,6 +86,7 @@ def test_repair_shows_live_curves_and_the_before_after_account(
     assert job.outcome is not None and job.outcome.kind == "repair" and not job.outcome.stopped
     assert job.outcome.summary["triggers"] == 4
     assert app.subheader[0].value == "The last repair finished"
+    assert any("epoch 2 of 2 kept (learning rate 0.0005) ·" in c.value for c in app.caption)
     # The verdict comes first, in words, and nothing is registered until the user says so.
     assert report.verdict in ("better", "worse") and not report.registered
     if report.verdict == "better":
