@@ -5,7 +5,9 @@ For each pair: one run of strategy ``compd`` (reused from the database when it e
 ``repair_run`` with each named variant of ``RepairSettings`` (the defaults with a few fields
 changed; no re-search, nothing registered). Mining depends only on the pair, the repair seed
 and the mining settings, so its deviations are searched once per pair and reused by every
-variant (kept in a file next to the database). One JSON line per finished repair.
+variant (kept in a file next to the database). Both depend on the search code, so a folder
+whose runs and deviations another version of it searched is refused (``SEARCH_CODE``). One
+JSON line per finished repair.
 
 Run from the repository root:
     python -m bench.repair_variants --pairs lenet5-int8-static --variants defaults lr2e-4
@@ -14,6 +16,7 @@ Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import pickle
@@ -81,6 +84,32 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "lr2e-3": {"lr": 2e-3},
     "lr1e-3+epochs16": {"lr": 1e-3, "epochs": 16},
 }
+
+
+SEARCH_CODE = ("compd_core/search", "compd_core/mutations", "compd_core/models")
+FINGERPRINT_FILE = "search-code.sha1"
+
+
+def search_fingerprint() -> str:
+    """A hash of the code that decides which triggers a run and the mining find."""
+    digest = hashlib.sha1()
+    for folder in SEARCH_CODE:
+        for path in sorted((ROOT.parent / folder).rglob("*.py")):
+            digest.update(path.relative_to(ROOT.parent).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def check_folder(folder: Path) -> None:
+    """Refuse a folder whose runs or mined deviations another version of the search code
+    found: reusing them would compare repairs on other triggers than this code finds."""
+    marker = folder / FINGERPRINT_FILE
+    current = search_fingerprint()
+    searched = any(folder.glob("*.sqlite")) or any(folder.glob("mined-*.pkl"))
+    if searched and (not marker.exists() or marker.read_text().strip() != current):
+        raise SystemExit(f"{folder} holds runs or mined deviations of other search code than this "
+                         "checkout's; pass a --db in a fresh folder")
+    marker.write_text(current + "\n")
 
 
 def _compact(result):
@@ -170,6 +199,7 @@ def main() -> None:
     from compd_core.store import Store
 
     args.db.parent.mkdir(parents=True, exist_ok=True)
+    check_folder(args.db.parent)
     _cached_mining(args.db.parent)
     if args.log_epochs:
         _logged_checkpoints()
