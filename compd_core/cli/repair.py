@@ -83,8 +83,9 @@ def repair(
     """Fine-tune the compressed model of a run's pair on its triggers; judged on held-out ones.
 
     The verdict comes first: whether the repair is better by every threshold, unchanged (no
-    epoch beat the model as it was, so it was kept), or how it made things worse. By default the repaired model becomes a new pair (see `compd zoo list`) only
-    when it is better; the report of a registered repair is stored with the run.
+    epoch beat the model as it was, so it was kept), or how it made things worse. By default
+    the repaired model becomes a new pair (see `compd zoo list`) only when it is better; the
+    report of a registered repair is stored with the run.
     """
     from compd_core.repair import REGISTER_CHOICES, repair_run
     from compd_core.store import Store
