@@ -80,6 +80,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-change-scales": {"change_scales": ()},
     "wide-change-scales": {"change_scales": (0.25, 0.5, 0.75, 1.25, 1.5, 2.0)},
     "teacher60": {"mix_ratio": 0.6},
+    "no-head-grid": {"head_grid": False},
     "variants16": {"variants_per_trigger": 16},
     "lr2e-3": {"lr": 2e-3},
     "lr1e-3+epochs16": {"lr": 1e-3, "epochs": 16},

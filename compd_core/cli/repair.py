@@ -12,8 +12,8 @@ from compd_core.pair_spec import PairSpec
 from compd_core.paths import default_db_path
 from compd_core.errors import ConfigError
 from compd_core.repair.report import RepairReport, kept_words, training_words
-from compd_core.repair.settings import (CHANGE_SCALE_DEFAULTS, EPOCH_DEFAULTS, LR_DEFAULTS, RepairSettings,
-                                       number_list)
+from compd_core.repair.settings import (CHANGE_SCALE_DEFAULTS, EPOCH_DEFAULTS, HEAD_GRID_DEFAULTS, LR_DEFAULTS,
+                                       RepairSettings, number_list)
 
 DEFAULTS = RepairSettings()
 
@@ -45,6 +45,10 @@ def repair(
         help="Comma-separated scales of each training trigger's change from its seed, also "
              f"learned where the original keeps the seed's label ('' for none; default: "
              f"{CHANGE_SCALE_DEFAULTS})."),
+    head_grid: bool = typer.Option(
+        None, "--head-grid/--no-head-grid",
+        help="Narrow the int8 head's output grid to the logits where its top-1 is decided, so "
+             f"that close classes do not round to a tie (default: {HEAD_GRID_DEFAULTS})."),
     mined_seeds: int = typer.Option(DEFAULTS.mined_seeds,
                                     help="Training digits searched for more deviations to learn from (0: none)."),
     heldout_fraction: float = typer.Option(DEFAULTS.heldout_fraction,
@@ -97,6 +101,7 @@ def repair(
         variants_per_trigger=variants, mined_seeds=mined_seeds, ce_weight=ce_weight,
         kl_weight=kl_weight, anchor_weight=anchor_weight, checkpoint=checkpoint,  # type: ignore[arg-type]
         blend_shares=number_list(blend_shares, "--blend-shares", "strictly between 0 and 1, e.g. 0.1,0.25,0.5"),
+        head_grid=head_grid,
         change_scales=None if change_scales is None else number_list(
             change_scales, "--change-scales", "above 0 and at most 4, e.g. 0.5,0.75,1.25,1.5"),
         heldout_fraction=heldout_fraction,

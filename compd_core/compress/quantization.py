@@ -259,3 +259,62 @@ class DynamicInt8(Recipe):
 
     def finalize(self, trained, calibration):  # noqa: D102
         return self._from_float(trained.eval())
+
+
+HEAD_LEVELS = 255  # the head's output is dequantized at once, never fed to another int8 kernel
+
+
+def _head_output_quant(twin: nn.Module) -> tq.FakeQuantize | None:
+    head = getattr(twin, "head", None)
+    fake = getattr(head, "activation_post_process", None)
+    return fake if isinstance(fake, tq.FakeQuantize) else None
+
+
+def head_step(twin: nn.Module) -> float | None:
+    """The step of the twin's int8 head output grid, in logits (None: not quantized)."""
+    fake = _head_output_quant(twin)
+    return None if fake is None else float(fake.scale)
+
+
+def decision_range(twin: nn.Module, images: torch.Tensor) -> tuple[float, float] | None:
+    """The logits where the twin's argmax is decided on ``images``: from the lowest top logit
+    to the highest runner-up logit (widened to hold 0, which int8 must represent exactly).
+    None when the twin's head output is not quantized. Logits outside it never decide a
+    top-1: one above it is the top class's alone, one below it never the top."""
+    fake = _head_output_quant(twin)
+    if fake is None or len(images) == 0:
+        return None
+    was_training = twin.training
+    twin.eval()
+    fake.disable_fake_quant()
+    try:
+        with torch.no_grad():
+            logits = torch.cat([twin(images[start : start + 512]) for start in range(0, len(images), 512)])
+    finally:
+        fake.enable_fake_quant()
+        twin.train(was_training)
+    top2 = logits.topk(2, dim=1).values
+    return min(float(top2[:, 0].min()), 0.0), max(float(top2[:, 1].max()), 0.0)
+
+
+def narrow_head_grid(twin: nn.Module, low: float, high: float) -> tuple[float, int]:
+    """Quantize the twin's head output on all 256 levels of [``low``, ``high``] and pin it there,
+    so that the converted model serves the same grid; returns (scale, zero point).
+
+    Calibrated on min and max, an int8 head spends its levels on logits that never decide a
+    top-1 (lenet5-int8-static: steps of 0.34 over -25 to 63), so near a decision two classes
+    round to one level and tie (bench/REPAIR.md)."""
+    fake = _head_output_quant(twin)
+    if fake is None:
+        raise ValueError("the model's head output is not quantized: there is no grid to narrow")
+    if not high > low:
+        raise ValueError(f"the head's decision range must be an interval, got [{low}, {high}]")
+    scale = (high - low) / HEAD_LEVELS
+    zero_point = min(HEAD_LEVELS, max(0, round(-low / scale)))
+    for part in (fake, fake.activation_post_process):
+        part.quant_min, part.quant_max = 0, HEAD_LEVELS
+    fake.scale = torch.tensor([scale])
+    fake.zero_point = torch.tensor([zero_point], dtype=torch.int32)
+    fake.disable_observer()
+    _pin(fake)
+    return scale, zero_point

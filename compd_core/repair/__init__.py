@@ -17,8 +17,8 @@ from compd_core.repair.run import (
     fine_tunable_source,
     repair_run,
 )
-from compd_core.repair.settings import (RepairSettings, default_change_scales, default_epochs, default_lr,
-                                       for_compression)
+from compd_core.repair.settings import (RepairSettings, default_change_scales, default_epochs, default_head_grid,
+                                       default_lr, for_compression)
 from compd_core.repair.split import TriggerSplit, split_triggers
 from compd_core.repair.verdict import Verdict
 
@@ -37,6 +37,7 @@ __all__ = [
     "chosen_triggers",
     "default_change_scales",
     "default_epochs",
+    "default_head_grid",
     "default_lr",
     "fine_tunable",
     "fine_tunable_source",

@@ -36,6 +36,9 @@ class RepairReport:
     validation_images: int | None = None  # teacher images kept for checkpoint choice
     learning_rate: float | None = None  # the one used: the user's, or the compression's default
     change_scales: list[float] = field(default_factory=list)  # scaled trigger changes learned
+    head_range: list[float] | None = None  # logits the int8 head's narrowed output grid spans; None: as served
+    head_step_before: float | None = None  # the head's output step, in logits, as served
+    head_step_after: float | None = None  # and after narrowing
     epochs_run: int = 0
     best_epoch: int | None = None  # the epoch kept (0 = no epoch beat the unrepaired model)
     best_share: float | None = None  # of that epoch's step from the starting weights (1 = all of it)
@@ -74,11 +77,15 @@ class RepairReport:
 
 
 def kept_words(report: RepairReport) -> str:
-    """Which weights a repair kept, in words: an epoch, and how far toward it when not all the way."""
+    """Which weights a repair kept, in words: an epoch, and how far toward it when not all the
+    way; and the int8 head's output grid when it was narrowed."""
     share = report.best_share
     part = "" if share is None or share == 1 or not report.best_epoch else (
         f", {share:.0%} of the way from the starting weights")
-    return f"epoch {report.best_epoch} of {report.epochs_run} kept{part}"
+    grid = "" if report.head_range is None else (
+        f"; the int8 head's output step {report.head_step_before:.3g} -> {report.head_step_after:.3g} "
+        f"(logits {report.head_range[0]:.3g} to {report.head_range[1]:.3g}, where its top-1 is decided)")
+    return f"epoch {report.best_epoch} of {report.epochs_run} kept{part}{grid}"
 
 
 def training_words(report: RepairReport) -> str:

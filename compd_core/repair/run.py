@@ -24,7 +24,7 @@ from torch import nn
 
 from compd_core.compress import get_recipe
 from compd_core.compress.base import Compressed, Recipe, loaded_from_bytes, saved_bytes
-from compd_core.compress.quantization import CALIBRATION_IMAGES
+from compd_core.compress.quantization import CALIBRATION_IMAGES, decision_range, head_step, narrow_head_grid
 from compd_core.data.dataset import ImageDataset
 from compd_core.data.resolve import load_dataset
 from compd_core.events import EventSink, ended, no_events, with_progress
@@ -186,6 +186,20 @@ class Repair:
         self._repaired: Compressed | None = None
         self._full_test: ImageDataset | None = None
 
+    def _narrow_head(self, images: torch.Tensor) -> nn.Module | None:
+        """Narrow the int8 head's output grid of the model to train to where its argmax is
+        decided on ``images``; returns the model as it was (None when its head output is not
+        quantized), for when no candidate qualifies."""
+        span = decision_range(self.model, images)
+        if span is None:
+            return None
+        as_served = copy.deepcopy(self.model)
+        step_before = head_step(self.model)
+        step, _ = narrow_head_grid(self.model, *span)
+        self.values.update(head_range=[round(v, 4) for v in span], head_step_before=step_before,
+                           head_step_after=step)
+        return as_served
+
     def _pair_after(self, before: ModelPair, compressed: Compressed) -> ModelPair:
         name = f"{self.run.pair} (repaired)"
         if self.source is None:  # own files: the input shape and classes are the pair's own
@@ -264,6 +278,9 @@ class Repair:
         calibration = clean_all.images[:CALIBRATION_IMAGES]  # the zoo build's calibration digits
         arch = self.source.entry.arch if s.recalibrate and self.source is not None else None
         best, losses = BestCheckpoint(s.checkpoint if s.validation_fraction > 0 else "last"), []
+        as_served = self._narrow_head(teacher.images) if s.head_grid and arch is None else None
+        if as_served is not None:  # no candidate may add disagreements to the model as served
+            best.start = validation.counts(before.compressed)
         start = copy.deepcopy(self.model.state_dict())
         shares = s.blend_shares if best.rule != "last" else ()
 
@@ -293,6 +310,10 @@ class Repair:
             return judge_epoch(epoch + 1, loss)
 
         completed = fine_tune(self.model, made.data, teacher, s, on_epoch=on_epoch, stop=self.stop)
+        if as_served is not None and best.epoch < 0:  # not even the narrowed grid alone qualified
+            self.model, best.epoch = as_served, 0
+            self.values.update(head_range=None, head_step_before=None, head_step_after=None)
+        narrowed = self.values.get("head_range") is not None
         self.values.update(epochs_run=len(losses), final_loss=losses[-1] if losses else None,
                            best_epoch=best.epoch, best_share=best.share)
         if not completed:
@@ -316,7 +337,8 @@ class Repair:
             corrupted_disagreements_before=disagreements(before, corrupted),
             corrupted_disagreements_after=disagreements(after, corrupted),
         )
-        if s.research and not self._research(before, after, unchanged=best.epoch == 0):
+        unchanged = best.epoch == 0 and not narrowed
+        if s.research and not self._research(before, after, unchanged=unchanged):
             return self._stopped()
         if self.stop.is_set():
             return self._stopped()
@@ -328,7 +350,7 @@ class Repair:
             disagreements_after=test_after.disagreements,
             corrupted_before=self.values["corrupted_disagreements_before"],
             corrupted_after=self.values["corrupted_disagreements_after"],
-            unchanged=best.epoch == 0,
+            unchanged=unchanged,
         )
         report = self.report = self._report(verdict=verdict.outcome,
                                             verdict_reasons=list(verdict.reasons))

@@ -8,9 +8,9 @@ import math
 import streamlit as st
 
 from compd_core.errors import CompdError
-from compd_core.repair import (RepairReport, RepairSettings, default_change_scales, default_epochs, default_lr,
-                               fine_tunable)
-from compd_core.repair.settings import number_list
+from compd_core.repair import (RepairReport, RepairSettings, default_change_scales, default_epochs,
+                               default_head_grid, default_lr, fine_tunable)
+from compd_core.repair.settings import HEAD_GRID_KINDS, number_list
 from compd_core.repair.report import kept_words, training_words
 from compd_core.repair.settings import CHECKPOINT_RULES
 from compd_core.store import RunRecord, Store
@@ -132,6 +132,15 @@ def settings_ui(run: RunRecord, compression: str) -> tuple[RepairSettings, bool]
     research = h.checkbox("Re-search both pairs", value=shown.research,
                           help="Run the run's search and the deviation profile again on the "
                                "seeds not trained on")
+    own_grid = default_head_grid(compression)
+    head_grid = own_grid
+    if compression in HEAD_GRID_KINDS:
+        head_grid = st.checkbox(
+            "Narrow the int8 head's output grid",
+            value=own_grid if shown.head_grid is None else shown.head_grid,
+            help="Its output levels then span only the logits where the top-1 is decided, so "
+                 "close classes no longer round to a tie (fewer disagreements on clean and "
+                 "corrupted digits); the model stays int8")
     checkpoint = st.radio(
         "Epoch kept", CHECKPOINT_RULES, index=CHECKPOINT_RULES.index(shown.checkpoint),
         horizontal=True, format_func=CHECKPOINT_LABELS.get,
@@ -154,6 +163,7 @@ def settings_ui(run: RunRecord, compression: str) -> tuple[RepairSettings, bool]
     settings = RepairSettings(lr=None if float(lr) == own_lr else float(lr),  # None: the model's own
                               epochs=None if int(epochs) == own_epochs else int(epochs),
                               change_scales=None if change_scales == own_scales else change_scales,
+                              head_grid=None if head_grid == own_grid else head_grid,
                               mix_ratio=float(mix),
                               variants_per_trigger=int(variants), mined_seeds=int(mined),
                               heldout_fraction=float(heldout), seed=int(seed), research=research,

@@ -66,6 +66,7 @@ def test_repair_shows_live_curves_and_the_before_after_account(
     (rule,) = [r for r in app.radio if r.label == "Epoch kept"]
     assert rule.value == "no-rise"  # the default never keeps an epoch that adds disagreements
     assert next(w for w in app.number_input if w.label == "Learning rate").value == 5e-4
+    assert next(c for c in app.checkbox if c.label == "Narrow the int8 head's output grid").value
     rule.set_value("last").run()  # a trained model, to register below
     next(b for b in app.button if b.label == "Start repair").click().run()
     assert not app.exception
@@ -86,7 +87,9 @@ def test_repair_shows_live_curves_and_the_before_after_account(
     assert job.outcome is not None and job.outcome.kind == "repair" and not job.outcome.stopped
     assert job.outcome.summary["triggers"] == 4
     assert app.subheader[0].value == "The last repair finished"
-    assert any("epoch 2 of 2 kept (learning rate 0.0005) ·" in c.value for c in app.caption)
+    caption = next(c.value for c in app.caption if "epoch 2 of 2 kept" in c.value)
+    assert "; the int8 head's output step 0.344 -> " in caption and "(learning rate 0.0005) ·" in caption
+    assert job.settings.head_grid is None and report.head_range is not None  # int8: narrowed by default
     # The verdict comes first, in words, and nothing is registered until the user says so.
     assert report.verdict in ("better", "worse") and not report.registered
     if report.verdict == "better":
@@ -193,9 +196,10 @@ def test_a_default_repair_that_kept_the_model_says_unchanged_and_offers_nothing_
     _set(app, "Training digits to mine", 16)
     h = next(c for c in app.checkbox if c.label == "Re-search both pairs")
     h.uncheck().run()
+    next(c for c in app.checkbox if c.label == "Narrow the int8 head's output grid").uncheck().run()
     next(b for b in app.button if b.label == "Start repair").click().run()
     job = repair_jobs.get_job(app.session_state["repair_job_id"])
-    assert job is not None and job.settings.checkpoint == "no-rise"
+    assert job is not None and job.settings.checkpoint == "no-rise" and job.settings.head_grid is False
     _finish()
     app.run()
     assert not app.exception
@@ -243,3 +247,4 @@ def test_a_run_offers_its_compressions_own_learning_rate_and_epochs(
     field = next(w for w in app.number_input if w.label == "Epochs")
     assert field.value == epochs and f"{epochs} is the default for a {kind} model" in field.help
     assert next(w for w in app.text_input if w.label == "Scaled trigger changes").value == scales
+    assert not any(c.label == "Narrow the int8 head's output grid" for c in app.checkbox)  # no int8 head

@@ -108,8 +108,8 @@ def test_an_int8_repair_that_adds_disagreements_says_so_and_keeps_the_model_when
     events = []
     with Store(path) as store:
         kept = repair_run(store, ids["lenet5-int8-static"], replace(
-            QUICK, blend_shares=(), research=True, research_max_queries=100, profile_queries=100),
-            register="if-better", emit=events.append)
+            QUICK, blend_shares=(), head_grid=False, research=True, research_max_queries=100,
+            profile_queries=100), register="if-better", emit=events.append)
         last = repair_run(store, ids["lenet5-int8-static"], replace(QUICK, checkpoint="last"),
                           register="never")
         default = repair_run(store, ids["lenet5-int8-static"], QUICK, register="if-better")
@@ -135,6 +135,32 @@ def test_an_int8_repair_that_adds_disagreements_says_so_and_keeps_the_model_when
         assert any(f"{name} images ({before} -> {after}" in r for r in default.verdict_reasons)
     if default.verdict == "unchanged":
         assert default.best_epoch == 0 and not default.registered
+
+
+def test_an_int8_repair_narrows_the_heads_grid_and_keeps_the_served_one_when_that_adds_disagreements(
+        runs, user_zoo, monkeypatch):
+    """By default an int8-static repair first narrows its head's output grid to where the
+    top-1 is decided (fewer close classes rounded to a tie); the report says how. A grid that
+    adds validation disagreements, like one that clips every logit above 0.3, is never kept:
+    with nothing else qualifying, the model stays exactly as served."""
+    import compd_core.repair.run as repair_module
+
+    path, ids = runs
+    with Store(path) as store:
+        narrowed = repair_run(store, ids["lenet5-int8-static"], QUICK, register="never")
+        monkeypatch.setattr(repair_module, "decision_range", lambda model, images: (0.0, 0.3))
+        clipped = repair_run(store, ids["lenet5-int8-static"], replace(QUICK, blend_shares=()),
+                             register="never")
+    low, high = narrowed.head_range
+    assert low <= 0 < high < 20
+    assert narrowed.head_step_after == pytest.approx((high - low) / 255, rel=1e-3)  # range rounded
+    assert narrowed.head_step_after < narrowed.head_step_before / 4
+    assert narrowed.verdict != "unchanged"  # a new grid is a new model, even with no epoch kept
+    assert narrowed.corrupted_disagreements_after < narrowed.corrupted_disagreements_before
+    assert clipped.head_range is None and clipped.head_step_after is None
+    assert clipped.best_epoch == 0 and clipped.verdict == "unchanged"
+    assert clipped.disagreements_after == clipped.disagreements_before
+    assert clipped.corrupted_disagreements_after == clipped.corrupted_disagreements_before
 
 
 def _assert_keeps_the_masks(before: torch.nn.Module, after: torch.nn.Module) -> None:

@@ -74,7 +74,7 @@ def test_distilled_and_pruned_models_train_longer_unless_told_otherwise():
         assert for_compression(RepairSettings(), kind).epochs == 16
     assert for_compression(RepairSettings(epochs=3), "distilled").epochs == 3
     assert for_compression(RepairSettings(lr=1e-3), "distilled") == RepairSettings(
-        lr=1e-3, epochs=24, change_scales=CHANGE_SCALES)
+        lr=1e-3, epochs=24, change_scales=CHANGE_SCALES, head_grid=False)
     with pytest.raises(ConfigError, match="--epochs must be a whole number >= 1"):
         RepairSettings(epochs=0)
 
@@ -87,6 +87,17 @@ def test_distilled_and_pruned_models_learn_scaled_trigger_changes_unless_told_ot
         assert for_compression(RepairSettings(), kind).change_scales == ()
     assert for_compression(RepairSettings(change_scales=()), "prune90").change_scales == ()
     assert for_compression(RepairSettings(change_scales=(2.0,)), "int8-static").change_scales == (2.0,)
+
+
+def test_int8_models_with_a_quantized_head_narrow_its_grid_unless_told_otherwise():
+    assert RepairSettings().head_grid is None
+    for kind in ("int8-static", "int8-qat"):
+        assert for_compression(RepairSettings(), kind).head_grid is True
+    for kind in ("int8-dynamic", "bf16", "distilled", "prune90", "onnx-int8", "torchscript"):
+        assert for_compression(RepairSettings(), kind).head_grid is False
+    assert for_compression(RepairSettings(head_grid=False), "int8-static").head_grid is False
+    with pytest.raises(ConfigError, match="head_grid must be True or False, got 'yes'"):
+        RepairSettings(head_grid="yes")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("resolved", [{}, {"lr": 1e-3}, {"epochs": 2}])
