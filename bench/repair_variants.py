@@ -81,6 +81,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "wide-change-scales": {"change_scales": (0.25, 0.5, 0.75, 1.25, 1.5, 2.0)},
     "teacher60": {"mix_ratio": 0.6},
     "no-head-grid": {"head_grid": False},
+    "rank-failures": {"rank_by": "failures"},
+    "rank-triggers": {"rank_by": "triggers"},
     "variants16": {"variants_per_trigger": 16},
     "lr2e-3": {"lr": 2e-3},
     "lr1e-3+epochs16": {"lr": 1e-3, "epochs": 16},
@@ -182,8 +184,6 @@ def main() -> None:
     parser.add_argument("--rng-seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--table", action="store_true", help="print the table of --rows and stop")
-    parser.add_argument("--rank-by-total", action="store_true",
-                        help="rank qualifying candidates by all validation failures, not triggers first")
     parser.add_argument("--log-epochs", action="store_true", help="print each epoch's validation counts")
     parser.add_argument("--db", type=Path, default=ROOT / "out" / "repair-variants.sqlite")
     parser.add_argument("--rows", type=Path, default=ROOT / "out" / "repair-variants.jsonl")
@@ -204,10 +204,6 @@ def main() -> None:
     _cached_mining(args.db.parent)
     if args.log_epochs:
         _logged_checkpoints()
-    if args.rank_by_total:
-        from compd_core.repair import checkpoint
-
-        checkpoint.BestCheckpoint._rank = lambda self, counts: (counts.total,)
     with Store(args.db) as store:
         for pair_id in args.pairs:
             spec = CampaignSpec(pair=pair_id, strategy="compd", seeds=args.seeds,

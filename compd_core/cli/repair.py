@@ -68,6 +68,10 @@ def repair(
         help="Epoch choice: no-rise never keeps an epoch that adds validation disagreements "
              "(clean or corrupted); fewest keeps the one with the fewest validation failures; "
              "last keeps the last epoch."),
+    rank_by: str = typer.Option(
+        DEFAULTS.rank_by, help="Which qualifying candidate wins: failures (the fewest validation "
+                               "failures) or triggers (the fewest validation triggers left, then "
+                               "failures: more triggers repaired, closer to the disagreements bound)."),
     seed: int = typer.Option(DEFAULTS.seed, "--seed", callback=seed_option, help="Random seed of the split, mining, variants and batches."),
     research_budget: int = typer.Option(None, help="Query budget per seed of the re-search (default: the run's)."),
     no_research: bool = typer.Option(False, "--no-research",
@@ -101,7 +105,7 @@ def repair(
         variants_per_trigger=variants, mined_seeds=mined_seeds, ce_weight=ce_weight,
         kl_weight=kl_weight, anchor_weight=anchor_weight, checkpoint=checkpoint,  # type: ignore[arg-type]
         blend_shares=number_list(blend_shares, "--blend-shares", "strictly between 0 and 1, e.g. 0.1,0.25,0.5"),
-        head_grid=head_grid,
+        head_grid=head_grid, rank_by=rank_by,  # type: ignore[arg-type]
         change_scales=None if change_scales is None else number_list(
             change_scales, "--change-scales", "above 0 and at most 4, e.g. 0.5,0.75,1.25,1.5"),
         heldout_fraction=heldout_fraction,

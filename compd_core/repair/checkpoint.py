@@ -12,7 +12,7 @@ from torch import nn
 from compd_core.models.base import Classifier
 from compd_core.repair.data import probabilities
 from compd_core.repair.evaluate import strictly_agrees
-from compd_core.repair.settings import CheckpointRule
+from compd_core.repair.settings import CheckpointRule, RankRule
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,8 @@ class ValidationSet:
 class BestCheckpoint:
     """The best weights offered so far; the earlier offer wins a tie, and epoch 0 (the model
     before any training) is a candidate like every other. Rule ``fewest``: the fewest
-    validation failures (triggers, clean and corrupted disagreements together).
+    validation failures (triggers, clean and corrupted disagreements together), or with
+    ``rank`` "triggers" the fewest validation triggers left, then the fewest failures.
 
     Rule ``no-rise`` also disqualifies every epoch that disagrees with the original on more
     clean or more corrupted validation images than epoch 0 did: trading new disagreements for
@@ -63,6 +64,7 @@ class BestCheckpoint:
     """
 
     rule: CheckpointRule = "fewest"
+    rank: RankRule = "failures"  # fewest validation failures, or fewest triggers left first
     epoch: int = -1
     share: float = 1.0  # of the step from the starting weights to the epoch's weights
     counts: ValidationCounts | None = None
@@ -81,11 +83,16 @@ class BestCheckpoint:
             self.start = counts
         if not self._qualifies(counts):
             return False
-        if self.rule != "last" and self.counts is not None and counts.total >= self.counts.total:
+        if self.rule != "last" and self.counts is not None and not self._beats(counts, self.counts):
             return False
         self.epoch, self.counts, self.share = epoch, counts, share
         self.state = copy.deepcopy(model.state_dict())
         return True
+
+    def _beats(self, counts: ValidationCounts, best: ValidationCounts) -> bool:
+        if self.rank == "triggers":
+            return (counts.triggers, counts.total) < (best.triggers, best.total)
+        return counts.total < best.total
 
     def restore(self, model: nn.Module) -> None:
         if self.state is not None:

@@ -39,6 +39,7 @@ class RepairReport:
     head_range: list[float] | None = None  # logits the int8 head's narrowed output grid spans; None: as served
     head_step_before: float | None = None  # the head's output step, in logits, as served
     head_step_after: float | None = None  # and after narrowing
+    rank_by: str | None = None  # how the kept candidate won: "failures" or "triggers" (fewest left first)
     epochs_run: int = 0
     best_epoch: int | None = None  # the epoch kept (0 = no epoch beat the unrepaired model)
     best_share: float | None = None  # of that epoch's step from the starting weights (1 = all of it)
@@ -85,7 +86,8 @@ def kept_words(report: RepairReport) -> str:
     grid = "" if report.head_range is None else (
         f"; the int8 head's output step {report.head_step_before:.3g} -> {report.head_step_after:.3g} "
         f"(logits {report.head_range[0]:.3g} to {report.head_range[1]:.3g}, where its top-1 is decided)")
-    return f"epoch {report.best_epoch} of {report.epochs_run} kept{part}{grid}"
+    ranked = ", the fewest validation triggers left" if report.rank_by == "triggers" and report.best_epoch else ""
+    return f"epoch {report.best_epoch} of {report.epochs_run} kept{part}{ranked}{grid}"
 
 
 def training_words(report: RepairReport) -> str:

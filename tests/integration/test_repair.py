@@ -156,6 +156,7 @@ def test_an_int8_repair_narrows_the_heads_grid_and_keeps_the_served_one_when_tha
     assert narrowed.head_step_after == pytest.approx((high - low) / 255, rel=1e-3)  # range rounded
     assert narrowed.head_step_after < narrowed.head_step_before / 4
     assert narrowed.verdict != "unchanged"  # a new grid is a new model, even with no epoch kept
+    assert narrowed.rank_by == "failures"
     assert narrowed.corrupted_disagreements_after < narrowed.corrupted_disagreements_before
     assert clipped.head_range is None and clipped.head_step_after is None
     assert clipped.best_epoch == 0 and clipped.verdict == "unchanged"
@@ -358,6 +359,7 @@ def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     ("--change-scales", "0.5,twice", "--change-scales must be comma-separated numbers above 0"),
     ("--change-scales", "0.5,-1", "--change-scales must be numbers above 0 and at most 4"),
     ("--anchor-weight", "-1", "--anchor-weight must be a finite number in [0, inf), got -1"),
+    ("--rank-by", "best", "--rank-by must be one of failures, triggers, got 'best'"),
 ])
 def test_cli_refuses_a_bad_setting_in_one_line_before_opening_anything(tmp_path, flag, value, words):
     result = _cli(["--run", "no-such-run", "--db", str(tmp_path / "missing.sqlite"), flag, value],

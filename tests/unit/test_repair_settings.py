@@ -100,6 +100,13 @@ def test_int8_models_with_a_quantized_head_narrow_its_grid_unless_told_otherwise
         RepairSettings(head_grid="yes")  # type: ignore[arg-type]
 
 
+def test_candidates_are_ranked_by_failures_unless_told_triggers():
+    assert RepairSettings().rank_by == "failures"
+    assert RepairSettings(rank_by="triggers").rank_by == "triggers"
+    with pytest.raises(ConfigError, match="--rank-by must be one of failures, triggers, got 'best'"):
+        RepairSettings(rank_by="best")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("resolved", [{}, {"lr": 1e-3}, {"epochs": 2}])
 def test_training_without_a_resolved_learning_rate_or_epoch_count_is_refused(resolved):
     with pytest.raises(ValueError, match="for_compression"):

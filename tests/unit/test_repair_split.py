@@ -105,6 +105,26 @@ def test_no_rise_never_keeps_an_epoch_that_adds_validation_disagreements():
     assert kept.epoch == 0
 
 
+def test_ranking_by_triggers_keeps_the_candidate_with_the_fewest_triggers_left_within_the_bound():
+    """With the int8 head grid narrowed, no-rise is bounded by the model as served (``start``
+    given up front); ranked by triggers, the candidate repairing most validation triggers wins
+    within that bound, and of equal ones the fewer failures."""
+    from compd_core.repair.checkpoint import BestCheckpoint, ValidationCounts
+
+    served = ValidationCounts(40, 2, 60)
+    counts = [ValidationCounts(40, 0, 30),  # the narrowed grid alone: far fewer disagreements
+              ValidationCounts(10, 1, 50),  # fewest failures
+              ValidationCounts(4, 2, 58),  # fewest triggers left, within the bound
+              ValidationCounts(4, 1, 57),  # as few triggers left, fewer failures
+              ValidationCounts(1, 3, 40)]  # fewer still, but a clean disagreement more than served
+    by_failures, by_triggers = (BestCheckpoint("no-rise", rank) for rank in ("failures", "triggers"))
+    for best in (by_failures, by_triggers):
+        best.start = served
+        _offer_all(best, counts)
+    assert by_failures.epoch == 1
+    assert by_triggers.epoch == 3 and by_triggers.counts == counts[3]
+
+
 def test_a_blend_lies_the_given_share_of_the_way_and_keeps_whole_number_buffers():
     from compd_core.repair.checkpoint import blended
 
