@@ -10,9 +10,8 @@ import streamlit as st
 from compd_core.errors import CompdError
 from compd_core.repair import (RepairReport, RepairSettings, default_change_scales, default_epochs,
                                default_head_grid, default_lr, fine_tunable)
-from compd_core.repair.settings import HEAD_GRID_KINDS, number_list
 from compd_core.repair.report import kept_words, training_words
-from compd_core.repair.settings import CHECKPOINT_RULES
+from compd_core.repair.settings import CHECKPOINT_RULES, HEAD_GRID_KINDS, number_list
 from compd_core.store import RunRecord, Store
 from dashboard import repair_jobs, resources, session
 from dashboard.choices import PairChoice
