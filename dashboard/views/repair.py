@@ -11,7 +11,7 @@ from compd_core.errors import CompdError
 from compd_core.repair import (RepairReport, RepairSettings, default_change_scales, default_epochs,
                                default_head_grid, default_lr, fine_tunable)
 from compd_core.repair.report import kept_words, training_words
-from compd_core.repair.settings import CHECKPOINT_RULES, HEAD_GRID_KINDS, number_list
+from compd_core.repair.settings import CHECKPOINT_RULES, HEAD_GRID_KINDS, RANK_RULES, number_list
 from compd_core.store import RunRecord, Store
 from dashboard import repair_jobs, resources, session
 from dashboard.choices import PairChoice
@@ -79,6 +79,8 @@ def selection_ui(store: Store, run: RunRecord) -> bool:
 
 CHECKPOINT_LABELS = {"no-rise": "No new disagreements (default)",
                      "fewest": "Fewest validation failures", "last": "Last epoch"}
+RANK_LABELS = {"failures": "Fewest validation failures (default)",
+               "triggers": "Fewest validation triggers left"}
 
 
 def _shown_defaults(run: RunRecord) -> RepairSettings:
@@ -146,6 +148,12 @@ def settings_ui(run: RunRecord, compression: str) -> tuple[RepairSettings, bool]
         help="no-rise: never an epoch that adds disagreements on the validation digits (clean or "
              "corrupted), so at worst the model stays as it was; fewest: the fewest validation "
              "failures, trading new disagreements for repaired triggers; last: the last epoch")
+    rank_by = st.radio(
+        "Among the epochs it may keep, prefer", RANK_RULES, index=RANK_RULES.index(shown.rank_by),
+        horizontal=True, format_func=RANK_LABELS.get, disabled=checkpoint == "last",
+        help="failures: triggers, clean and corrupted disagreements counted together; triggers: "
+             "the most validation triggers repaired first (measured on int8 pairs: more held-out "
+             "triggers repaired, sometimes more corrupted disagreements)")
     with st.expander("When is a repair worse? (verdict thresholds)"):
         i, j, k, budget_col = st.columns(4)
         drop = i.number_input("Largest accuracy drop (points)", 0.0, 100.0,
@@ -168,7 +176,7 @@ def settings_ui(run: RunRecord, compression: str) -> tuple[RepairSettings, bool]
                               heldout_fraction=float(heldout), seed=int(seed), research=research,
                               research_max_queries=int(budget), max_accuracy_drop=float(drop) / 100,
                               max_disagreement_rise=int(rise), min_heldout_repaired=float(min_heldout),
-                              checkpoint=checkpoint)
+                              checkpoint=checkpoint, rank_by=rank_by)
     return settings, clicked
 
 

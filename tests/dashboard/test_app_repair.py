@@ -67,7 +67,11 @@ def test_repair_shows_live_curves_and_the_before_after_account(
     assert rule.value == "no-rise"  # the default never keeps an epoch that adds disagreements
     assert next(w for w in app.number_input if w.label == "Learning rate").value == 5e-4
     assert next(c for c in app.checkbox if c.label == "Narrow the int8 head's output grid").value
+    (rank,) = [r for r in app.radio if r.label == "Among the epochs it may keep, prefer"]
+    assert rank.value == "failures" and not rank.disabled
     rule.set_value("last").run()  # a trained model, to register below
+    (rank,) = [r for r in app.radio if r.label == "Among the epochs it may keep, prefer"]
+    assert rank.disabled  # the last epoch is kept: nothing is ranked
     next(b for b in app.button if b.label == "Start repair").click().run()
     assert not app.exception
     job = repair_jobs.get_job(app.session_state["repair_job_id"])
@@ -188,8 +192,9 @@ def test_a_failed_repair_is_a_message_not_a_traceback(app: AppTest, db: Path, ru
 def test_a_default_repair_that_kept_the_model_says_unchanged_and_offers_nothing_to_register(
     app: AppTest, db: Path, run_id: str, user_zoo: Path
 ) -> None:
-    """The default epoch choice on the int8 pair: every trained candidate adds validation
-    disagreements, so the model is kept, the page says so in words and registers nothing."""
+    """The default epoch choice on the int8 pair without the head grid: every trained candidate
+    adds validation disagreements, so the model is kept (whatever the ranking), the page says so
+    in words and registers nothing."""
     open_page(app, "repair")
     _set(app, "Epochs", 2)
     _set(app, "Variants per trigger", 2)
@@ -197,9 +202,11 @@ def test_a_default_repair_that_kept_the_model_says_unchanged_and_offers_nothing_
     h = next(c for c in app.checkbox if c.label == "Re-search both pairs")
     h.uncheck().run()
     next(c for c in app.checkbox if c.label == "Narrow the int8 head's output grid").uncheck().run()
+    next(r for r in app.radio if r.label == "Among the epochs it may keep, prefer").set_value("triggers").run()
     next(b for b in app.button if b.label == "Start repair").click().run()
     job = repair_jobs.get_job(app.session_state["repair_job_id"])
     assert job is not None and job.settings.checkpoint == "no-rise" and job.settings.head_grid is False
+    assert job.settings.rank_by == "triggers"  # ranks only what qualifies: still no trained epoch
     _finish()
     app.run()
     assert not app.exception
