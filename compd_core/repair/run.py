@@ -279,8 +279,8 @@ class Repair:
         arch = self.source.entry.arch if s.recalibrate and self.source is not None else None
         best, losses = BestCheckpoint(s.checkpoint if s.validation_fraction > 0 else "last", s.rank_by), []
         as_served = self._narrow_head(teacher.images) if s.head_grid and arch is None else None
-        if as_served is not None:  # no candidate may add disagreements to the model as served
-            best.start = validation.counts(before.compressed)
+        if as_served is not None:  # no candidate may add to the grid alone's nor the served's
+            best.served = validation.counts(before.compressed)
         self.values.update(rank_by=s.rank_by if best.rule != "last" else None)  # "last" ranks nothing
         start = copy.deepcopy(self.model.state_dict())
         shares = s.blend_shares if best.rule != "last" else ()
