@@ -49,8 +49,10 @@ def characterize(
     out_dir: Path = typer.Option(None, "--out", help="Folder for CSV tables and HTML figures."),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
-    """Where and why a compressed model disagrees: clean, under 5 severities of natural
-    corruptions, and which uncertainty indicator predicts it (AUROC)."""
+    """Where a compressed model disagrees under distribution shift, and what predicts it.
+
+    Disagreement on clean data and under 5 severities of natural corruptions, and which
+    uncertainty indicator predicts it (AUROC)."""
     from compd_core.characterize import check_severities, compare_pairs, resolve_corruptions
     from compd_core.characterize.export import png_available, write_outputs
     from compd_core.data.resolve import load_dataset
