@@ -48,7 +48,8 @@ def repair(
     head_grid: bool = typer.Option(
         None, "--head-grid/--no-head-grid",
         help="Narrow the int8 head's output grid to the logits where its top-1 is decided, so "
-             f"that close classes do not round to a tie (default: {HEAD_GRID_DEFAULTS})."),
+             "that close classes do not round to a tie; dropped before training when the narrowed "
+             f"grid alone adds validation disagreements (default: {HEAD_GRID_DEFAULTS})."),
     mined_seeds: int = typer.Option(DEFAULTS.mined_seeds,
                                     help="Training digits searched for more deviations to learn from (0: none)."),
     heldout_fraction: float = typer.Option(DEFAULTS.heldout_fraction,

@@ -4,7 +4,7 @@ triggers never touches): the epoch whose served model disagrees with the origina
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -27,10 +27,10 @@ class ValidationCounts:
     def total(self) -> int:
         return self.triggers + self.clean + self.corrupted
 
-    def fewer_of_each(self, other: ValidationCounts) -> ValidationCounts:
-        """Each count the lower of the two: a bound that neither model exceeds."""
-        return ValidationCounts(min(self.triggers, other.triggers), min(self.clean, other.clean),
-                                min(self.corrupted, other.corrupted))
+    def adds_disagreements_to(self, other: ValidationCounts) -> bool:
+        """Whether this model disagrees with the original on more clean or more corrupted
+        validation images than ``other`` did."""
+        return self.clean > other.clean or self.corrupted > other.corrupted
 
 
 @dataclass(frozen=True)
@@ -63,11 +63,9 @@ class BestCheckpoint:
     ``rank`` "triggers" the fewest validation triggers left, then the fewest failures.
 
     Rule ``no-rise`` also disqualifies every epoch that disagrees with the original on more
-    clean or more corrupted validation images than epoch 0 did, or than ``served`` (the model as
-    served, given when epoch 0 is another model: the int8 head grid narrowed): trading new
-    disagreements for repaired triggers is then never chosen, and at worst the model is kept
-    as it was. Rule ``last`` keeps the last epoch offered (no choice; what a repair without
-    validation data does).
+    clean or more corrupted validation images than epoch 0 did: trading new disagreements for
+    repaired triggers is then never chosen, and at worst the model is kept as it was. Rule
+    ``last`` keeps the last epoch offered (no choice; what a repair without validation data does).
     """
 
     rule: CheckpointRule = "fewest"
@@ -75,20 +73,17 @@ class BestCheckpoint:
     epoch: int = -1
     share: float = 1.0  # of the step from the starting weights to the epoch's weights
     counts: ValidationCounts | None = None
-    served: ValidationCounts | None = None  # the model as served, when epoch 0 is not it
-    bound: ValidationCounts | None = field(default=None, init=False)  # what no-rise compares with
+    start: ValidationCounts | None = None  # epoch 0's, the model before training
     state: dict[str, torch.Tensor] | None = None
 
     def _qualifies(self, counts: ValidationCounts) -> bool:
-        if self.rule != "no-rise" or self.bound is None:
-            return True
-        return counts.clean <= self.bound.clean and counts.corrupted <= self.bound.corrupted
+        return self.rule != "no-rise" or self.start is None or not counts.adds_disagreements_to(self.start)
 
     def offer(self, epoch: int, counts: ValidationCounts, model: nn.Module, share: float = 1.0) -> bool:
         """Keep ``model``'s weights when they qualify and beat the best so far; True when they
         did. ``share`` says how far they are from the starting weights toward the epoch's."""
-        if self.bound is None:  # the first offer: epoch 0, the model before training
-            self.bound = counts if self.served is None else self.served.fewer_of_each(counts)
+        if self.start is None:
+            self.start = counts
         if not self._qualifies(counts):
             return False
         if self.rule != "last" and self.counts is not None and not self._beats(counts, self.counts):

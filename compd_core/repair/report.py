@@ -39,6 +39,7 @@ class RepairReport:
     head_range: list[float] | None = None  # logits the int8 head's narrowed output grid spans; None: as served
     head_step_before: float | None = None  # the head's output step, in logits, as served
     head_step_after: float | None = None  # and after narrowing
+    head_grid_dropped: bool = False  # narrowing was asked for, but the grid alone added validation disagreements
     rank_by: str | None = None  # how the kept candidate won: "failures" or "triggers" (fewest left first)
     epochs_run: int = 0
     best_epoch: int | None = None  # the epoch kept (0 = no epoch beat the unrepaired model)
@@ -79,13 +80,15 @@ class RepairReport:
 
 def kept_words(report: RepairReport) -> str:
     """Which weights a repair kept, in words: an epoch, and how far toward it when not all the
-    way; and the int8 head's output grid when it was narrowed."""
+    way; and the int8 head's output grid when it was narrowed, or why not when it was asked to be."""
     share = report.best_share
     part = "" if share is None or share == 1 or not report.best_epoch else (
         f", {share:.0%} of the way from the starting weights")
     grid = "" if report.head_range is None else (
         f"; the int8 head's output step {report.head_step_before:.3g} -> {report.head_step_after:.3g} "
         f"(logits {report.head_range[0]:.3g} to {report.head_range[1]:.3g}, where its top-1 is decided)")
+    if report.head_grid_dropped:
+        grid = "; the int8 head's output grid as served (narrowed, it alone added validation disagreements)"
     ranked = ", the fewest validation triggers left" if report.rank_by == "triggers" and report.best_epoch else ""
     return f"epoch {report.best_epoch} of {report.epochs_run} kept{part}{ranked}{grid}"
 

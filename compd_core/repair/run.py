@@ -189,7 +189,7 @@ class Repair:
     def _narrow_head(self, images: torch.Tensor) -> nn.Module | None:
         """Narrow the int8 head's output grid of the model to train to where its argmax is
         decided on ``images``; returns the model as it was (None when its head output is not
-        quantized), for when no candidate qualifies."""
+        quantized), for when the narrowed grid alone adds disagreements."""
         span = decision_range(self.model, images)
         if span is None:
             return None
@@ -278,16 +278,19 @@ class Repair:
         calibration = clean_all.images[:CALIBRATION_IMAGES]  # the zoo build's calibration digits
         arch = self.source.entry.arch if s.recalibrate and self.source is not None else None
         best, losses = BestCheckpoint(s.checkpoint if s.validation_fraction > 0 else "last", s.rank_by), []
-        as_served = self._narrow_head(teacher.images) if s.head_grid and arch is None else None
-        if as_served is not None:  # no candidate may add to the grid alone's nor the served's
-            best.served = validation.counts(before.compressed)
         self.values.update(rank_by=s.rank_by if best.rule != "last" else None)  # "last" ranks nothing
-        start = copy.deepcopy(self.model.state_dict())
-        shares = s.blend_shares if best.rule != "last" else ()
 
         def served_counts() -> tuple[ModelPair, ValidationCounts]:
             served = self._pair_after(before, served_form(self.recipe, self.model, calibration, arch))
             return served, validation.counts(served.compressed)
+
+        as_served = self._narrow_head(teacher.images) if s.head_grid and arch is None else None
+        if as_served is not None and served_counts()[1].adds_disagreements_to(
+                validation.counts(before.compressed)):  # the grid alone is worse: train the served one
+            self.model = as_served
+            self.values.update(head_range=None, head_step_after=None, head_grid_dropped=True)
+        start = copy.deepcopy(self.model.state_dict())
+        shares = s.blend_shares if best.rule != "last" else ()
 
         def judge_epoch(epoch: int, loss: float) -> bool:
             served, counts = served_counts()
@@ -311,9 +314,6 @@ class Repair:
             return judge_epoch(epoch + 1, loss)
 
         completed = fine_tune(self.model, made.data, teacher, s, on_epoch=on_epoch, stop=self.stop)
-        if as_served is not None and best.epoch < 0:  # not even the narrowed grid alone qualified
-            self.model, best.epoch = as_served, 0
-            self.values.update(head_range=None, head_step_before=None, head_step_after=None)
         narrowed = self.values.get("head_range") is not None
         self.values.update(epochs_run=len(losses), final_loss=losses[-1] if losses else None,
                            best_epoch=best.epoch, best_share=best.share)

@@ -141,7 +141,8 @@ def settings_ui(run: RunRecord, compression: str) -> tuple[RepairSettings, bool]
             value=own_grid if shown.head_grid is None else shown.head_grid,
             help="Its output levels then span only the logits where the top-1 is decided, so "
                  "close classes no longer round to a tie (fewer disagreements on clean and "
-                 "corrupted digits); the model stays int8")
+                 "corrupted digits); the model stays int8. Dropped before training when the "
+                 "narrowed grid alone adds validation disagreements")
     checkpoint = st.radio(
         "Epoch kept", CHECKPOINT_RULES, index=CHECKPOINT_RULES.index(shown.checkpoint),
         horizontal=True, format_func=CHECKPOINT_LABELS.get,

@@ -21,6 +21,7 @@ from compd_core.errors import ConfigError, WhiteBoxRequiredError
 from compd_core.repair import EpochFinished, Repair, RepairSettings, StageStarted, repair_run
 from compd_core.repair.events import ResearchProgress
 from compd_core.repair.registry import source_pair
+from compd_core.repair.report import kept_words
 from compd_core.compress.pruning import detach_derived_weights
 from compd_core.repair.evaluate import agreement_rate
 from compd_core.repair.serving import served_form
@@ -137,31 +138,36 @@ def test_an_int8_repair_that_adds_disagreements_says_so_and_keeps_the_model_when
         assert default.best_epoch == 0 and not default.registered
 
 
-def test_an_int8_repair_narrows_the_heads_grid_and_keeps_the_served_one_when_that_adds_disagreements(
+def test_an_int8_repair_narrows_the_heads_grid_and_trains_the_served_one_when_that_adds_disagreements(
         runs, user_zoo, monkeypatch):
     """By default an int8-static repair first narrows its head's output grid to where the
     top-1 is decided (fewer close classes rounded to a tie); the report says how. A grid that
-    adds validation disagreements, like one that clips every logit above 0.3, is never kept:
-    with nothing else qualifying, the model stays exactly as served."""
+    alone adds validation disagreements, like one that clips every logit above 0.3, is dropped
+    before training: the repair is then the one of the head as served, number for number."""
     import compd_core.repair.run as repair_module
 
     path, ids = runs
+    run_id = ids["lenet5-int8-static"]
     with Store(path) as store:
-        narrowed = repair_run(store, ids["lenet5-int8-static"], QUICK, register="never")
+        narrowed = repair_run(store, run_id, QUICK, register="never")
+        served = repair_run(store, run_id, replace(QUICK, head_grid=False), register="never")
         monkeypatch.setattr(repair_module, "decision_range", lambda model, images: (0.0, 0.3))
-        clipped = repair_run(store, ids["lenet5-int8-static"], replace(QUICK, blend_shares=()),
-                             register="never")
+        clipped = repair_run(store, run_id, QUICK, register="never")
     low, high = narrowed.head_range
     assert low <= 0 < high < 20
     assert narrowed.head_step_after == pytest.approx((high - low) / 255, rel=1e-3)  # range rounded
     assert narrowed.head_step_after < narrowed.head_step_before / 4
     assert narrowed.verdict != "unchanged"  # a new grid is a new model, even with no epoch kept
-    assert narrowed.rank_by == "failures"
+    assert narrowed.rank_by == "failures" and not narrowed.head_grid_dropped
     assert narrowed.corrupted_disagreements_after < narrowed.corrupted_disagreements_before
-    assert clipped.head_range is None and clipped.head_step_after is None
-    assert clipped.best_epoch == 0 and clipped.verdict == "unchanged"
-    assert clipped.disagreements_after == clipped.disagreements_before
-    assert clipped.corrupted_disagreements_after == clipped.corrupted_disagreements_before
+    assert clipped.head_grid_dropped and clipped.head_range is None and clipped.head_step_after is None
+    assert clipped.head_step_before == narrowed.head_step_before  # the served step, reported
+    assert "grid as served (narrowed, it alone added validation disagreements)" in kept_words(clipped)
+    assert not served.head_grid_dropped and served.head_step_before is None
+    same = ("best_epoch", "best_share", "epochs_run", "final_loss", "heldout_repaired_rate",
+            "train_repaired_rate", "accuracy_after", "disagreements_after",
+            "corrupted_disagreements_after", "verdict", "verdict_reasons")
+    assert {k: getattr(clipped, k) for k in same} == {k: getattr(served, k) for k in same}
 
 
 def _assert_keeps_the_masks(before: torch.nn.Module, after: torch.nn.Module) -> None:

@@ -106,30 +106,23 @@ def test_no_rise_never_keeps_an_epoch_that_adds_validation_disagreements():
 
 
 def test_ranking_by_triggers_keeps_the_candidate_with_the_fewest_triggers_left_within_the_bound():
-    """With the int8 head grid narrowed, epoch 0 (the grid alone) is not the model as served
-    (``served``, given up front): no-rise then bounds every candidate by the fewer of each
-    count of the two. Ranked by triggers, the candidate repairing most validation triggers wins
-    within that bound, and of equal ones the fewer failures."""
+    """No-rise bounds every candidate by epoch 0's clean and corrupted disagreements; ranked by
+    triggers, the candidate repairing most validation triggers wins within that bound, and of
+    equal ones the fewer failures."""
     from compd_core.repair.checkpoint import BestCheckpoint, ValidationCounts
 
-    served = ValidationCounts(40, 2, 60)
-    counts = [ValidationCounts(40, 1, 30),  # the narrowed grid alone: fewer corrupted, 1 clean
+    counts = [ValidationCounts(40, 1, 30),  # before training
               ValidationCounts(10, 0, 10),  # fewest failures
               ValidationCounts(4, 1, 30),  # fewest triggers left, within the bound
               ValidationCounts(4, 0, 29),  # as few triggers left, fewer failures
-              ValidationCounts(3, 1, 31),  # fewer still, but above the grid alone's corrupted
-              ValidationCounts(1, 2, 20)]  # fewer still, as many clean as served: above the grid's
+              ValidationCounts(3, 1, 31),  # fewer still, but a corrupted disagreement more
+              ValidationCounts(1, 2, 20)]  # fewer still, but a clean disagreement more
     by_failures, by_triggers = (BestCheckpoint("no-rise", rank) for rank in ("failures", "triggers"))
     for best in (by_failures, by_triggers):
-        best.served = served
         _offer_all(best, counts)
-        assert best.bound == ValidationCounts(40, 1, 30)
+        assert best.start == counts[0]
     assert by_failures.epoch == 1
     assert by_triggers.epoch == 3 and by_triggers.counts == counts[3]
-    worse_grid = BestCheckpoint("no-rise", "triggers", served=ValidationCounts(40, 0, 25))
-    _offer_all(worse_grid, counts)  # the grid alone adds disagreements to the served model
-    assert worse_grid.bound == ValidationCounts(40, 0, 25)
-    assert worse_grid.epoch == 1  # the one candidate that adds none to either
 
 
 def test_a_blend_lies_the_given_share_of_the_way_and_keeps_whole_number_buffers():
