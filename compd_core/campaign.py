@@ -26,7 +26,8 @@ from compd_core.search.events import SearchProgress
 from compd_core.search.results import Seed, SeedResult
 from compd_core.pair_spec import PairSpec
 from compd_core.zoo.loading import pair_dataset
-from compd_core.search.seeds import EXPLICIT_ORDER, Order, explicit_seeds, seeds_from, select_seeds
+from compd_core.search.seeds import (EXPLICIT_ORDER, Order, check_seed_count, explicit_seeds, seeds_from,
+                                     select_seeds)
 from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import SearchContext, get_strategy
 from compd_core.store import RunRecord, SeedPlan, Store
@@ -55,6 +56,8 @@ class CampaignSpec:
             object.__setattr__(self, "seed_indices", tuple(int(i) for i in self.seed_indices))
             object.__setattr__(self, "seeds", len(self.seed_indices))
             object.__setattr__(self, "seed_order", EXPLICIT_ORDER)
+        else:  # refused at the door, not once a progress bar is up
+            check_seed_count(self.seeds)
 
     def _own_dataset(self) -> str:
         if self.pair_spec is not None:

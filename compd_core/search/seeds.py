@@ -17,6 +17,12 @@ Order = Literal["random", "margin", "balanced", "explicit"]
 EXPLICIT_ORDER = "explicit"  # the seeds are dataset indices the user listed, in their order
 
 
+def check_seed_count(count: object) -> None:
+    """Refuse a number of seeds that is not a whole number >= 1, before any work starts."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ConfigError(f"the number of seeds must be a whole number >= 1, got {count!r}")
+
+
 def select_seeds(
     pair: ModelPair,
     dataset: ImageDataset,
@@ -33,8 +39,7 @@ def select_seeds(
     the inputs with the smallest margin of the compressed model first: Hu et al. (CAIN 2023)
     found the margin the best predictor of disagreement, so these deviate soonest.
     """
-    if count < 1:
-        raise ConfigError(f"the number of seeds must be >= 1, got {count}")
+    check_seed_count(count)
     prediction = pair.predict(dataset.images)
     labels = prediction.labels_original
     eligible = ~prediction.disagree

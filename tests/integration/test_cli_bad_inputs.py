@@ -37,7 +37,7 @@ ROWS = [
     (f"{S} --seed abc", "abc", "Invalid value for '--seed'"),
     ("search --pair nope --db {db}", "nope", "unknown pair 'nope'; known pairs: lenet5-int8-static"),
     (f"{S} --strategy nope", "nope", "unknown strategy 'nope'; choose one of: compd"),
-    (f"{S} --seeds 0", "0", "the number of seeds must be >= 1"),
+    (f"{S} --seeds 0", "0", "the number of seeds must be a whole number >= 1"),
     (f"{S} --budget 0", "0", "the query budget must be a whole number >= 1"),
     (f"{S} --time-budget nan", "nan", "the time budget must be a finite number of seconds > 0"),
     (f"{S} --time-budget -1", "-1", "the time budget must be a finite number of seconds > 0"),
@@ -128,6 +128,12 @@ def places(tmp_path, monkeypatch) -> dict[str, str]:
     locked.mkdir()
     locked.chmod(0o500)
     return {"db": str(db), "notes": str(notes), "tmp": str(tmp_path)}
+
+
+def test_a_bad_seed_count_is_refused_before_any_progress_is_drawn(places, capsys):
+    with pytest.raises(SystemExit):
+        main(S.format(**places).split() + ["--seeds", "-2"])
+    assert capsys.readouterr().err == "error: the number of seeds must be a whole number >= 1, got -2\n"
 
 
 @pytest.mark.parametrize("command, bad, message", ROWS, ids=[f"{r[0].split(' --')[0]}: {r[1]}" for r in ROWS])
