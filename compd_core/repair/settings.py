@@ -187,10 +187,11 @@ CHANGE_SCALE_DEFAULTS = (f"{','.join(f'{v:g}' for v in CHANGE_SCALES)} for disti
 HEAD_GRID_KINDS = ("int8-static", "int8-qat")
 HEAD_GRID_DEFAULTS = f"on for {' and '.join(HEAD_GRID_KINDS)} models, off for the others"
 # Ranking by triggers left first, within no-rise's bound (the narrowed grid alone's validation
-# disagreements, themselves no more than the served model's): held-out repaired 85.1 / 72.7 / 92.0% on
-# lenet5-int8-static / lenet1-int8-static / lenet5-int8-qat (seed sets 0-2) against 80.3 /
-# 75.2 / 84.1% with the fewest failures, but 428 corrupted test disagreements on QAT instead of
-# 377 (574 as served): mixed, so the fewest failures stay the default (bench/REPAIR.md).
+# disagreements, themselves no more than the served model's): held-out repaired 85.1 / 72.7 /
+# 92.0% on lenet5-int8-static / lenet1-int8-static / lenet5-int8-qat (seed sets 0-2) against
+# 80.3 / 75.2 / 84.1% with the fewest failures, but 428 corrupted test disagreements on QAT
+# instead of 377 (574 as served): mixed, so the fewest failures stay the default
+# (bench/REPAIR.md).
 
 
 def _float_weights(compression: str) -> bool:

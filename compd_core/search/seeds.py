@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Literal
 
@@ -19,7 +20,7 @@ EXPLICIT_ORDER = "explicit"  # the seeds are dataset indices the user listed, in
 
 def check_seed_count(count: object) -> None:
     """Refuse a number of seeds that is not a whole number >= 1, before any work starts."""
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+    if isinstance(count, bool) or not isinstance(count, numbers.Integral) or count < 1:
         raise ConfigError(f"the number of seeds must be a whole number >= 1, got {count!r}")
 
 
