@@ -307,3 +307,17 @@ def test_class_balanced_seeds_take_each_class_in_turn(int8_pair, mnist_test):
     assert [s.index for s in again] == [s.index for s in seeds]
     with pytest.raises(ConfigError, match="per class"):
         select_seeds(int8_pair, mnist_test.subset(list(range(40))), 30, order="balanced")
+
+
+@pytest.mark.parametrize("count", [0, -1, True, 2.0, "3"])
+def test_a_seed_count_that_is_not_a_whole_number_from_1_is_refused(count, int8_pair, mnist_test):
+    from compd_core.campaign import CampaignSpec
+
+    with pytest.raises(ConfigError, match="the number of seeds must be a whole number >= 1"):
+        select_seeds(int8_pair, mnist_test, count)
+    with pytest.raises(ConfigError, match="the number of seeds must be a whole number >= 1"):
+        CampaignSpec(pair="lenet5-int8-static", seeds=count)
+
+
+def test_a_numpy_seed_count_is_a_whole_number(int8_pair, mnist_test):
+    assert len(select_seeds(int8_pair, mnist_test, np.int64(3))) == 3
