@@ -64,7 +64,7 @@ class BestCheckpoint:
 
     Rule ``no-rise`` also disqualifies every epoch that disagrees with the original on more
     clean or more corrupted validation images than epoch 0 did: trading new disagreements for
-    repaired triggers is then never chosen, and at worst the model is kept as it was. Rule
+    repaired triggers is then never chosen, and at worst epoch 0 is kept. Rule
     ``last`` keeps the last epoch offered (no choice; what a repair without validation data does).
     """
 

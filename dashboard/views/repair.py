@@ -147,8 +147,9 @@ def settings_ui(run: RunRecord, compression: str) -> tuple[RepairSettings, bool]
         "Epoch kept", CHECKPOINT_RULES, index=CHECKPOINT_RULES.index(shown.checkpoint),
         horizontal=True, format_func=CHECKPOINT_LABELS.get,
         help="no-rise: never an epoch that adds disagreements on the validation digits (clean or "
-             "corrupted), so at worst the model stays as it was; fewest: the fewest validation "
-             "failures, trading new disagreements for repaired triggers; last: the last epoch")
+             "corrupted), so at worst the model stays as it was (or as the narrowed int8 head grid "
+             "alone made it); fewest: the fewest validation failures, trading new disagreements "
+             "for repaired triggers; last: the last epoch")
     rank_by = st.radio(
         "Among the epochs it may keep, prefer", RANK_RULES, index=RANK_RULES.index(shown.rank_by),
         horizontal=True, format_func=RANK_LABELS.get, disabled=checkpoint == "last",
