@@ -407,11 +407,11 @@ NOTES = [
     "the run's 64/255, 512 training digits, 500 queries each; a script outside the "
     'repository that wraps `mine_triggers` under `bench.repair_variants` with the '
     're-search and profile on): lenet5-prune90 set 2 mined 63 deviations instead of 507, '
-    'held-out repaired 68.0% (default 88.0%), test disagreements 26 -> 21 (default 16), '
-    'profile share 14.0 -> 14.0% (default 14.0 -> 10.0%); lenet5-int8-static set 0 mined '
-    '30 instead of 437, no trained candidate qualified (the grid alone kept, 0% held-out, '
-    '`worse`), profile 3.9 -> 7.8% as with the default. Too few close deviations to learn '
-    'from: not adopted.',
+    'held-out repaired 68.0% (default 88.0%), test disagreements 26 -> 21 (default 15-16 '
+    'in the three sets), profile share 14.0 -> 14.0% (default 14.0 -> 10.0%); '
+    'lenet5-int8-static set 0 mined 30 instead of 437, no trained candidate qualified (the '
+    'grid alone kept, 0% held-out, `worse`), profile 3.9 -> 7.8% as with the default. Too '
+    'few close deviations to learn from: not adopted.',
 ]
 
 
