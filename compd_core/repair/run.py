@@ -285,15 +285,17 @@ class Repair:
             return served, validation.counts(served.compressed)
 
         as_served = self._narrow_head(teacher.images) if s.head_grid and arch is None else None
-        if as_served is not None and served_counts()[1].adds_disagreements_to(
+        grid_alone = served_counts() if as_served is not None else None  # epoch 0's, judged once
+        if grid_alone is not None and grid_alone[1].adds_disagreements_to(
                 validation.counts(before.compressed)):  # the grid alone is worse: train the served one
-            self.model = as_served
+            self.model, grid_alone = as_served, None
             self.values.update(head_range=None, head_step_after=None, head_grid_dropped=True)
         start = copy.deepcopy(self.model.state_dict())
         shares = s.blend_shares if best.rule != "last" else ()
 
-        def judge_epoch(epoch: int, loss: float) -> bool:
-            served, counts = served_counts()
+        def judge_epoch(epoch: int, loss: float,
+                        judged: tuple[ModelPair, ValidationCounts] | None = None) -> bool:
+            served, counts = judged or served_counts()
             best.offer(epoch, counts, self.model)
             trained = copy.deepcopy(self.model.state_dict()) if epoch > 0 and shares else None
             for share in shares if trained is not None else ():
@@ -305,7 +307,7 @@ class Repair:
                                agreement_rate(served, heldout_images), counts.total, best.epoch))
             return False  # every epoch runs: the cosine schedule anneals to the end
 
-        judge_epoch(0, math.nan)
+        judge_epoch(0, math.nan, grid_alone)
         emit(StageStarted("training", f"{s.epochs} epochs over {len(made.data)} trigger-set "
                           f"images mixed with {len(teacher)} teacher images"))
 
