@@ -154,8 +154,9 @@ def settings_ui(run: RunRecord, compression: str) -> tuple[RepairSettings, bool]
         "Among the epochs it may keep, prefer", RANK_RULES, index=RANK_RULES.index(shown.rank_by),
         horizontal=True, format_func=RANK_LABELS.get, disabled=checkpoint == "last",
         help="failures: triggers, clean and corrupted disagreements counted together; triggers: "
-             "the most validation triggers repaired first (measured on int8 pairs: more held-out "
-             "triggers repaired, sometimes more corrupted disagreements)")
+             "the most validation triggers repaired first (measured on three int8 pairs: more "
+             "held-out triggers repaired on two, fewer on one, and on QAT more corrupted "
+             "disagreements than the default ranking)")
     with st.expander("When is a repair worse? (verdict thresholds)"):
         i, j, k, budget_col = st.columns(4)
         drop = i.number_input("Largest accuracy drop (points)", 0.0, 100.0,
