@@ -90,7 +90,7 @@ def test_looking_ahead_gives_the_same_search_when_guided_and_square_chains_share
     assert events[True] == events[False]
 
 
-def test_an_int8_pair_and_dflares_criterion_search_with_squares_only(int8_pair, pruned_pair, mnist_test):
+def test_an_int8_pair_and_dflares_criterion_take_no_guided_steps(int8_pair, pruned_pair, mnist_test):
     seeds = select_seeds(int8_pair, mnist_test, 3, seed=0)
     steps: list[Step] = []
     _run(int8_pair, seeds, CompdParameters(), SearchSettings(max_queries=300), steps)

@@ -200,7 +200,7 @@ def test_novelty_archive_gives_the_direct_distance_answer():
         assert edge.is_novel(near, base) == direct([np.array(base + base)], np.array(near + base))
 
 def test_unknown_strategy_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="compd, compd-close, dflare"):
+    with pytest.raises(ConfigError, match="compd, compd-close, compd-probe, dflare"):
         get_strategy("nope")
 
 

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from compd_core.errors import ConfigError
 from compd_core.search.strategies.base import SearchContext, SequentialStrategy, Strategy
-from compd_core.search.strategies.compd import CompdCloseStrategy, CompdParameters, CompdStrategy
+from compd_core.search.strategies.compd import (CompdCloseStrategy, CompdParameters,
+                                                CompdProbeStrategy, CompdStrategy)
 from compd_core.search.strategies.dflare import DflareStrategy
 from compd_core.search.strategies.diffchaser import DiffChaserStrategy
 from compd_core.search.strategies.gradient import GradientStrategy
@@ -15,6 +16,7 @@ from compd_core.search.strategies.random_walk import RandomStrategy
 STRATEGIES: dict[str, Callable[[], Strategy]] = {
     "compd": CompdStrategy,
     "compd-close": CompdCloseStrategy,
+    "compd-probe": CompdProbeStrategy,
     "dflare": DflareStrategy,
     "diffchaser": DiffChaserStrategy,
     "gradient": GradientStrategy,
@@ -33,6 +35,7 @@ __all__ = [
     "STRATEGIES",
     "CompdCloseStrategy",
     "CompdParameters",
+    "CompdProbeStrategy",
     "CompdStrategy",
     "DiffChaserStrategy",
     "DflareStrategy",

@@ -11,6 +11,17 @@ How it searches (each choice measured on the zoo's LeNet pairs, 20 class-balance
   cost queries for no closer trigger (lenet5-int8-static, 30 seeds: 29 instead of 30 seeds
   solved, 260-536 median queries instead of 196). After 30 steps without a deviation a chain
   goes back to its seed and searches with squares.
+- Boundary probes (``compd-probe``, not yet the default) where the compressed model's stand-in
+  only approximates it (an int8 model's fake-quant twin, a float copy of bf16; ``boundary``):
+  DeepFool on the original finds its own
+  boundary towards each other class from the seed and from 31 random points around it, inside
+  the L-inf budget; the stand-ins judge points on the lines through those boundary points and
+  the ones they call deviations go to the real pair, closest first, one query each (at most 8).
+  On lenet5-int8-static, int8-qat and lenet1-int8-static (100 seeds, bench/RESULTS.md,
+  "Boundary probes") the first probe was the served pair's deviation for nearly every seed:
+  96-100% solved at a median 2 queries and L2 1.83-1.93, against 92-100% at 182-582 queries and
+  L2 2.78-3.19 for squares alone; about 1 s of stand-in work per seed on one core. A chain whose
+  probes all miss goes back to its seed and searches with squares.
 - Sparse square moves on the L-inf ball (``square_step``): one random square of side 1..7 is
   set to seed +/- eps. Starting from the seed instead of Square Attack's full stripe pattern
   keeps L2 low: dense +/-16..32/255 patterns (L2 1.8-2.6) solved 0-25% of int8 seeds, sparse
@@ -36,9 +47,11 @@ How it searches (each choice measured on the zoo's LeNet pairs, 20 class-balance
 
 Measured on 100 class-balanced seeds of six LeNet pairs (bench/RESULTS.md): on the four int8
 pairs, squares only, strict deviations for 92-99% of seeds at median L2 2.8-3.3, 0.35-0.46x
-dflare's L2 for 0.98-2.3x its queries; on prune90 and distilled, guided, 100% at L2 1.45,
-0.21-0.22x dflare's L2 for 0.31-0.33x its queries. The int8 triggers are barely past the
-boundary (the search stops at the first strict one).
+dflare's L2 for 0.98-2.3x its queries (``compd-probe`` on the three int8 PyTorch pairs: 96-100%
+at L2 1.83-1.93, 0.23-0.26x dflare's L2 for 0.01-0.02x its queries); on prune90 and
+distilled, guided, 100% at L2 1.45, 0.21-0.22x dflare's L2 for 0.31-0.33x its queries. The
+int8 triggers are barely past the boundary: the original itself is nearly undecided there,
+and none has both margins >= 0.2.
 
 Measured and dropped: Metropolis-Hastings over DFLARE's operators plus patch nudges (the
 previous engine; L2 6.7-7.1, as far from the seed as dflare); the fitness m_c - m_o (fewer
@@ -62,10 +75,15 @@ from compd_core.search.criterion import log_margin
 from compd_core.search.fitness import any_disagreement_gap, deviation_gap
 from compd_core.search.results import Seed, SeedResult
 from compd_core.search.strategies.base import SearchContext, Strategy
+from compd_core.search.strategies.boundary import BoundaryProbe, ProbeParameters
 from compd_core.search.strategies.engine import Chain, Engine, EngineSettings, chain_draws
 from compd_core.search.strategies.guided import Guide, GuideParameters
 
 GUIDED = "guided"  # the operator name of a guided step in chains and events
+PROBE = "boundary_probe"  # the operator name of a boundary probe in chains and events
+# Added to a chain's generator seed for its probes' own stream, so the square moves after them
+# draw what they would draw without probes.
+_PROBE_STREAM = 1 << 40
 
 
 @dataclass(frozen=True)
@@ -81,17 +99,21 @@ class CompdParameters:
     distance_weight: float = 0.3  # fitness penalty per unit of L2 distance to the seed
     original_weight: float = 0.1  # fitness reward for lowering the original's log-margin
     restart_after: int = 100  # steps without progress at full eps before a chain restarts (0: never)
-    guide: GuideParameters = GuideParameters()  # gradient-guided first steps on white-box pairs
+    guide: GuideParameters = GuideParameters()  # gradient-guided first steps on exact white-box pairs
+    probe: ProbeParameters | None = None  # boundary probes on other white-box pairs (compd-probe)
     engine: EngineSettings = EngineSettings(shrink_rounds=16, shrink_patience=4)
 
 
 class SquareProposer:
     """Proposes sparse square moves for searching chains and square reverts for shrinking ones;
-    on a white-box pair (``guide`` given) a chain's first moves are guided steps."""
+    on a white-box pair a chain's first moves are guided steps (``guide``, exact stand-ins) or
+    boundary probes (``probe``, an approximating compressed stand-in)."""
 
-    def __init__(self, parameters: CompdParameters, guide: Guide | None = None) -> None:
+    def __init__(self, parameters: CompdParameters, guide: Guide | None = None,
+                 probe: BoundaryProbe | None = None) -> None:
         self.parameters = parameters
         self.guide = guide
+        self.probe = probe
         self._max_levels = 255
 
     def start(self, chain: Chain, context: SearchContext) -> None:
@@ -101,23 +123,41 @@ class SquareProposer:
         chain.memory["stalled"] = 0
         if self.guide is not None:
             chain.memory["guide"] = self.guide.begin(chain.seed.image, chain.seed.label)
+        elif self.probe is not None:
+            stream = torch.Generator().manual_seed(chain.generator.initial_seed() + _PROBE_STREAM)
+            found = self.probe.candidates(chain.seed.image, chain.seed.label, stream)
+            chain.memory["probe"] = found if len(found) else None
+            chain.memory["probed"] = 0
 
     def propose(self, chains: list[Chain], per_chain: int) -> MutationResult | MixedMutation:
         parents = torch.stack([c.image for c in chains]).repeat_interleave(per_chain, 0)
         seeds = torch.stack([c.seed.image for c in chains]).repeat_interleave(per_chain, 0)
         levels = torch.tensor([float(int(c.memory["levels"])) for c in chains]).repeat_interleave(per_chain)
+        # Every chain draws for its squares, also in a guided or probing step: one draw per
+        # move keeps the engine's look-ahead exact.
         squares = square_step(parents, seeds, levels / 255.0, chain_draws(chains, per_chain, 4),
                               self.parameters.max_side)
-        guided = torch.tensor([c.memory.get("guide") is not None for c in chains])
-        if self.guide is None or not guided.any():
+        guided = torch.tensor([c.memory.get("guide") is not None for c in chains]).repeat_interleave(per_chain)
+        probing = torch.tensor([c.memory.get("probe") is not None for c in chains]).repeat_interleave(per_chain)
+        if not (guided.any() or probing.any()):
             return squares
-        guided = guided.repeat_interleave(per_chain)
-        rows = torch.nonzero(guided).flatten()
-        states = [c.memory["guide"] for c in chains for _ in range(per_chain)]
-        steps = MutationResult(torch.stack([states[int(r)].candidate for r in rows]), GUIDED,
-                               {"radius": torch.tensor([states[int(r)].radius for r in rows])})
-        others = torch.nonzero(~guided).flatten()
-        return mix_rows(len(parents), [(rows, steps), (others, _rows_of(squares, others))])
+        parts = []
+        if guided.any():
+            rows = torch.nonzero(guided).flatten()
+            states = [c.memory["guide"] for c in chains for _ in range(per_chain)]
+            parts.append((rows, MutationResult(
+                torch.stack([states[int(r)].candidate for r in rows]), GUIDED,
+                {"radius": torch.tensor([states[int(r)].radius for r in rows])})))
+        if probing.any():
+            # A chain's probes are tried one per step, the same one for each of its rows (a
+            # repeated candidate is one query).
+            rows = torch.nonzero(probing).flatten()
+            owners = [c for c in chains for _ in range(per_chain)]
+            parts.append((rows, MutationResult(
+                torch.stack([owners[int(r)].memory["probe"][0] for r in rows]), PROBE,
+                {"rank": torch.tensor([owners[int(r)].memory["probed"] for r in rows])})))
+        others = torch.nonzero(~(guided | probing)).flatten()
+        return mix_rows(len(parents), [*parts, (others, _rows_of(squares, others))])
 
     def shrink(self, chains: list[Chain], per_chain: int) -> MutationResult:
         images = torch.stack([c.image for c in chains]).repeat_interleave(per_chain, 0)
@@ -127,8 +167,9 @@ class SquareProposer:
 
     def worth_shrinking(self, operator: str) -> bool:
         """A guided step's trigger is spread thin over many pixels: reverting squares of it took
-        median L2 from 1.48 to 1.45 on lenet5-prune90 for 64 more queries (30 seeds)."""
-        return operator != GUIDED
+        median L2 from 1.48 to 1.45 on lenet5-prune90 for 64 more queries (30 seeds). A
+        probe's trigger is as dense, and already the closest the stand-ins knew of."""
+        return operator not in (GUIDED, PROBE)
 
     def fitness(self, context: SearchContext, probs_original: torch.Tensor,
                 probs_compressed: torch.Tensor, labels: torch.Tensor, l2: torch.Tensor) -> torch.Tensor:
@@ -148,6 +189,12 @@ class SquareProposer:
             # seed when it ends.
             memory["guide"] = self.guide.advance(state, chain.seed.image, chain.seed.label)
             return memory["guide"] is None
+        probes = memory.get("probe")
+        if probes is not None:
+            # The next probe, whatever the pair answered; squares from the seed after the last.
+            memory["probe"] = probes[1:] if len(probes) > 1 else None
+            memory["probed"] += 1
+            return memory["probe"] is None
         memory["stalled"] = 0 if improved else memory["stalled"] + 1
         at_full = memory["levels"] >= self._max_levels
         memory["stuck"] = 0 if improved or not at_full else memory.get("stuck", 0) + 1
@@ -170,31 +217,40 @@ class CompdStrategy(Strategy):
         self.parameters = parameters or CompdParameters()
 
     def run(self, context: SearchContext, seeds: Sequence[Seed]) -> Iterator[SeedResult]:
-        proposer = SquareProposer(self.parameters, _guide(context, self.parameters.guide))
+        modules = _white_box(context)
+        guide = probe = None
+        if modules is not None and modules.exact:
+            if self.parameters.guide.steps > 0 and _differentiable(modules, context.pair.input_shape):
+                guide = Guide(modules, self.parameters.guide, context.settings.criterion)
+        elif modules is not None and self.parameters.probe is not None and self.parameters.probe.active:
+            if _differentiable(modules, context.pair.input_shape, compressed=False):
+                probe = BoundaryProbe(modules, self.parameters.probe, context.settings.criterion)
+        proposer = SquareProposer(self.parameters, guide, probe)
         yield from Engine(proposer, self.parameters.engine).run(context, seeds)
 
 
-def _guide(context: SearchContext, parameters: GuideParameters) -> Guide | None:
-    """Guided steps where both models' gradients are those of what is served (float PyTorch
-    models: pruned, distilled) and the criterion is strict; see ``guided`` for why not int8."""
-    if parameters.steps <= 0 or context.settings.criterion.kind == "any":
+def _white_box(context: SearchContext) -> WhiteBoxPair | None:
+    """The pair's differentiable stand-ins when the criterion is strict, else None.
+
+    Exact stand-ins (float PyTorch models: pruned, distilled) give guided steps; approximating
+    ones (an int8 model's fake-quant twin, a float copy of bf16) give boundary probes, which use
+    the compressed stand-in's forward pass only (see ``guided`` and ``boundary`` for why)."""
+    if context.settings.criterion.kind == "any":
         return None
     try:
-        modules = context.pair.white_box()
+        return context.pair.white_box()
     except (WhiteBoxRequiredError, ModelLoadError):
         return None
-    if not modules.exact or not _differentiable(modules, context.pair.input_shape):
-        return None
-    return Guide(modules, parameters, context.settings.criterion)
 
 
-def _differentiable(modules: WhiteBoxPair, input_shape: tuple[int, ...]) -> bool:
-    """Whether gradients reach the input through both modules (a scripted module may run
-    kernels without any)."""
+def _differentiable(modules: WhiteBoxPair, input_shape: tuple[int, ...], compressed: bool = True) -> bool:
+    """Whether gradients reach the input through the original (and, by default, the compressed)
+    module: a scripted module may run kernels without any."""
     x = torch.zeros((1, *input_shape), requires_grad=True)
+    wanted = (modules.original, modules.compressed) if compressed else (modules.original,)
     try:
         with torch.enable_grad():
-            return all(bool(m(x).requires_grad) for m in (modules.original, modules.compressed))
+            return all(bool(m(x).requires_grad) for m in wanted)
     except RuntimeError:
         return False
 
@@ -220,3 +276,19 @@ class CompdCloseStrategy(CompdStrategy):
     def __init__(self, parameters: CompdParameters | None = None) -> None:
         super().__init__(parameters or CompdParameters(
             engine=EngineSettings(proposals=4, shrink_rounds=32, shrink_patience=8)))
+
+
+class CompdProbeStrategy(CompdStrategy):
+    """``compd`` whose chains first send boundary probes on PyTorch pairs with an approximating
+    compressed stand-in (int8 fake-quant twins, bf16 copies); see ``boundary``.
+
+    Not yet the default: about a second of stand-in work per LeNet seed before a chain's first
+    step, which a run of hundreds of seeds pays up front (the engine starts all its chains
+    before the first step), and the default repair's material changes with its triggers."""
+
+    name = "compd-probe"
+    description = ("compd with boundary probes first on int8 and bf16 PyTorch pairs: closer "
+                   "triggers in a few queries, about 1 s of stand-in work per seed")
+
+    def __init__(self, parameters: CompdParameters | None = None) -> None:
+        super().__init__(parameters or CompdParameters(probe=ProbeParameters()))

@@ -226,11 +226,14 @@ class Engine:
         pred = context.pair.predict(images, rows_per_pass=self.settings.rows_per_pass)
         fitness = self.proposer.fitness(context, pred.original, pred.compressed, labels,
                                         torch.zeros(len(seeds)))
-        now = time.perf_counter()
         chains = []
         for seed, value in zip(seeds, fitness.tolist()):
+            # A proposer's start may take a while (boundary probes: about a second per LeNet
+            # seed), so a stop is heeded between seeds and each seed's clock starts with it.
+            if context.stop.is_set():
+                break
             context.emit(SeedStarted(seed.position, seed.index))
-            chain = Chain(seed, seed.image, value, now, seed_fitness=value,
+            chain = Chain(seed, seed.image, value, time.perf_counter(), seed_fitness=value,
                           generator=context.generator_for(seed), queries=1, trace=[value])
             self.proposer.start(chain, context)
             chains.append(chain)
