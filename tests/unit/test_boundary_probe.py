@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import statistics
 import threading
-from dataclasses import replace
 
 import pytest
 import torch
 from replay_support import assert_strict_replay
+from search_support import compd_with_and_without_look_ahead
 
 from compd_core.errors import ConfigError
 from compd_core.search.criterion import Criterion, distances
@@ -82,16 +82,7 @@ def test_looking_ahead_gives_the_same_search_when_probes_and_squares_share_a_pas
     seeds = select_seeds(int8_pair, mnist_test, 8, seed=1, order="balanced")
     settings = SearchSettings(max_queries=300)
     short = CompdParameters(probe=ProbeParameters(starts=2, queries=2))
-    runs, events = {}, {}
-    for look_ahead in (False, True):
-        steps: list[Step] = []
-        parameters = replace(short, engine=replace(short.engine, look_ahead=look_ahead))
-        results = _run(int8_pair, seeds, parameters, settings, steps)
-        runs[look_ahead] = {i: (r.exit_reason, r.queries, r.trace,
-                                [(s.operator, s.params, s.image.tolist()) for s in r.chain],
-                                None if r.trigger is None else r.trigger.image.tolist())
-                            for i, r in results.items()}
-        events[look_ahead] = sorted(steps, key=lambda e: (e.position, e.iteration))
+    runs, events = compd_with_and_without_look_ahead(int8_pair, seeds, short, settings)
     operators = {e.operator for e in events[False]}
     assert {PROBE, "square"} <= operators
     for chain_events in _by_position(events[False]).values():

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import replace
 
 import pytest
 import torch
+from search_support import compd_with_and_without_look_ahead
 
 from compd_core.mutations.base import MixedMutation, MutationResult, mix_rows
 from compd_core.search.events import Step
@@ -69,20 +69,11 @@ def test_looking_ahead_gives_the_same_search_when_guided_and_square_chains_share
     seeds = select_seeds(pruned_pair, mnist_test, 8, seed=1, order="balanced")
     settings = SearchSettings(max_queries=400)
     short = CompdParameters(guide=GuideParameters(steps=3))
-    runs, events = {}, {}
-    for look_ahead in (False, True):
-        steps: list[Step] = []
-        parameters = replace(short, engine=replace(short.engine, look_ahead=look_ahead))
-        results = _run(pruned_pair, seeds, parameters, settings, steps)
-        for r in results.values():  # after its guided steps a chain starts again from its seed
-            if r.chain and r.chain[0].operator == "square":
-                assert int((r.chain[0].image != r.seed.image).sum()) <= 7 * 7
-                assert all(s.operator != GUIDED for s in r.chain)
-        runs[look_ahead] = {i: (r.exit_reason, r.queries, r.trace,
-                                [(s.operator, s.params, s.image.tolist()) for s in r.chain],
-                                None if r.trigger is None else r.trigger.image.tolist())
-                            for i, r in results.items()}
-        events[look_ahead] = sorted(steps, key=lambda e: (e.position, e.iteration))
+    for r in _run(pruned_pair, seeds, short, settings).values():
+        if r.chain and r.chain[0].operator == "square":  # after its guided steps, from the seed
+            assert int((r.chain[0].image != r.seed.image).sum()) <= 7 * 7
+            assert all(s.operator != GUIDED for s in r.chain)
+    runs, events = compd_with_and_without_look_ahead(pruned_pair, seeds, short, settings)
     operators = {e.operator for e in events[False]}
     assert {GUIDED, "square"} <= operators
     assert any(chain[0][0] == "square" for *_, chain, _ in runs[False].values() if chain)
