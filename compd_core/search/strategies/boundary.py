@@ -120,8 +120,7 @@ class BoundaryProbe:
         (or left where it got after ``deepfool_steps``), kept inside the criterion's L-inf ball
         around ``seed`` after every step."""
         p = self.parameters
-        budget = 1.0 if self.criterion.max_linf is None else self.criterion.max_linf
-        low, high = (seed - budget).clamp_min(0.0), (seed + budget).clamp_max(1.0)
+        low, high = (seed - self._linf).clamp_min(0.0), (seed + self._linf).clamp_max(1.0)
         image = starts.clone()
         todo = torch.arange(len(starts), device=starts.device)  # rows not yet past the boundary
         shape = [-1, *[1] * (image.dim() - 1)]
@@ -141,9 +140,14 @@ class BoundaryProbe:
             image[todo] = torch.minimum(torch.maximum(image[todo] + step, low), high)
         return image.detach()
 
+    @property
+    def _linf(self) -> float:
+        """The criterion's L-inf budget; without one the whole pixel range (and, when
+        projected, the 8-bit grid)."""
+        return 1.0 if self.criterion.max_linf is None else self.criterion.max_linf
+
     def _deviations(self, points: torch.Tensor, seed: torch.Tensor, label: int) -> torch.Tensor:
-        budget = 1.0 if self.criterion.max_linf is None else self.criterion.max_linf
-        points = project_linf(points.clamp(0.0, 1.0), seed[None], budget)
+        points = project_linf(points.clamp(0.0, 1.0), seed[None], self._linf)
         points = torch.unique(points.flatten(1), dim=0).view(-1, *seed.shape)
         kept = []
         for chunk in points.split(_CHUNK):

@@ -13,15 +13,14 @@ How it searches (each choice measured on the zoo's LeNet pairs, 20 class-balance
   goes back to its seed and searches with squares.
 - Boundary probes (``compd-probe``, not yet the default) where the compressed model's stand-in
   only approximates it (an int8 model's fake-quant twin, a float copy of bf16; ``boundary``):
-  DeepFool on the original finds its own
-  boundary towards each other class from the seed and from 31 random points around it, inside
-  the L-inf budget; the stand-ins judge points on the lines through those boundary points and
-  the ones they call deviations go to the real pair, closest first, one query each (at most 8).
-  On lenet5-int8-static, int8-qat and lenet1-int8-static (100 seeds, bench/RESULTS.md,
-  "Boundary probes") the first probe was the served pair's deviation for nearly every seed:
-  96-100% solved at a median 2 queries and L2 1.83-1.93, against 92-100% at 182-582 queries and
-  L2 2.78-3.19 for squares alone; about 1 s of stand-in work per seed on one core. A chain whose
-  probes all miss goes back to its seed and searches with squares.
+  DeepFool on the original finds its own boundary towards each other class from the seed and
+  from 31 random points around it, inside the L-inf budget; the stand-ins judge points on the
+  lines through those boundary points and the ones they call deviations go to the real pair,
+  closest first, one query each (at most 8). On lenet5-int8-static, int8-qat and
+  lenet1-int8-static (100 seeds, bench/RESULTS.md, "Boundary probes"): 96-100% solved at a
+  median of 2 queries (the seed's and the first probe's) and L2 1.83-1.93, against 92-99% at
+  182-582 queries and L2 2.78-3.19 for squares alone; about 1 s of stand-in work per seed on
+  one core. A chain whose probes all miss goes back to its seed and searches with squares.
 - Sparse square moves on the L-inf ball (``square_step``): one random square of side 1..7 is
   set to seed +/- eps. Starting from the seed instead of Square Attack's full stripe pattern
   keeps L2 low: dense +/-16..32/255 patterns (L2 1.8-2.6) solved 0-25% of int8 seeds, sparse
