@@ -41,7 +41,6 @@ PAIRS = ["lenet5-int8-static", "lenet5-int8-qat", "lenet5-prune90", "lenet5-dist
 STRONG = 0.2  # both margins at least this: the original clearly sure, the compressed clearly not
 # (label, strategy, criterion kind, bounded by the default distance budget)
 RUNS = [("compd", "compd", "valid", True), ("compd-close", "compd-close", "valid", True),
-        ("compd-probe", "compd-probe", "valid", True),
         ("dflare", "dflare", "valid", False), ("dflare (any)", "dflare", "any", False),
         ("diffchaser", "diffchaser", "valid", False), ("random", "random", "valid", False),
         ("gradient", "gradient", "valid", False)]

@@ -42,6 +42,11 @@ class DiesOnce:
                 os._exit(1)  # what a killed or crashed worker looks like to Ray
         return self.model.predict_proba(x)
 
+    def __getattr__(self, name: str):
+        """Everything else is the wrapped model's (its differentiable stand-in too, so the
+        search runs the boundary probes it runs on the unwrapped pair)."""
+        return getattr(self.model, name)
+
 
 @dataclass(frozen=True)
 class DyingPairLoader(PairLoader):

@@ -19,6 +19,7 @@ ray = pytest.importorskip("ray")
 from compd_core.campaign import CampaignSpec, run_campaign  # noqa: E402
 from compd_core.executors import InProcessExecutor  # noqa: E402
 from compd_core.executors.ray_executor import RayExecutor  # noqa: E402
+from compd_core.search.criterion import Criterion  # noqa: E402
 from compd_core.search.events import SeedFinished  # noqa: E402
 from compd_core.search.results import SeedResult  # noqa: E402
 from compd_core.search.settings import SearchSettings  # noqa: E402
@@ -30,7 +31,10 @@ from executor_support import resume_finishes, same_search as _same_search  # noq
 PAIR = "lenet5-int8-static"
 TESTS = Path(__file__).parents[1]
 # Small chunks, so that with 2 workers every chunk's batches hold other seeds than in-process.
-SPEC = CampaignSpec(PAIR, "compd", seeds=24, settings=SearchSettings(max_queries=400), rng_seed=3)
+# Within 32/255 per pixel, boundary probes and squares solve some of these seeds and not others
+# (16 of 24), so both found and unsolved seeds are compared.
+SPEC = CampaignSpec(PAIR, "compd", seeds=24, rng_seed=3, settings=SearchSettings(
+    max_queries=400, criterion=Criterion(max_linf=32 / 255)))
 
 
 def test_campaigns_at_once_in_one_process_share_the_ray_session_they_start(tmp_path):

@@ -19,10 +19,11 @@ from compd_core.search.seeds import select_seeds
 from compd_core.search.settings import SearchSettings
 from compd_core.search.strategies import CompdParameters, CompdStrategy, SearchContext, get_strategy
 from compd_core.search.strategies.boundary import BoundaryProbe, ProbeParameters
-from compd_core.search.strategies.compd import PROBE
+from compd_core.search.strategies.compd import PROBE, SquareProposer
+from compd_core.search.strategies.engine import Engine
 
-SQUARES_ONLY = CompdParameters()  # compd: no probes
-PROBED = CompdParameters(probe=ProbeParameters())  # compd-probe
+SQUARES_ONLY = CompdParameters(probe=None)  # compd without its probes
+PROBED = CompdParameters()  # compd
 
 
 def _run(pair, seeds, parameters: CompdParameters, settings: SearchSettings, steps=None):
@@ -125,8 +126,7 @@ def test_probe_parameters_that_make_no_sense_are_refused(bad):
 
 
 def test_zero_of_any_count_turns_the_probes_off():
-    assert CompdParameters().probe is None  # compd itself does not probe; compd-probe does
-    assert get_strategy("compd-probe").parameters.probe == ProbeParameters()
+    assert get_strategy("compd").parameters.probe == ProbeParameters()  # on by default
     assert ProbeParameters().active
     assert not ProbeParameters(classes=0).active
     assert not ProbeParameters(queries=0).active
@@ -149,3 +149,30 @@ def test_a_stop_while_chains_start_is_heeded_between_seeds(int8_pair, mnist_test
     assert started == [seeds[0].index]
     assert [r.seed.index for r in results] == [seeds[0].index]
     assert results[0].exit_reason in (ExitReason.STOPPED, ExitReason.FOUND)
+
+
+def test_probing_chains_start_a_few_at_a_time_and_their_results_do_not_change(int8_pair, mnist_test):
+    """A large run takes its first steps after a couple of probing starts, not after all of
+    them; a seed's search is the same as when every chain starts before the first step."""
+    seeds = select_seeds(int8_pair, mnist_test, 8, seed=4, order="balanced")
+    settings = SearchSettings(max_queries=300)
+    parameters = CompdParameters(probe=ProbeParameters(starts=2))
+
+    class AllAtOnce(SquareProposer):
+        starts_per_step = None
+
+    runs, orders = {}, {}
+    for proposer_class in (SquareProposer, AllAtOnce):
+        events: list = []
+        context = SearchContext(int8_pair, settings, rng_seed=0, emit=events.append)
+        probe = BoundaryProbe(int8_pair.white_box(), parameters.probe, settings.criterion)
+        engine = Engine(proposer_class(parameters, probe=probe), parameters.engine)
+        runs[proposer_class] = {r.seed.index: (r.exit_reason, r.queries, r.trace,
+                                               None if r.trigger is None else r.trigger.image.tolist())
+                                for r in engine.run(context, seeds)}
+        first_step = next(i for i, e in enumerate(events) if isinstance(e, Step))
+        orders[proposer_class] = sum(isinstance(e, SeedStarted) for e in events[:first_step])
+    assert orders[SquareProposer] == SquareProposer(parameters, probe=probe).starts_per_step == 2
+    assert orders[AllAtOnce] == len(seeds)
+    assert runs[SquareProposer] == runs[AllAtOnce]
+    assert sum(r[3] is not None for r in runs[SquareProposer].values()) >= 6

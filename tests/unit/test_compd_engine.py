@@ -240,7 +240,8 @@ def test_triggers_stay_in_the_default_budget_and_shrinking_only_gets_closer(int8
     seeds = select_seeds(int8_pair, mnist_test, 8, seed=0, order="balanced")
     settings = SearchSettings(max_queries=3_000)
     assert settings.max_linf is not None and 0 < settings.max_linf < 1
-    shrunk = CompdStrategy(CompdParameters(engine=EngineSettings(shrink_rounds=12)))
+    # Squares only: a boundary probe's trigger is not shrunk.
+    shrunk = CompdStrategy(CompdParameters(probe=None, engine=EngineSettings(shrink_rounds=12)))
     results = list(shrunk.run(SearchContext(int8_pair, settings, rng_seed=0), seeds))
     found = [r for r in results if r.found]
     assert len(found) >= 6
@@ -266,7 +267,7 @@ def test_a_stop_keeps_triggers_found_while_shrinking(int8_pair, mnist_test):
             stop.set()
 
     # Shrinking would go on for 10,000 rounds: the stop arrives while the trigger is shrunk.
-    strategy = CompdStrategy(CompdParameters(engine=EngineSettings(shrink_rounds=10_000)))
+    strategy = CompdStrategy(CompdParameters(probe=None, engine=EngineSettings(shrink_rounds=10_000)))
     context = SearchContext(int8_pair, SearchSettings(max_queries=20_000), rng_seed=0,
                             emit=stop_at_first_find, stop=stop)
     results = list(strategy.run(context, seeds))

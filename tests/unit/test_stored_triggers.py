@@ -16,7 +16,7 @@ from compd_core.search.strategies import STRATEGIES
 from compd_core.store import Store
 
 BUDGETS = {"gradient": 200}  # each gradient query also costs a backward pass
-MUST_FIND = {"compd", "compd-close", "compd-probe", "dflare", "diffchaser", "gradient"}
+MUST_FIND = {"compd", "compd-close", "dflare", "diffchaser", "gradient"}
 PAIRS = {"gradient": "lenet5-prune90"}  # white-box: the pruned pair has a differentiable twin
 
 

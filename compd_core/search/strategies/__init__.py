@@ -7,7 +7,7 @@ from collections.abc import Callable
 from compd_core.errors import ConfigError
 from compd_core.search.strategies.base import SearchContext, SequentialStrategy, Strategy
 from compd_core.search.strategies.compd import (CompdCloseStrategy, CompdParameters,
-                                                CompdProbeStrategy, CompdStrategy)
+                                                CompdStrategy)
 from compd_core.search.strategies.dflare import DflareStrategy
 from compd_core.search.strategies.diffchaser import DiffChaserStrategy
 from compd_core.search.strategies.gradient import GradientStrategy
@@ -16,7 +16,6 @@ from compd_core.search.strategies.random_walk import RandomStrategy
 STRATEGIES: dict[str, Callable[[], Strategy]] = {
     "compd": CompdStrategy,
     "compd-close": CompdCloseStrategy,
-    "compd-probe": CompdProbeStrategy,
     "dflare": DflareStrategy,
     "diffchaser": DiffChaserStrategy,
     "gradient": GradientStrategy,
@@ -35,7 +34,6 @@ __all__ = [
     "STRATEGIES",
     "CompdCloseStrategy",
     "CompdParameters",
-    "CompdProbeStrategy",
     "CompdStrategy",
     "DiffChaserStrategy",
     "DflareStrategy",

@@ -1,4 +1,4 @@
-"""Boundary probes: ``compd-probe``'s first moves on pairs whose compressed stand-in is not exact.
+"""Boundary probes: ``compd``'s first moves on pairs whose compressed stand-in is not exact.
 
 An int8 model's fake-quant twin computes what is served closely (LeNet-5 int8-static: within
 3.7e-3 in probability over 500 test digits), but its straight-through gradient misleads near the

@@ -11,16 +11,16 @@ How it searches (each choice measured on the zoo's LeNet pairs, 20 class-balance
   cost queries for no closer trigger (lenet5-int8-static, 30 seeds: 29 instead of 30 seeds
   solved, 260-536 median queries instead of 196). After 30 steps without a deviation a chain
   goes back to its seed and searches with squares.
-- Boundary probes (``compd-probe``, not yet the default) where the compressed model's stand-in
-  only approximates it (an int8 model's fake-quant twin, a float copy of bf16; ``boundary``):
-  DeepFool on the original finds its own boundary towards each other class from the seed and
-  from 31 random points around it, inside the L-inf budget; the stand-ins judge points on the
-  lines through those boundary points and the ones they call deviations go to the real pair,
-  closest first, one query each (at most 8). On lenet5-int8-static, int8-qat and
-  lenet1-int8-static (100 seeds, bench/RESULTS.md, "Boundary probes"): 96-100% solved at a
-  median of 2 queries (the seed's and the first probe's) and L2 1.83-1.93, against 92-99% at
-  182-582 queries and L2 2.78-3.19 for squares alone; about 1 s of stand-in work per seed on
-  one core. A chain whose probes all miss goes back to its seed and searches with squares.
+- Boundary probes where the compressed model's stand-in only approximates it (an int8 model's
+  fake-quant twin, a float copy of bf16; ``boundary``): DeepFool on the original finds its own
+  boundary towards each other class from the seed and from 31 random points around it, inside
+  the L-inf budget; the stand-ins judge points on the lines through those boundary points and
+  the ones they call deviations go to the real pair, closest first, one query each (at most 8).
+  On lenet5-int8-static, int8-qat and lenet1-int8-static (100 seeds, bench/RESULTS.md): 96-100%
+  solved at a median of 2 queries (the seed's and the first probe's) and L2 1.71-1.93, against
+  92-99% at 182-582 queries and L2 2.78-3.19 for squares alone; about 1 s of stand-in work per
+  seed on one core, so the engine starts such chains two at a time between steps. A chain whose
+  probes all miss goes back to its seed and searches with squares.
 - Sparse square moves on the L-inf ball (``square_step``): one random square of side 1..7 is
   set to seed +/- eps. Starting from the seed instead of Square Attack's full stripe pattern
   keeps L2 low: dense +/-16..32/255 patterns (L2 1.8-2.6) solved 0-25% of int8 seeds, sparse
@@ -44,13 +44,14 @@ How it searches (each choice measured on the zoo's LeNet pairs, 20 class-balance
   deviates kept; at most 16 rounds, ending after 4 rounds without progress; counted like any
   query).
 
-Measured on 100 class-balanced seeds of six LeNet pairs (bench/RESULTS.md): on the four int8
-pairs, squares only, strict deviations for 92-99% of seeds at median L2 2.8-3.3, 0.35-0.46x
-dflare's L2 for 0.98-2.3x its queries (``compd-probe`` on the three int8 PyTorch pairs: 96-100%
-at L2 1.83-1.93, 0.23-0.26x dflare's L2 for 0.01-0.02x its queries); on prune90 and
-distilled, guided, 100% at L2 1.45, 0.21-0.22x dflare's L2 for 0.31-0.33x its queries. The
-int8 triggers are barely past the boundary: the original itself is nearly undecided there,
-and none has both margins >= 0.2.
+Measured on 100 class-balanced seeds of six LeNet pairs (bench/RESULTS.md): on the three int8
+PyTorch pairs (three seed sets), probes first, strict deviations for 94-100% of seeds at median
+L2 1.71-1.93,
+0.23-0.27x dflare's L2 for 0.01-0.02x its queries; on the black-box onnx-int8 pair, squares
+only, 99% at L2 3.31, 0.46x dflare's L2 for 1.09x its queries; on prune90 and distilled,
+guided, 100% at L2 1.45, 0.21-0.22x dflare's L2 for 0.31-0.33x its queries. The int8 triggers
+are barely past the boundary: the original itself is nearly undecided there, and none has both
+margins >= 0.2.
 
 Measured and dropped: Metropolis-Hastings over DFLARE's operators plus patch nudges (the
 previous engine; L2 6.7-7.1, as far from the seed as dflare); the fitness m_c - m_o (fewer
@@ -83,6 +84,9 @@ PROBE = "boundary_probe"  # the operator name of a boundary probe in chains and 
 # Added to a chain's generator seed for its probes' own stream, so the square moves after them
 # draw what they would draw without probes.
 _PROBE_STREAM = 1 << 40
+# Chains started between two steps when each start runs boundary probes (about 1 s per LeNet
+# seed), so the first steps, events and triggers of a large run come within seconds.
+_PROBING_STARTS_PER_STEP = 2
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ class CompdParameters:
     original_weight: float = 0.1  # fitness reward for lowering the original's log-margin
     restart_after: int = 100  # steps without progress at full eps before a chain restarts (0: never)
     guide: GuideParameters = GuideParameters()  # gradient-guided first steps on exact white-box pairs
-    probe: ProbeParameters | None = None  # boundary probes on other white-box pairs (compd-probe)
+    probe: ProbeParameters | None = ProbeParameters()  # boundary probes on approximate white-box pairs (None: off)
     engine: EngineSettings = EngineSettings(shrink_rounds=16, shrink_patience=4)
 
 
@@ -114,6 +118,10 @@ class SquareProposer:
         self.guide = guide
         self.probe = probe
         self._max_levels = 255
+
+    @property
+    def starts_per_step(self) -> int | None:
+        return _PROBING_STARTS_PER_STEP if self.probe is not None else None
 
     def start(self, chain: Chain, context: SearchContext) -> None:
         budget = context.settings.max_linf
@@ -209,8 +217,8 @@ class SquareProposer:
 
 class CompdStrategy(Strategy):
     name = "compd"
-    description = ("gradient steps on float PyTorch pairs, else sparse squares grown from the "
-                   "seed, then shrunk (this project's engine)")
+    description = ("gradient steps on float PyTorch pairs, boundary probes on int8/bf16 PyTorch "
+                   "pairs, then sparse squares grown from the seed and shrunk (this project's engine)")
 
     def __init__(self, parameters: CompdParameters | None = None) -> None:
         self.parameters = parameters or CompdParameters()
@@ -275,19 +283,3 @@ class CompdCloseStrategy(CompdStrategy):
     def __init__(self, parameters: CompdParameters | None = None) -> None:
         super().__init__(parameters or CompdParameters(
             engine=EngineSettings(proposals=4, shrink_rounds=32, shrink_patience=8)))
-
-
-class CompdProbeStrategy(CompdStrategy):
-    """``compd`` whose chains first send boundary probes on PyTorch pairs with an approximating
-    compressed stand-in (int8 fake-quant twins, bf16 copies); see ``boundary``.
-
-    Not yet the default: about a second of stand-in work per LeNet seed before a chain's first
-    step, which a run of hundreds of seeds pays up front (the engine starts all its chains
-    before the first step), and the default repair's material changes with its triggers."""
-
-    name = "compd-probe"
-    description = ("compd with boundary probes first on int8 and bf16 PyTorch pairs: closer "
-                   "triggers in a few queries, about 1 s of stand-in work per seed")
-
-    def __init__(self, parameters: CompdParameters | None = None) -> None:
-        super().__init__(parameters or CompdParameters(probe=ProbeParameters()))

@@ -171,6 +171,14 @@ class Proposer(Protocol):
     def worth_shrinking(self, operator: str) -> bool:
         """Whether a trigger found by ``operator`` gets the engine's shrinking rounds."""
 
+    @property
+    def starts_per_step(self) -> int | None:
+        """Chains the engine starts between two steps; None: as many as there is room for.
+
+        A proposer whose ``start`` is slow (boundary probes: about a second per LeNet seed)
+        gives a few, so a run of hundreds of seeds takes its first steps, sends its first
+        events and finds its first triggers within seconds instead of after every start."""
+
 
 @dataclass(frozen=True)
 class EngineSettings:
@@ -207,7 +215,8 @@ class Engine:
                 for chain in chains:
                     yield self._finish(context, chain, ExitReason.STOPPED)
                 return
-            joining = queue[: max_chains - len(chains)]
+            room = max_chains - len(chains)
+            joining = queue[: min(room, self.proposer.starts_per_step or room)]
             del queue[: len(joining)]
             if joining:
                 chains += self._start(context, joining)
