@@ -130,7 +130,8 @@ def test_colour_search_is_stored_and_exported_as_rgb_pngs_that_still_deviate(
 
 def test_fewer_chains_at_once_give_the_same_search(models, dataset) -> None:
     """With max_batch 3 the engine never runs more than 3 seeds at once, and every seed's
-    search (queries, trigger) is the same as with all 12 together."""
+    search (queries, trigger) is the same as with more together (on this pair the engine
+    starts probing chains two per step, so not all 12 run at once either way)."""
     runs = {}
     for max_batch in (None, 3):
         finished, live, most = [], 0, 0
@@ -146,7 +147,7 @@ def test_fewer_chains_at_once_give_the_same_search(models, dataset) -> None:
 
         run_campaign(_spec(), pair=_pair(models, max_batch), dataset=dataset, emit=watch)
         runs[max_batch] = (most, {r.seed.position: r for r in finished})
-    assert runs[None][0] == SEEDS and runs[3][0] == 3
+    assert runs[None][0] > 3 and runs[3][0] == 3
     wide, narrow = runs[None][1], runs[3][1]
     assert sorted(wide) == sorted(narrow) == list(range(SEEDS))
     for position, result in narrow.items():
