@@ -46,12 +46,11 @@ How it searches (each choice measured on the zoo's LeNet pairs, 20 class-balance
 
 Measured on 100 class-balanced seeds of six LeNet pairs (bench/RESULTS.md): on the three int8
 PyTorch pairs (three seed sets), probes first, strict deviations for 94-100% of seeds at median
-L2 1.71-1.93,
-0.23-0.27x dflare's L2 for 0.01-0.02x its queries; on the black-box onnx-int8 pair, squares
-only, 99% at L2 3.31, 0.46x dflare's L2 for 1.09x its queries; on prune90 and distilled,
-guided, 100% at L2 1.45, 0.21-0.22x dflare's L2 for 0.31-0.33x its queries. The int8 triggers
-are barely past the boundary: the original itself is nearly undecided there, and none has both
-margins >= 0.2.
+L2 1.71-1.93, 0.23-0.27x dflare's L2 for 0.01-0.02x its queries; on the black-box onnx-int8
+pair, squares only, 99% at L2 3.31, 0.46x dflare's L2 for 1.09x its queries; on prune90 and
+distilled, guided, 100% at L2 1.45, 0.21-0.22x dflare's L2 for 0.31-0.33x its queries. The
+int8 triggers are barely past the boundary: the original itself is nearly undecided there, and
+none has both margins >= 0.2.
 
 Measured and dropped: Metropolis-Hastings over DFLARE's operators plus patch nudges (the
 previous engine; L2 6.7-7.1, as far from the seed as dflare); the fitness m_c - m_o (fewer
