@@ -15,9 +15,14 @@ from compd_core.models.pair import ModelPair
 from compd_core.search.results import SeedResult
 from compd_core.search.seeds import select_seeds
 from compd_core.search.settings import SearchSettings
-from compd_core.search.strategies import SearchContext, get_strategy
+from compd_core.search.strategies import CompdParameters, CompdStrategy, SearchContext
 
-MINING_STRATEGY = "compd"  # the fastest engine; mining needs many deviations, not a faithful method
+# The project's engine without its boundary probes: mining needs many deviations fast, not a
+# faithful method. The probes cost about 1 s of stand-in work per seed on an int8 LeNet: with
+# them a default repair (512 mined seeds) took 452-1,613 s instead of 59-217 s under load;
+# squares mined 437 of 512 within 500 queries on lenet5-int8-static, probes 508
+# (bench/REPAIR.md, first note).
+MINING_PARAMETERS = CompdParameters(probe=None)
 
 
 def mine_triggers(
@@ -34,5 +39,5 @@ def mine_triggers(
     eligible = int((~pair.predict(dataset.images).disagree).sum())
     seeds = select_seeds(pair, dataset, min(count, eligible), seed=rng_seed, only_correct=False)
     context = SearchContext(pair, settings, rng_seed, stop=stop)
-    return [r for r in get_strategy(MINING_STRATEGY).run(context, seeds) if r.found]
+    return [r for r in CompdStrategy(MINING_PARAMETERS).run(context, seeds) if r.found]
 
