@@ -18,6 +18,7 @@ from compd_core.errors import (
     IncompatibleModelsError,
     InvalidInputError,
     InvalidOutputError,
+    ModelLoadError,
     WhiteBoxRequiredError,
 )
 from compd_core.models.base import Classifier, ModelInfo
@@ -191,6 +192,17 @@ class ModelPair:
             exact=all(getattr(m, "exact_gradients", False) for m in (self.original, self.compressed)),
         )
 
+
+    def original_module(self) -> nn.Module | None:
+        """The original's differentiable module, or None when it is a black box too: a
+        black-box compressed model can still be probed along its original's boundary."""
+        differentiable = getattr(self.original, "differentiable", None)
+        if differentiable is None:
+            return None
+        try:
+            return differentiable()
+        except ModelLoadError:
+            return None
 
 def default_max_batch(input_shape: tuple[int, ...]) -> int:
     """Images per forward pass: ``DEFAULT_MAX_BATCH``, fewer where that many inputs would pass

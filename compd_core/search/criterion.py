@@ -93,7 +93,7 @@ class Criterion:
         m_o, m_c = self.strength(probs_original, probs_compressed, seed_labels)
         ok = (m_o > self.min_margin_original) & (m_c > self.min_margin_compressed)
         if images is not None and seeds is not None and (self.max_linf or self.max_l2):
-            ok &= self._within_budget(images, seeds)
+            ok &= self.within_budget(images, seeds)
         return ok
 
     def met_row(self, probs_original: list[float], probs_compressed: list[float], seed_label: int,
@@ -110,9 +110,10 @@ class Criterion:
             return False
         if image is None or seed is None or not (self.max_linf or self.max_l2):
             return True
-        return bool(self._within_budget(image.reshape(1, -1), seed.reshape(1, -1))[0])
+        return bool(self.within_budget(image.reshape(1, -1), seed.reshape(1, -1))[0])
 
-    def _within_budget(self, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+    def within_budget(self, images: torch.Tensor, seeds: torch.Tensor) -> torch.Tensor:
+        """Boolean (N,): which images lie within the distance budget of their seeds."""
         l2, linf = distances(images, seeds)
         ok = torch.ones(len(images), dtype=torch.bool)
         if self.max_linf is not None:

@@ -21,6 +21,7 @@ from compd_core.search.strategies import CompdParameters, CompdStrategy, SearchC
 from compd_core.search.strategies.boundary import BoundaryProbe, ProbeParameters
 from compd_core.search.strategies.compd import PROBE, SquareProposer
 from compd_core.search.strategies.engine import Engine
+from compd_core.zoo import load_pair
 
 SQUARES_ONLY = CompdParameters(probe=None)  # compd without its probes
 PROBED = CompdParameters()  # compd
@@ -58,12 +59,12 @@ def test_the_candidates_are_the_stand_ins_deviations_closest_first_and_repeatabl
     seed = select_seeds(int8_pair, mnist_test, 1, seed=3, order="balanced")[0]
     criterion = Criterion()
     parameters = ProbeParameters(queries=5)
-    probe = BoundaryProbe(int8_pair.white_box(), parameters, criterion)
+    modules = int8_pair.white_box()
+    probe = BoundaryProbe(modules.original, modules.compressed, parameters, criterion)
     images = probe.candidates(seed.image, seed.label, torch.Generator().manual_seed(7))
     again = probe.candidates(seed.image, seed.label, torch.Generator().manual_seed(7))
     assert torch.equal(images, again)
     assert 1 <= len(images) <= 5
-    modules = int8_pair.white_box()
     with torch.no_grad():
         p_o = torch.softmax(modules.original(images), 1)
         p_c = torch.softmax(modules.compressed(images), 1)
@@ -76,6 +77,45 @@ def test_the_candidates_are_the_stand_ins_deviations_closest_first_and_repeatabl
     assert torch.equal(images, (images * 255).round() / 255)
     assert len(torch.unique(images.flatten(1), dim=0)) == len(images)
 
+
+
+def test_a_black_box_is_probed_along_its_originals_boundary_closest_calls_first(mnist_test):
+    """No stand-in judges the points for an ONNX int8 model: the original's boundary points it
+    still keeps by the smallest margin go first, and they are the black box's deviations."""
+    pair = load_pair("lenet5-onnx-int8")
+    seed = select_seeds(pair, mnist_test, 1, seed=3, order="balanced")[0]
+    criterion = Criterion()
+    probe = BoundaryProbe(pair.original_module(), None, ProbeParameters(unjudged_queries=20), criterion)
+    images = probe.candidates(seed.image, seed.label, torch.Generator().manual_seed(7))
+    assert torch.equal(images, probe.candidates(seed.image, seed.label, torch.Generator().manual_seed(7)))
+    assert len(images) == 20 == probe.cap
+    with torch.no_grad():
+        p_o = torch.softmax(pair.original_module()(images), 1)
+    margins, _ = criterion.strength(p_o, p_o, torch.full((len(images),), seed.label))
+    assert (margins > 0).all() and margins.tolist() == sorted(margins.tolist())
+    assert float(margins[0]) < 0.01  # next to the original's boundary
+    seeds = seed.image[None].expand_as(images)
+    assert criterion.within_budget(images, seeds).all()
+    assert torch.equal(images, (images * 255).round() / 255)
+    assert len(torch.unique(images.flatten(1), dim=0)) == len(images)
+
+
+def test_probes_find_closer_triggers_in_fewer_queries_on_a_black_box_int8_pair(mnist_test):
+    pair = load_pair("lenet5-onnx-int8")
+    seeds = select_seeds(pair, mnist_test, 10, seed=0, order="balanced")
+    settings = SearchSettings(max_queries=2_000)
+    probed = _run(pair, seeds, PROBED, settings)
+    squares = _run(pair, seeds, SQUARES_ONLY, settings)
+    found = [r for r in probed.values() if r.found]
+    by_probe = [r for r in found if r.chain[-1].operator == PROBE]
+    assert len(by_probe) >= 7
+    assert_strict_replay(pair, settings.criterion, found)
+    both = [i for i, r in probed.items() if r.found and squares[i].found]
+    assert len(both) >= 7  # 8 on this machine
+    l2 = statistics.median(probed[i].trigger.l2 for i in both)
+    assert l2 < 0.8 * statistics.median(squares[i].trigger.l2 for i in both)  # 2.38 against 3.55
+    queries = statistics.median(probed[i].queries for i in both)
+    assert queries < 0.2 * statistics.median(squares[i].queries for i in both)
 
 def test_looking_ahead_gives_the_same_search_when_probes_and_squares_share_a_pass(int8_pair, mnist_test):
     """Two probes per chain, then squares from the seed: passes mix both moves, and every result
@@ -127,9 +167,11 @@ def test_probe_parameters_that_make_no_sense_are_refused(bad):
 
 def test_zero_of_any_count_turns_the_probes_off():
     assert get_strategy("compd").parameters.probe == ProbeParameters()  # on by default
-    assert ProbeParameters().active
-    assert not ProbeParameters(classes=0).active
-    assert not ProbeParameters(queries=0).active
+    assert ProbeParameters().active() and ProbeParameters().active(judged=False)
+    assert not ProbeParameters(classes=0).active() and not ProbeParameters(classes=0).active(judged=False)
+    assert not ProbeParameters(queries=0).active() and ProbeParameters(queries=0).active(judged=False)
+    assert ProbeParameters(unjudged_queries=0).active()
+    assert not ProbeParameters(unjudged_queries=0).active(judged=False)
 
 
 def test_a_stop_while_chains_start_is_heeded_between_seeds(int8_pair, mnist_test):
@@ -165,7 +207,8 @@ def test_probing_chains_start_a_few_at_a_time_and_their_results_do_not_change(in
     for proposer_class in (SquareProposer, AllAtOnce):
         events: list = []
         context = SearchContext(int8_pair, settings, rng_seed=0, emit=events.append)
-        probe = BoundaryProbe(int8_pair.white_box(), parameters.probe, settings.criterion)
+        modules = int8_pair.white_box()
+        probe = BoundaryProbe(modules.original, modules.compressed, parameters.probe, settings.criterion)
         engine = Engine(proposer_class(parameters, probe=probe), parameters.engine)
         runs[proposer_class] = {r.seed.index: (r.exit_reason, r.queries, r.trace,
                                                None if r.trigger is None else r.trigger.image.tolist())

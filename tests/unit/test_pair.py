@@ -102,6 +102,20 @@ def test_gradient_access_is_refused_for_a_black_box_pair():
         load_pair("lenet5-onnx-int8").white_box()
 
 
+def test_a_black_box_compressed_model_leaves_its_pytorch_originals_gradients(mnist_test):
+    from compd_core.models.loading import load_classifier
+    from compd_core.paths import sample_models_dir
+
+    original = load_pair("lenet5-onnx-int8").original_module()
+    x = mnist_test.images[:4].clone().requires_grad_(True)
+    original(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    files = sample_models_dir() / "lenet5"
+    both_onnx = ModelPair(load_classifier(files / "onnx-int8.float.onnx", (1, 28, 28)),
+                          load_classifier(files / "onnx-int8.onnx", (1, 28, 28)))
+    assert both_onnx.original_module() is None
+
+
 def test_white_box_modules_give_gradients(mnist_test):
     modules = load_pair("lenet5-int8-qat").white_box()
     x = mnist_test.images[:4].clone().requires_grad_(True)
