@@ -192,7 +192,6 @@ class ModelPair:
             exact=all(getattr(m, "exact_gradients", False) for m in (self.original, self.compressed)),
         )
 
-
     def original_module(self) -> nn.Module | None:
         """The original's differentiable module, or None when it is a black box too: a
         black-box compressed model can still be probed along its original's boundary."""
@@ -203,6 +202,7 @@ class ModelPair:
             return differentiable()
         except ModelLoadError:
             return None
+
 
 def default_max_batch(input_shape: tuple[int, ...]) -> int:
     """Images per forward pass: ``DEFAULT_MAX_BATCH``, fewer where that many inputs would pass

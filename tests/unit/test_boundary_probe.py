@@ -78,10 +78,9 @@ def test_the_candidates_are_the_stand_ins_deviations_closest_first_and_repeatabl
     assert len(torch.unique(images.flatten(1), dim=0)) == len(images)
 
 
-
 def test_a_black_box_is_probed_along_its_originals_boundary_closest_calls_first(mnist_test):
     """No stand-in judges the points for an ONNX int8 model: the original's boundary points it
-    still keeps by the smallest margin go first, and they are the black box's deviations."""
+    still keeps by the smallest margin go first (the next test: they find its deviations)."""
     pair = load_pair("lenet5-onnx-int8")
     seed = select_seeds(pair, mnist_test, 1, seed=3, order="balanced")[0]
     criterion = Criterion()
@@ -115,7 +114,8 @@ def test_probes_find_closer_triggers_in_fewer_queries_on_a_black_box_int8_pair(m
     l2 = statistics.median(probed[i].trigger.l2 for i in both)
     assert l2 < 0.8 * statistics.median(squares[i].trigger.l2 for i in both)  # 2.38 against 3.55
     queries = statistics.median(probed[i].queries for i in both)
-    assert queries < 0.2 * statistics.median(squares[i].queries for i in both)
+    assert queries < 0.2 * statistics.median(squares[i].queries for i in both)  # 4.5 against 217
+
 
 def test_looking_ahead_gives_the_same_search_when_probes_and_squares_share_a_pass(int8_pair, mnist_test):
     """Two probes per chain, then squares from the seed: passes mix both moves, and every result
