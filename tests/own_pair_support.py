@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from compd_core.paths import mnist_path, sample_models_dir
+from cli_support import compd as in_process
 from compd_core.zoo import load_pair
 
 SEEDS = "0,1,2,3,4,5,6,7"  # dataset indices of the shipped test split
@@ -38,6 +38,5 @@ def write_file_pair(root: Path) -> FilePair:
 
 
 def compd(*args: str | Path) -> subprocess.CompletedProcess:
-    """The ``compd`` command line in a fresh process."""
-    return subprocess.run([sys.executable, "-m", "compd_core", *map(str, args)],
-                          capture_output=True, text=True, timeout=600)
+    """The ``compd`` command line, run in this process (``cli_support``)."""
+    return in_process(*map(str, args))

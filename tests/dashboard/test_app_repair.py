@@ -5,6 +5,7 @@ black-box pair, and the repaired pair handed to the Search page."""
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,18 +30,27 @@ def user_zoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     resources.zoo_entries.clear()  # forget pairs of this temporary zoo
 
 
-@pytest.fixture
-def run_id(db: Path, user_zoo: Path) -> str:
-    """A small real search on the int8 LeNet-5 pair, with four of its triggers hand-picked."""
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A small real search on the int8 LeNet-5 pair, with four of its triggers hand-picked:
+    searched once, copied into each test's database."""
+    path = tmp_path_factory.mktemp("searched") / "results.sqlite"
     spec = CampaignSpec(pair=PAIR, strategy="compd", seeds=8,
                         settings=SearchSettings(max_queries=3000))
-    with Store(db) as store:
+    with Store(path) as store:
         summary = run_campaign(spec, store)
         found = [r.seed.position for r in store.load_results(summary.run_id or "", details=False)
                  if r.found]
         assert len(found) >= 6, "the test needs a run with at least six triggers"
         store.set_selection(summary.run_id or "", found[:4])
-    return summary.run_id or ""
+    return path, summary.run_id or ""
+
+
+@pytest.fixture
+def run_id(db: Path, user_zoo: Path, searched: tuple[Path, str]) -> str:
+    """The searched run, in this test's own database (closed, so one file holds it all)."""
+    shutil.copyfile(searched[0], db)
+    return searched[1]
 
 
 def _set(at: AppTest, label: str, value) -> None:

@@ -226,6 +226,14 @@ def test_models_and_report_pages_render(server: Server, page) -> None:
     page.get_by_text("Compressed model").first.wait_for(timeout=120_000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(ARTIFACTS / "06-models.png"))
+    # The profile of the pruned pair: its search runs no boundary probes at every budget, so
+    # the page is measured in seconds (the default pair's profile is in bench/PROFILE.md).
+    choice = page.get_by_role("combobox", name="Sample pair")
+    choice.click()
+    page.get_by_role("option", name=re.compile(r"^lenet5-prune90:")).click()
+    assert choice.input_value().startswith("lenet5-prune90:")
+    # Its card: stored dense with its masks, the pruned file is larger than the original's.
+    page.get_by_text("larger file").first.wait_for(timeout=120_000)
     page.locator('input[aria-label="Seed images"]').fill("10")
     queries = page.locator('input[aria-label="Queries per image and budget"]')
     queries.fill("500")

@@ -16,22 +16,17 @@ import pytest
 from PIL import Image
 
 from compd_core.campaign import CampaignSpec, run_campaign
-from compd_core.cli import main
 from compd_core.errors import DatasetError
 from compd_core.models.evaluate import evaluate_pair
+from cli_support import compd
 
 PAIR = "lenet5-int8-static"
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+def run_cli(*args: str) -> tuple[int, str, str]:
     """Run `compd ARGS` in this process; (exit code, stdout, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    done = compd(*args)
+    return done.returncode, done.stdout, done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -87,30 +82,30 @@ MESSAGES = {
 
 
 @pytest.mark.parametrize("case", sorted(MESSAGES))
-def test_bad_npz_ends_in_one_line_and_exit_2(tmp_path, capsys, digits, case):
+def test_bad_npz_ends_in_one_line_and_exit_2(tmp_path, digits, case):
     path = _bad_npz_files(tmp_path, *digits)[case]
-    code, out, err = run_cli(capsys, "pair", "inspect", "--pair", PAIR, "--dataset", str(path),
+    code, out, err = run_cli("pair", "inspect", "--pair", PAIR, "--dataset", str(path),
                              "--json")
     assert (code, out) == (2, "")
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert MESSAGES[case] in err
 
 
-def test_characterize_and_campaign_check_labels_through_the_same_door(tmp_path, capsys, digits):
+def test_characterize_and_campaign_check_labels_through_the_same_door(tmp_path, digits):
     x, y = digits
     y = y.copy()
     y[0] = 11
     path = _npz(tmp_path, "past", x=x, y=y)
-    code, _, err = run_cli(capsys, "characterize", "--pair", PAIR, "--dataset", str(path),
+    code, _, err = run_cli("characterize", "--pair", PAIR, "--dataset", str(path),
                            "--corruptions", "gaussian_noise", "--severities", "1")
     assert code == 2 and "labels must lie in 0..9" in err
     with pytest.raises(DatasetError, match="labels must lie in 0..9"):
         run_campaign(CampaignSpec(PAIR, "random", seeds=1, dataset=str(path)))
 
 
-def test_a_good_npz_gives_the_library_numbers(tmp_path, capsys, digits, int8_pair, mnist_test):
+def test_a_good_npz_gives_the_library_numbers(tmp_path, digits, int8_pair, mnist_test):
     path = _npz(tmp_path, "good", x=digits[0], y=digits[1])
-    code, out, _ = run_cli(capsys, "pair", "inspect", "--pair", PAIR, "--dataset", str(path),
+    code, out, _ = run_cli("pair", "inspect", "--pair", PAIR, "--dataset", str(path),
                            "--json")
     assert code == 0
     expected = evaluate_pair(int8_pair, mnist_test.subset(list(range(60))))
@@ -126,10 +121,10 @@ def _folder(root: Path, x: np.ndarray, y: np.ndarray, classes: tuple[int, ...]) 
     return root
 
 
-def test_a_folder_of_some_classes_keeps_their_names(tmp_path, capsys, digits):
+def test_a_folder_of_some_classes_keeps_their_names(tmp_path, digits):
     x, y = digits
     root = _folder(tmp_path / "digits", x, y, (5, 6, 7))
-    code, out, err = run_cli(capsys, "pair", "inspect", "--pair", PAIR, "--dataset", str(root),
+    code, out, err = run_cli("pair", "inspect", "--pair", PAIR, "--dataset", str(root),
                              "--json")
     assert code == 0, err
     report = json.loads(out)
@@ -137,11 +132,11 @@ def test_a_folder_of_some_classes_keeps_their_names(tmp_path, capsys, digits):
     assert report["accuracy_original"] >= 0.9  # was 0.0: folders 5/6/7 were read as classes 0/1/2
 
 
-def test_a_folder_whose_classes_the_models_do_not_know_is_refused(tmp_path, capsys, digits):
+def test_a_folder_whose_classes_the_models_do_not_know_is_refused(tmp_path, digits):
     x, y = digits
     root = _folder(tmp_path / "digits", x, y, (1, 2))
     (root / "1").rename(root / "cat")
-    code, _, err = run_cli(capsys, "pair", "inspect", "--pair", PAIR, "--dataset", str(root))
+    code, _, err = run_cli("pair", "inspect", "--pair", PAIR, "--dataset", str(root))
     assert code == 2
     assert "classes cat are not among the models' 10 classes" in err
 
@@ -165,16 +160,16 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
     (5_000, 5_000, "is 5000x5000 pixels; compd reads images of at most 16,777,216 pixels"),
 ])
 def test_oversized_png_in_a_dataset_folder_is_refused_before_decoding(
-    tmp_path, capsys, digits, width, height, message
+    tmp_path, digits, width, height, message
 ):
     root = _folder(tmp_path / "digits", *digits, (0, 1))
     _png_header_only(root / "1" / "bomb.png", width, height)
-    code, _, err = run_cli(capsys, "pair", "inspect", "--pair", PAIR, "--dataset", str(root))
+    code, _, err = run_cli("pair", "inspect", "--pair", PAIR, "--dataset", str(root))
     assert code == 2 and err.count("\n") == 1, err
     assert message in err and "bomb.png" in err
 
 
-def test_zoo_build_into_an_unwritable_folder_fails_before_training(tmp_path, capsys, monkeypatch):
+def test_zoo_build_into_an_unwritable_folder_fails_before_training(tmp_path, monkeypatch):
     import compd_core.zoo.build
 
     def must_not_train(*args, **kwargs):
@@ -183,15 +178,15 @@ def test_zoo_build_into_an_unwritable_folder_fails_before_training(tmp_path, cap
     monkeypatch.setattr(compd_core.zoo.build, "build_zoo", must_not_train)
     a_file = tmp_path / "notes.txt"
     a_file.write_text("not a folder")
-    code, _, err = run_cli(capsys, "zoo", "build", "--out", str(a_file))
+    code, _, err = run_cli("zoo", "build", "--out", str(a_file))
     assert code == 2 and f"--out {a_file} is a file; give a folder" in err
-    code, _, err = run_cli(capsys, "zoo", "build", "--out", str(a_file / "zoo"))
+    code, _, err = run_cli("zoo", "build", "--out", str(a_file / "zoo"))
     assert code == 2 and err.count("\n") == 1
     assert f"--out {a_file / 'zoo'} cannot be written (Not a directory)" in err
 
 
 def test_own_model_files_on_a_folder_of_some_digits_are_scored_against_those_digits(
-    tmp_path, capsys, digits, mnist_test
+    tmp_path, digits, mnist_test
 ):
     from compd_core.models.loading import load_classifier
     from compd_core.models.pair import ModelPair
@@ -201,7 +196,7 @@ def test_own_model_files_on_a_folder_of_some_digits_are_scored_against_those_dig
     root = _folder(tmp_path / "digits", x, y, (5, 6, 7))
     original = sample_models_dir() / "lenet5" / "onnx-int8.float.onnx"
     compressed = sample_models_dir() / "lenet5" / "onnx-int8.onnx"
-    code, out, err = run_cli(capsys, "pair", "inspect", "--original", str(original),
+    code, out, err = run_cli("pair", "inspect", "--original", str(original),
                              "--compressed", str(compressed), "--dataset", str(root), "--json")
     assert code == 0, err  # was: "onnx-int8.float has 10 classes but 3 class names"
     pair = ModelPair(load_classifier(original, (1, 28, 28)), load_classifier(compressed, (1, 28, 28)))

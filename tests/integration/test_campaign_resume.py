@@ -13,6 +13,7 @@ import time
 import pytest
 
 from compd_core.store import Store
+from cli_support import compd
 
 # The worker commits 3 seeds, says so through a file, and waits there to be killed mid-run:
 # the test waits on that condition, not on a guess of how long 3 seeds take.
@@ -37,11 +38,6 @@ spec = CampaignSpec("lenet5-int8-static", "dflare", seeds=12, settings=SearchSet
 run_campaign(spec, SignallingStore(sys.argv[1]))
 """
 KILL_AFTER = 3
-
-
-def compd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "compd_core", *args], capture_output=True,
-                          text=True, timeout=600)
 
 
 def _wait_for(condition, timeout: float) -> None:

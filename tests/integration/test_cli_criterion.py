@@ -5,21 +5,15 @@ replayed through the pair, and the run says what it asked for."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import torch
 
 from compd_core.report import build_report
 from compd_core.store import Store
 from compd_core.zoo import load_pair
+from cli_support import compd
 
 PAIR = "lenet5-distilled"  # a student: its deviations can be strong for both models
-
-
-def compd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "compd_core", *args], capture_output=True,
-                          text=True, timeout=300)
 
 
 def test_a_search_for_strong_close_deviations_stores_only_triggers_that_are(tmp_path):

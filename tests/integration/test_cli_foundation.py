@@ -10,15 +10,13 @@ import pytest
 
 from compd_core.models.evaluate import evaluate_pair
 from compd_core.zoo import load_pair
-
-
-def compd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "compd_core", *args], capture_output=True,
-                          text=True, timeout=300)
+from cli_support import compd
 
 
 def test_zoo_list_json_has_every_pair_with_numbers():
-    result = compd("zoo", "list", "--json")
+    # A process of its own, as the README starts it: `python -m compd_core`.
+    result = subprocess.run([sys.executable, "-m", "compd_core", "zoo", "list", "--json"],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     pairs = json.loads(result.stdout)["pairs"]
     assert len(pairs) >= 16

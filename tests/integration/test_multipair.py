@@ -23,6 +23,7 @@ from executor_support import by_position, resume_finishes, same_search
 
 PAIRS = ("lenet5-int8-static", "lenet1-int8-static")
 SETTINGS = SearchSettings(max_queries=600)
+KILLED_SEEDS = 16  # per pair of the searches that are killed or stopped midway
 TESTS = Path(__file__).parents[1]
 
 
@@ -110,7 +111,7 @@ def _stored(db: Path, run_id: str) -> set[int]:
 
 def _start(db: Path, *extra: str) -> subprocess.Popen:
     argv = [sys.executable, "-m", "compd_core", "search", *[a for p in PAIRS for a in ("--pair", p)],
-            "--seeds", "30", "--budget", "1500", "--seed", "5", "--db", str(db), *extra]
+            "--seeds", str(KILLED_SEEDS), "--budget", "1500", "--seed", "5", "--db", str(db), *extra]
     return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
 
 
@@ -133,9 +134,9 @@ def test_a_killed_multi_pair_search_resumes_run_by_run(tmp_path):
     assert [r.pair for r in runs] == list(PAIRS) and {r.status for r in runs} == {"interrupted"}
     with Store(db, read_only=True) as store:
         before = [by_position(store.load_results(r.id)) for r in runs]
-    assert 3 <= len(before[0]) < 30, "the search must be killed with seeds still to search"
+    assert 3 <= len(before[0]) < KILLED_SEEDS, "the search must be killed with seeds still to search"
     for run, had in zip(runs, before):
-        resume_finishes(db, run.id, had, 30, _env())
+        resume_finishes(db, run.id, had, KILLED_SEEDS, _env())
 
 
 def test_ctrl_c_stops_a_multi_pair_search_with_one_line_naming_each_run(tmp_path):

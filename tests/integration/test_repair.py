@@ -29,6 +29,7 @@ from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
 from compd_core.zoo import load_pair
 from compd_core.zoo.loading import USER_ZOO_ENV
+from cli_support import compd
 from interrupt_support import ctrl_c_when
 
 SEEDS = 40
@@ -278,6 +279,8 @@ def test_a_hand_picked_selection_is_what_gets_split(runs, user_zoo):
 
 
 def test_cli_json_reports_every_number_the_issue_asks_for(runs, user_zoo):
+    """On the pruned pair, whose re-search and profile take seconds (the int8 pair's probes
+    take minutes)."""
     from typer.testing import CliRunner
 
     from compd_core.cli.repair import repair
@@ -286,7 +289,7 @@ def test_cli_json_reports_every_number_the_issue_asks_for(runs, user_zoo):
     app.command()(repair)
     path, ids = runs
     result = CliRunner().invoke(app, [
-        "--run", ids["lenet5-int8-static"], "--db", str(path), "--epochs", "2", "--variants", "2",
+        "--run", ids["lenet5-prune90"], "--db", str(path), "--epochs", "2", "--variants", "2",
         "--batch-size", "32", "--research-budget", "200", "--mined-seeds", "32",
         "--register", "always", "--json",
     ])
@@ -300,8 +303,8 @@ def test_cli_json_reports_every_number_the_issue_asks_for(runs, user_zoo):
                 "profile_share_before", "profile_share_after", "mined_triggers", "best_epoch"):
         assert report[key] is not None, key
     assert report["verdict"] in ("better", "worse", "unchanged") and report["registered"] is True
-    assert report["learning_rate"] == 5e-4  # int8's default: no --lr given
-    assert report["change_scales"] == []  # int8's default: no scaled changes
+    assert report["learning_rate"] == 5e-4  # the default: no --lr given
+    assert report["change_scales"] == [0.5, 0.75, 1.25, 1.5]  # a pruned model's default
     assert (report["verdict"] != "better") == bool(report["verdict_reasons"])
     assert report["corrupted_images"] == 18 * report["test_images"]
     assert report["profile_linf"] == pytest.approx(16 / 255)
@@ -367,9 +370,9 @@ def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     ("--anchor-weight", "-1", "--anchor-weight must be a finite number in [0, inf), got -1"),
     ("--rank-by", "best", "--rank-by must be one of failures, triggers, got 'best'"),
 ])
-def test_cli_refuses_a_bad_setting_in_one_line_before_opening_anything(tmp_path, flag, value, words):
-    result = _cli(["--run", "no-such-run", "--db", str(tmp_path / "missing.sqlite"), flag, value],
-                  tmp_path)
+def test_cli_refuses_a_bad_setting_in_one_line_before_opening_anything(tmp_path, user_zoo, flag, value, words):
+    """In this process (the black-box refusal above starts a process of its own)."""
+    result = compd("repair", "--run", "no-such-run", "--db", str(tmp_path / "missing.sqlite"), flag, value)
     assert result.returncode == 2, result.stderr
     assert words in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1

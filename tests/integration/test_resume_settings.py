@@ -20,13 +20,9 @@ from compd_core.errors import ConfigError, StoreError
 from compd_core.search.seeds import select_seeds
 from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
+from cli_support import compd
 
 PAIR = "lenet5-int8-static"
-
-
-def compd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "compd_core", *args], capture_output=True,
-                          text=True, timeout=300)
 
 
 @pytest.fixture()

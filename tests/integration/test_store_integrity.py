@@ -4,17 +4,11 @@ into a file that cannot be read back."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 
 import pytest
 
+from cli_support import compd
 from compd_core.store import Store
-
-
-def compd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "compd_core", *args], capture_output=True,
-                          text=True, timeout=300)
 
 
 @pytest.fixture()

@@ -4,8 +4,6 @@ its compressed variants re-measured, and commands that pick the pairs' own datas
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -27,6 +25,7 @@ from compd_core.zoo import list_pairs, load_pair
 from compd_core.zoo.build import PLANS
 from compd_core.zoo.loading import load_original, pair_dataset, pair_datasets, read_manifest
 from compd_core.zoo.platform import build_platform
+from cli_support import compd
 
 PAIRS = [p for p in list_pairs() if pair_datasets()[p.id] == "fashion-mnist"]
 INT8_PAIR = "resnet-fashion-int8-static"
@@ -110,11 +109,6 @@ def test_a_campaign_in_python_takes_the_pairs_dataset_unless_told_otherwise():
     assert CampaignSpec(INT8_PAIR).dataset == "fashion-mnist"
     assert CampaignSpec("lenet5-int8-static").dataset == "mnist"
     assert CampaignSpec(INT8_PAIR, dataset="fashion-mnist:train").dataset == "fashion-mnist:train"
-
-
-def compd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "compd_core", *args], capture_output=True,
-                          text=True, timeout=600)
 
 
 def test_search_on_a_fashion_pair_draws_its_seeds_from_fashion_mnist(tmp_path):

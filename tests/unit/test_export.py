@@ -12,8 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-import compd_core.cli as cli
-from compd_core.cli import runs
+from cli_support import compd as run_compd
 from compd_core.errors import CompdError, ConfigError, StoreError
 from compd_core.export import (
     CSV_COLUMNS,
@@ -174,25 +173,12 @@ def test_selection_zip_and_npz(stored, results):
 
 
 @pytest.fixture
-def compd(monkeypatch, capsys):
-    """Run ``compd`` in-process; returns (exit code, stdout, stderr)."""
-    register = cli._register
-
-    def register_with_runs() -> None:
-        register()
-        if not any(group.name == "runs" for group in cli.app.registered_groups):
-            cli.app.add_typer(runs.app, name="runs")
-
-    monkeypatch.setattr(cli, "_register", register_with_runs)
+def compd():
+    """Run ``compd`` in this process (``cli_support``); returns (exit code, stdout, stderr)."""
 
     def invoke(*args: str) -> tuple[int, str, str]:
-        code = 0
-        try:
-            cli.main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
+        done = run_compd(*args)
+        return done.returncode, done.stdout, done.stderr
 
     return invoke
 

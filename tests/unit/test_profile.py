@@ -79,7 +79,7 @@ def test_gradient_profile_refuses_a_black_box_pair():
 
 @pytest.fixture(scope="module")
 def real_seeds(int8_pair, mnist_test):
-    return select_seeds(int8_pair, mnist_test, 12, seed=3)
+    return select_seeds(int8_pair, mnist_test, 8, seed=3)
 
 
 def test_profile_of_a_zoo_pair_is_monotone_deterministic_and_replays(int8_pair, real_seeds):
@@ -92,7 +92,7 @@ def test_profile_of_a_zoo_pair_is_monotone_deterministic_and_replays(int8_pair, 
     assert first.to_dict()["seed_budgets"] == again.to_dict()["seed_budgets"]
     assert [p.queries for p in first.points] == [p.queries for p in again.points]
     # Each budget searched exactly the seeds the smaller ones left.
-    assert [p.searched for p in first.points] == [12, 12 - solved[0], 12 - solved[1]]
+    assert [p.searched for p in first.points] == [8, 8 - solved[0], 8 - solved[1]]
     assert sum(1 for e in events if e.budget == 64) == first.points[1].searched
     strict = Criterion()
     for outcome in first.outcomes:
