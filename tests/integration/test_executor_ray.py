@@ -238,7 +238,7 @@ def test_two_pairs_share_the_ray_workers_and_search_as_in_process(local_ray, tmp
     from compd_core.campaign import run_campaigns
     from executor_support import CountingPairLoader
 
-    specs = [CampaignSpec(pair, "compd", seeds=12, settings=SearchSettings(max_queries=600), rng_seed=2)
+    specs = [CampaignSpec(pair, "compd", seeds=6, settings=SearchSettings(max_queries=600), rng_seed=2)
              for pair in (PAIR, "lenet1-int8-static")]
     with Store(tmp_path / "in.sqlite") as store:
         singles = [_by_position(store.load_results(run_campaign(s, store).run_id)) for s in specs]
@@ -250,7 +250,7 @@ def test_two_pairs_share_the_ray_workers_and_search_as_in_process(local_ray, tmp
         on_ray = [_by_position(store.load_results(s.run_id)) for s in summaries]
     assert sum(s.found for s in summaries) > 0
     for single, joint in zip(singles, on_ray):
-        assert sorted(joint) == list(range(12))
+        assert sorted(joint) == list(range(6))
         assert [p for p in joint if not _same_search(joint[p], single[p])] == []
     per_worker = CountingPairLoader.loads(loads)
     assert per_worker, "the workers recorded their loads"
