@@ -279,8 +279,8 @@ def test_a_hand_picked_selection_is_what_gets_split(runs, user_zoo):
 
 
 def test_cli_json_reports_every_number_the_issue_asks_for(runs, user_zoo):
-    """On the pruned pair, whose re-search and profile take seconds (the int8 pair's probes
-    take minutes)."""
+    """On the pruned pair, whose re-search and profile take seconds (on the int8 pair, its
+    probes took 108 of the test's 134 s)."""
     from typer.testing import CliRunner
 
     from compd_core.cli.repair import repair
@@ -370,9 +370,11 @@ def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     ("--anchor-weight", "-1", "--anchor-weight must be a finite number in [0, inf), got -1"),
     ("--rank-by", "best", "--rank-by must be one of failures, triggers, got 'best'"),
 ])
-def test_cli_refuses_a_bad_setting_in_one_line_before_opening_anything(tmp_path, user_zoo, flag, value, words):
+def test_cli_refuses_a_bad_setting_in_one_line_before_opening_anything(
+        tmp_path, user_zoo, flag, value, words):
     """In this process (the black-box refusal above starts a process of its own)."""
-    result = compd("repair", "--run", "no-such-run", "--db", str(tmp_path / "missing.sqlite"), flag, value)
+    result = compd("repair", "--run", "no-such-run", "--db", str(tmp_path / "missing.sqlite"),
+                   flag, value)
     assert result.returncode == 2, result.stderr
     assert words in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
