@@ -79,10 +79,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "epochs32": {"epochs": 32},
     "no-change-scales": {"change_scales": ()},
     "wide-change-scales": {"change_scales": (0.25, 0.5, 0.75, 1.25, 1.5, 2.0)},
+    "change-scales": {"change_scales": (0.5, 0.75, 1.25, 1.5)},  # the float models' default
     "teacher60": {"mix_ratio": 0.6},
     "no-head-grid": {"head_grid": False},
     "rank-failures": {"rank_by": "failures"},
     "rank-triggers": {"rank_by": "triggers"},
+    "previous-choice": {"rank_by": "failures", "blend_shares": (0.1, 0.25, 0.5)},  # the default before
+    "dense-blends": {"blend_shares": tuple(round(0.05 * k, 2) for k in range(1, 11))},
+    "rank-triggers+dense-blends": {"rank_by": "triggers",
+                                   "blend_shares": tuple(round(0.05 * k, 2) for k in range(1, 11))},
+    "rank-triggers+fine-blends": {"rank_by": "triggers",
+                                  "blend_shares": (0.05, 0.1, 0.15, 0.25, 0.35, 0.5)},
     "variants16": {"variants_per_trigger": 16},
     "lr2e-3": {"lr": 2e-3},
     "lr1e-3+epochs16": {"lr": 1e-3, "epochs": 16},
