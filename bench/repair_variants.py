@@ -84,7 +84,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-head-grid": {"head_grid": False},
     "rank-failures": {"rank_by": "failures"},
     "rank-triggers": {"rank_by": "triggers"},
-    "previous-choice": {"rank_by": "failures", "blend_shares": (0.1, 0.25, 0.5)},  # the default before
+    "default-choice": {"rank_by": "failures", "blend_shares": (0.1, 0.25, 0.5)},  # the defaults, spelled out
     "dense-blends": {"blend_shares": tuple(round(0.05 * k, 2) for k in range(1, 11))},
     "rank-triggers+dense-blends": {"rank_by": "triggers",
                                    "blend_shares": tuple(round(0.05 * k, 2) for k in range(1, 11))},

@@ -79,8 +79,8 @@ def selection_ui(store: Store, run: RunRecord) -> bool:
 
 CHECKPOINT_LABELS = {"no-rise": "No new disagreements (default)",
                      "fewest": "Fewest validation failures", "last": "Last epoch"}
-RANK_LABELS = {"failures": "Fewest validation failures",
-               "triggers": "Fewest validation triggers left (default)"}
+RANK_LABELS = {"failures": "Fewest validation failures (default)",
+               "triggers": "Fewest validation triggers left"}
 
 
 def _shown_defaults(run: RunRecord) -> RepairSettings:
