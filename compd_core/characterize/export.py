@@ -41,7 +41,13 @@ def _save_figure(fig: go.Figure, out: Path, stem: str, written: list[Path]) -> N
     written.append(html)
     if png_available():
         png = out / f"{stem}.png"
-        fig.write_image(png)
+        try:
+            fig.write_image(png)
+        except Exception as exc:  # noqa: BLE001 - kaleido's browser start can race on a loaded machine
+            # On a busy machine kaleido may query its page before it has loaded ("ReferenceError:
+            # kaleido_scopes is not defined"); a second start has a fresh page.
+            _log.warning("writing %s failed (%s); trying once more", png.name, exc)
+            fig.write_image(png)
         written.append(png)
 
 
