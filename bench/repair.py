@@ -77,11 +77,10 @@ NOTES = [
     "grid alone kept, 0% held-out, `worse`) and lenet1-int8-static (72.7%, as without). Not the "
     "default yet: seven candidates an epoch instead of four make every repair's epoch choice "
     "about 1.75 times as long (the int8 repairs above took 72-146 s instead of 50-100 s), and "
-    "with these settings as the default the test suite's CI rehearsal took 1,722 s (pytest 1,633 "
-    "s, the 8-trigger test at the defaults among them) instead of 1,449 s, too near the 30 "
-    "minutes CI allows. Judging the blends in rising order and stopping at the first that adds "
-    "validation disagreements would save most of it, but changes the choice where the counts are "
-    "not monotone along a blend, so it is to be measured first.",
+    "every repair, the 8-trigger repair test of the defaults among them, would pay it. Judging "
+    "the blends in rising order and stopping at the first that adds validation disagreements "
+    "would save most of it, but changes the choice where the counts are not monotone along a "
+    "blend, so it is to be measured first.",
     '- Boundary-probe triggers (the lenet5-int8-static, -int8-qat, lenet1-int8-static and '
     'lenet5-bf16 rows). Since `compd` sends boundary probes first on PyTorch pairs whose '
     'compressed model has an approximating stand-in (bench/RESULTS.md, "Boundary probes"), the '
