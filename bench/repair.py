@@ -499,8 +499,8 @@ NOTES = [
     "- Ranking the qualifying candidates by validation triggers first (instead of all failures) "
     "repaired more held-out triggers on lenet1-int8-static (43.3%; with shares 0.05-0.5, 63.3%) "
     "but added test disagreements the validation digits did not show (7 -> 8, 7 -> 9), so the "
-    "default ranks by all failures (before no-rise was bounded by the narrowed grid alone; "
-    "the first note has it with finer blends).",
+    "default ranks by all failures (the first note measures ranking by triggers again, with "
+    "finer blends).",
     "- The int8 twin trains what is served: converting the untrained fake-quant twin gives the "
     "served model exactly (0 of 20,000 test and corrupted digits differ, all three int8 pairs), "
     "and the twin's own float outputs differ from the served model's top-1 on 3 (lenet5 "

@@ -31,6 +31,8 @@ import torch
 ROOT = Path(__file__).resolve().parent
 
 # Name -> RepairSettings fields that differ from the defaults.
+DENSE_BLENDS = tuple(round(0.05 * k, 2) for k in range(1, 11))  # every 5% from 5% to 50%
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "lr2e-4": {"lr": 2e-4},
@@ -85,9 +87,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "rank-failures": {"rank_by": "failures"},
     "rank-triggers": {"rank_by": "triggers"},
     "default-choice": {"rank_by": "failures", "blend_shares": (0.1, 0.25, 0.5)},  # the defaults, spelled out
-    "dense-blends": {"blend_shares": tuple(round(0.05 * k, 2) for k in range(1, 11))},
-    "rank-triggers+dense-blends": {"rank_by": "triggers",
-                                   "blend_shares": tuple(round(0.05 * k, 2) for k in range(1, 11))},
+    "dense-blends": {"blend_shares": DENSE_BLENDS},
+    "rank-triggers+dense-blends": {"rank_by": "triggers", "blend_shares": DENSE_BLENDS},
     "rank-triggers+fine-blends": {"rank_by": "triggers",
                                   "blend_shares": (0.05, 0.1, 0.15, 0.25, 0.35, 0.5)},
     "variants16": {"variants_per_trigger": 16},
