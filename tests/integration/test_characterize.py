@@ -302,3 +302,28 @@ def test_write_outputs_writes_png_where_kaleido_is_installed(report, tmp_path) -
     htmls = [p for p in written if p.suffix == ".html"]
     assert pngs and len(pngs) == len(htmls)
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 1000 for p in pngs)
+
+
+def test_a_png_whose_first_kaleido_start_fails_is_written_on_the_second(
+        report, tmp_path, monkeypatch, caplog) -> None:
+    import plotly.graph_objects as go
+
+    from compd_core.characterize.export import png_available
+
+    if not png_available():
+        pytest.skip("kaleido is not installed: PNG figures are skipped (tested above)")
+    real, failed = go.Figure.write_image, []
+
+    def first_start_fails(fig, *args, **kwargs):
+        if not failed:
+            failed.append(True)
+            raise RuntimeError("ReferenceError: kaleido_scopes is not defined")
+        return real(fig, *args, **kwargs)
+
+    monkeypatch.setattr(go.Figure, "write_image", first_start_fails)
+    with caplog.at_level("WARNING"):
+        written = write_outputs(report, tmp_path)
+    pngs = [p for p in written if p.suffix == ".png"]
+    assert failed and len(pngs) == len([p for p in written if p.suffix == ".html"])
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert "failed (ReferenceError: kaleido_scopes is not defined); trying once more" in caplog.text
