@@ -28,10 +28,13 @@ from typing import Any
 
 import torch
 
+from compd_core.repair.settings import BLEND_SHARES
+
 ROOT = Path(__file__).resolve().parent
 
 # Name -> RepairSettings fields that differ from the defaults.
 DENSE_BLENDS = tuple(round(0.05 * k, 2) for k in range(1, 11))  # every 5% from 5% to 50%
+PREVIOUS_BLENDS = (0.1, 0.25, 0.5)  # the default blends before BLEND_SHARES
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -65,7 +68,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-rise": {"checkpoint": "no-rise"},
     "fewest": {"checkpoint": "fewest"},
     "no-blends": {"blend_shares": ()},
-    "fine-blends": {"blend_shares": (0.05, 0.1, 0.15, 0.25, 0.35, 0.5)},
+    "fine-blends": {"rank_by": "failures", "blend_shares": (0.05, 0.1, 0.15, 0.25, 0.35, 0.5)},
     "blends+0.75": {"blend_shares": (0.1, 0.25, 0.5, 0.75)},
     "fewest+no-blends": {"checkpoint": "fewest", "blend_shares": ()},
     "kl-only": {"ce_weight": 0.0},
@@ -85,12 +88,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "teacher60": {"mix_ratio": 0.6},
     "no-head-grid": {"head_grid": False},
     "rank-failures": {"rank_by": "failures"},
-    "rank-triggers": {"rank_by": "triggers"},
-    "default-choice": {"rank_by": "failures", "blend_shares": (0.1, 0.25, 0.5)},  # the defaults, spelled out
-    "dense-blends": {"blend_shares": DENSE_BLENDS},
+    "rank-triggers": {"rank_by": "triggers", "blend_shares": PREVIOUS_BLENDS},
+    "previous-choice": {"rank_by": "failures", "blend_shares": PREVIOUS_BLENDS},  # the defaults before the finer blends
+    "dense-blends": {"rank_by": "failures", "blend_shares": DENSE_BLENDS},
     "rank-triggers+dense-blends": {"rank_by": "triggers", "blend_shares": DENSE_BLENDS},
-    "rank-triggers+fine-blends": {"rank_by": "triggers",
-                                  "blend_shares": (0.05, 0.1, 0.15, 0.25, 0.35, 0.5)},
+    "rank-triggers+fine-blends": {"rank_by": "triggers", "blend_shares": BLEND_SHARES},  # the defaults, spelled out
     "variants16": {"variants_per_trigger": 16},
     "lr2e-3": {"lr": 2e-3},
     "lr1e-3+epochs16": {"lr": 1e-3, "epochs": 16},
@@ -150,10 +152,23 @@ def _cached_mining(cache: Path):
     repair_module.mine_triggers = mine
 
 
-def _logged_checkpoints() -> None:
-    """Print every epoch's validation counts, to see why an epoch was or was not kept."""
+def _full_counts() -> None:
+    """Count every candidate on all its validation images, as before candidates were counted
+    only as far as they could still be kept: the same choice, to time what that saves."""
     from compd_core.repair import checkpoint
 
+    def consider(self, epoch, compressed, validation, model, share=1.0):
+        return self.offer(epoch, validation.counts(compressed), model, share)
+
+    checkpoint.BestCheckpoint.consider = consider
+
+
+def _logged_checkpoints() -> None:
+    """Print every candidate's validation counts, to see why one was or was not kept (every
+    candidate counted in full, or those out early would not be printed)."""
+    from compd_core.repair import checkpoint
+
+    _full_counts()
     offer = checkpoint.BestCheckpoint.offer
 
     def logged(self, epoch, counts, model, share=1.0):
@@ -192,7 +207,11 @@ def main() -> None:
     parser.add_argument("--rng-seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--table", action="store_true", help="print the table of --rows and stop")
-    parser.add_argument("--log-epochs", action="store_true", help="print each epoch's validation counts")
+    parser.add_argument("--log-epochs", action="store_true",
+                        help="print every candidate's validation counts (implies --full-counts)")
+    parser.add_argument("--full-counts", action="store_true",
+                        help="count every candidate on all its validation images (the same "
+                             "choice, slower: to time what counting only as far as needed saves)")
     parser.add_argument("--db", type=Path, default=ROOT / "out" / "repair-variants.sqlite")
     parser.add_argument("--rows", type=Path, default=ROOT / "out" / "repair-variants.jsonl")
     args = parser.parse_args()
@@ -212,6 +231,8 @@ def main() -> None:
     _cached_mining(args.db.parent)
     if args.log_epochs:
         _logged_checkpoints()
+    elif args.full_counts:
+        _full_counts()
     with Store(args.db) as store:
         for pair_id in args.pairs:
             spec = CampaignSpec(pair=pair_id, strategy="compd", seeds=args.seeds,

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from compd_core.models.base import Classifier
-from compd_core.repair.data import probabilities
+from compd_core.repair.data import PREDICT_BATCH, probabilities
 from compd_core.repair.evaluate import strictly_agrees
 from compd_core.repair.settings import CheckpointRule, RankRule
 
@@ -47,12 +47,39 @@ class ValidationSet:
 
     def counts(self, compressed: Classifier) -> ValidationCounts:
         """How many validation triggers still deviate and how many images are disagreed on."""
-        on_triggers = ~strictly_agrees(probabilities(compressed, self.triggers), self.trigger_labels)
-        return ValidationCounts(
-            int(on_triggers.sum()),
-            int((probabilities(compressed, self.clean).argmax(1) != self.clean_labels).sum()),
-            int((probabilities(compressed, self.corrupted).argmax(1) != self.corrupted_labels).sum()),
-        )
+        return ValidationCounts(self.triggers_left(compressed),
+                                self.clean_disagreements(compressed),
+                                self.corrupted_disagreements(compressed))
+
+    def triggers_left(self, compressed: Classifier) -> int:
+        """Validation triggers on which the compressed model still does not strictly give the
+        original's label."""
+        return int((~strictly_agrees(probabilities(compressed, self.triggers), self.trigger_labels)).sum())
+
+    def clean_disagreements(self, compressed: Classifier, at_most: int | None = None) -> int:
+        """Clean validation images disagreed on; see ``disagreements_up_to`` for ``at_most``."""
+        return disagreements_up_to(compressed, self.clean, self.clean_labels, at_most)
+
+    def corrupted_disagreements(self, compressed: Classifier, at_most: int | None = None) -> int:
+        """Corrupted validation images disagreed on; see ``disagreements_up_to`` for ``at_most``."""
+        return disagreements_up_to(compressed, self.corrupted, self.corrupted_labels, at_most)
+
+
+def disagreements_up_to(compressed: Classifier, images: torch.Tensor, labels: torch.Tensor,
+                        at_most: int | None = None) -> int:
+    """How many of ``images`` the compressed model labels otherwise than ``labels``, counted a
+    chunk at a time. With ``at_most`` the count stops once it passes it: a result up to
+    ``at_most`` is exact, a larger one only says the limit was passed (a candidate already out
+    of the running needs no exact count)."""
+    if at_most is not None and at_most < 0:
+        return 0  # already past a negative limit: nothing to count
+    found = 0
+    for start in range(0, len(images), PREDICT_BATCH):
+        chunk = probabilities(compressed, images[start : start + PREDICT_BATCH])
+        found += int((chunk.argmax(1) != labels[start : start + PREDICT_BATCH]).sum())
+        if at_most is not None and found > at_most:
+            break
+    return found
 
 
 @dataclass
@@ -92,6 +119,32 @@ class BestCheckpoint:
         self.state = copy.deepcopy(model.state_dict())
         return True
 
+    def consider(self, epoch: int, compressed: Classifier, validation: ValidationSet,
+                 model: nn.Module, share: float = 1.0) -> bool:
+        """``offer`` for ``model``, served as ``compressed``, counted on ``validation`` only as
+        far as it can still be kept: its triggers first, then its clean images, then its
+        corrupted ones, each count stopped once the candidate can no longer qualify or beat the
+        best so far. It keeps exactly what ``offer`` with every count would keep, and most blends
+        are out before their 28,800 corrupted images are all counted."""
+        if self.counts is None or self.start is None or self.rule == "last":
+            return self.offer(epoch, validation.counts(compressed), model, share)
+        best, triggers = self.counts, validation.triggers_left(compressed)
+        if self.rank == "triggers" and triggers > best.triggers:
+            return False
+        ranked_by_total = self.rank == "failures" or triggers == best.triggers
+        room = best.total - 1 - triggers if ranked_by_total else None  # clean + corrupted it may have
+        no_rise = self.rule == "no-rise"
+        clean_limit = _least(self.start.clean if no_rise else None, room)
+        clean = validation.clean_disagreements(compressed, clean_limit)
+        if clean_limit is not None and clean > clean_limit:
+            return False
+        corrupted_limit = _least(self.start.corrupted if no_rise else None,
+                                 None if room is None else room - clean)
+        corrupted = validation.corrupted_disagreements(compressed, corrupted_limit)
+        if corrupted_limit is not None and corrupted > corrupted_limit:
+            return False
+        return self.offer(epoch, ValidationCounts(triggers, clean, corrupted), model, share)
+
     def _beats(self, counts: ValidationCounts, best: ValidationCounts) -> bool:
         if self.rank == "triggers":
             return (counts.triggers, counts.total) < (best.triggers, best.total)
@@ -100,6 +153,12 @@ class BestCheckpoint:
     def restore(self, model: nn.Module) -> None:
         if self.state is not None:
             model.load_state_dict(self.state)
+
+
+def _least(*limits: int | None) -> int | None:
+    """The tightest of the limits given (None: no limit)."""
+    given = [limit for limit in limits if limit is not None]
+    return min(given) if given else None
 
 
 def blended(start: dict[str, torch.Tensor], trained: dict[str, torch.Tensor],

@@ -280,8 +280,11 @@ class Repair:
         best, losses = BestCheckpoint(s.checkpoint if s.validation_fraction > 0 else "last", s.rank_by), []
         self.values.update(rank_by=s.rank_by if best.rule != "last" else None)  # "last" ranks nothing
 
+        def served_pair() -> ModelPair:
+            return self._pair_after(before, served_form(self.recipe, self.model, calibration, arch))
+
         def served_counts() -> tuple[ModelPair, ValidationCounts]:
-            served = self._pair_after(before, served_form(self.recipe, self.model, calibration, arch))
+            served = served_pair()
             return served, validation.counts(served.compressed)
 
         as_served = self._narrow_head(teacher.images) if s.head_grid and arch is None else None
@@ -300,7 +303,7 @@ class Repair:
             trained = copy.deepcopy(self.model.state_dict()) if epoch > 0 and shares else None
             for share in shares if trained is not None else ():
                 self.model.load_state_dict(blended(start, trained, share))
-                best.offer(epoch, served_counts()[1], self.model, share)
+                best.consider(epoch, served_pair().compressed, validation, self.model, share)
             if trained is not None:
                 self.model.load_state_dict(trained)
             emit(EpochFinished(epoch, s.epochs, loss, agreement_rate(served, train_images),

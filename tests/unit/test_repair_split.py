@@ -134,3 +134,57 @@ def test_a_blend_lies_the_given_share_of_the_way_and_keeps_whole_number_buffers(
     assert torch.allclose(mixed["w"], torch.tensor([0.25, 1.5]))
     assert torch.equal(mixed["zero_point"], trained["zero_point"])
     assert torch.equal(blended(start, trained, 1.0)["w"], trained["w"])
+
+
+class _CountingClassifier:
+    """A real classifier that counts the images it is asked about."""
+
+    def __init__(self, inner):
+        self.inner, self.info, self.images = inner, inner.info, 0
+
+    def predict_proba(self, images):
+        self.images += len(images)
+        return self.inner.predict_proba(images)
+
+
+@pytest.mark.parametrize("rule, rank", [("no-rise", "triggers"), ("no-rise", "failures"),
+                                        ("fewest", "triggers"), ("fewest", "failures")])
+def test_counting_a_candidate_only_as_far_as_it_can_win_keeps_what_full_counts_keep(mnist_test, rule, rank):
+    """Blends from lenet5-prune90's pruned weights toward its original's, seeded noise added to
+    the original's so that some candidates repair triggers and add disagreements, judged on real
+    digits: ``consider`` (each count stopped once a candidate is out) keeps the same candidate as
+    ``offer`` with every count, and asks the models about fewer images."""
+    import copy
+
+    from compd_core.models.adapters import TorchClassifier
+    from compd_core.repair.checkpoint import BestCheckpoint, ValidationSet, blended
+    from compd_core.repair.data import every_corruption
+    from compd_core.zoo import load_pair
+
+    pair = load_pair("lenet5-prune90")
+    original, pruned = pair.original.module, pair.compressed.module
+    digits = mnist_test.images[:400]
+    corrupted = every_corruption(digits[100:200], 3, seed=0)  # every corruption of characterize
+    labels, corrupted_labels = (pair.original.predict_proba(x).argmax(1) for x in (digits, corrupted))
+    validation = ValidationSet(digits[:100], labels[:100], digits[100:], labels[100:],
+                               corrupted, corrupted_labels)
+    kept = pruned.state_dict()  # a pruned weight is its weight_orig times its weight_mask
+    start = {name: kept[f"{name}_orig"] * kept[f"{name}_mask"] if f"{name}_orig" in kept else kept[name]
+             for name in original.state_dict()}
+    noise = torch.Generator().manual_seed(0)
+    targets = [start] + [{name: weight + sigma * torch.randn(weight.shape, generator=noise)
+                          for name, weight in original.state_dict().items()} for sigma in (0.02, 0.05, 0.01)]
+    model = copy.deepcopy(original)
+    full, lazy = BestCheckpoint(rule, rank), BestCheckpoint(rule, rank)
+    counted_full = counted_lazy = 0
+    for epoch, target in enumerate(targets):
+        for share in (1.0,) if epoch == 0 else (0.1, 0.3, 0.6, 1.0):
+            model.load_state_dict(blended(start, target, share))
+            served = _CountingClassifier(TorchClassifier(copy.deepcopy(model), pair.compressed.info))
+            full.offer(epoch, validation.counts(served), model, share)
+            counted_full, served.images = counted_full + served.images, 0
+            lazy.consider(epoch, served, validation, model, share)
+            counted_lazy += served.images
+    assert (lazy.epoch, lazy.share, lazy.counts) == (full.epoch, full.share, full.counts)
+    assert full.epoch > 0 and full.counts.triggers < full.start.triggers  # a trained candidate won
+    assert counted_lazy < counted_full
