@@ -78,7 +78,7 @@ def test_repair_shows_live_curves_and_the_before_after_account(
     assert next(w for w in app.number_input if w.label == "Learning rate").value == 5e-4
     assert next(c for c in app.checkbox if c.label == "Narrow the int8 head's output grid").value
     (rank,) = [r for r in app.radio if r.label == "Among the epochs it may keep, prefer"]
-    assert rank.value == "failures" and not rank.disabled
+    assert rank.value == "triggers" and not rank.disabled
     rule.set_value("last").run()  # a trained model, to register below
     (rank,) = [r for r in app.radio if r.label == "Among the epochs it may keep, prefer"]
     assert rank.disabled  # the last epoch is kept: nothing is ranked
@@ -212,11 +212,11 @@ def test_a_default_repair_that_kept_the_model_says_unchanged_and_offers_nothing_
     h = next(c for c in app.checkbox if c.label == "Re-search both pairs")
     h.uncheck().run()
     next(c for c in app.checkbox if c.label == "Narrow the int8 head's output grid").uncheck().run()
-    next(r for r in app.radio if r.label == "Among the epochs it may keep, prefer").set_value("triggers").run()
+    next(r for r in app.radio if r.label == "Among the epochs it may keep, prefer").set_value("failures").run()
     next(b for b in app.button if b.label == "Start repair").click().run()
     job = repair_jobs.get_job(app.session_state["repair_job_id"])
     assert job is not None and job.settings.checkpoint == "no-rise" and job.settings.head_grid is False
-    assert job.settings.rank_by == "triggers"  # ranks only what qualifies: still no trained epoch
+    assert job.settings.rank_by == "failures"  # ranks only what qualifies: still no trained epoch
     _finish()
     app.run()
     assert not app.exception

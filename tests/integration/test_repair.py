@@ -159,7 +159,7 @@ def test_an_int8_repair_narrows_the_heads_grid_and_trains_the_served_one_when_th
     assert narrowed.head_step_after == pytest.approx((high - low) / 255, rel=1e-3)  # range rounded
     assert narrowed.head_step_after < narrowed.head_step_before / 4
     assert narrowed.verdict != "unchanged"  # a new grid is a new model, even with no epoch kept
-    assert narrowed.rank_by == "failures" and not narrowed.head_grid_dropped
+    assert narrowed.rank_by == "triggers" and not narrowed.head_grid_dropped
     assert narrowed.corrupted_disagreements_after < narrowed.corrupted_disagreements_before
     assert clipped.head_grid_dropped and clipped.head_range is None and clipped.head_step_after is None
     assert clipped.head_step_before == narrowed.head_step_before  # the served step, reported

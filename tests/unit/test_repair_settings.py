@@ -100,9 +100,9 @@ def test_int8_models_with_a_quantized_head_narrow_its_grid_unless_told_otherwise
         RepairSettings(head_grid="yes")  # type: ignore[arg-type]
 
 
-def test_candidates_are_ranked_by_failures_unless_told_triggers():
-    assert RepairSettings().rank_by == "failures"
-    assert RepairSettings(rank_by="triggers").rank_by == "triggers"
+def test_candidates_are_ranked_by_triggers_left_unless_told_failures():
+    assert RepairSettings().rank_by == "triggers"
+    assert RepairSettings(rank_by="failures").rank_by == "failures"
     with pytest.raises(ConfigError, match="--rank-by must be one of failures, triggers, got 'best'"):
         RepairSettings(rank_by="best")  # type: ignore[arg-type]
 
