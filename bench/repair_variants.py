@@ -68,7 +68,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no-rise": {"checkpoint": "no-rise"},
     "fewest": {"checkpoint": "fewest"},
     "no-blends": {"blend_shares": ()},
-    "fine-blends": {"rank_by": "failures", "blend_shares": (0.05, 0.1, 0.15, 0.25, 0.35, 0.5)},
+    "fine-blends": {"rank_by": "failures", "blend_shares": BLEND_SHARES},
     "blends+0.75": {"blend_shares": (0.1, 0.25, 0.5, 0.75)},
     "fewest+no-blends": {"checkpoint": "fewest", "blend_shares": ()},
     "kl-only": {"ce_weight": 0.0},

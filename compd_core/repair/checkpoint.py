@@ -124,8 +124,8 @@ class BestCheckpoint:
         """``offer`` for ``model``, served as ``compressed``, counted on ``validation`` only as
         far as it can still be kept: its triggers first, then its clean images, then its
         corrupted ones, each count stopped once the candidate can no longer qualify or beat the
-        best so far. It keeps exactly what ``offer`` with every count would keep, and most blends
-        are out before their 28,800 corrupted images are all counted."""
+        best so far. It keeps exactly what ``offer`` with every count would keep, without the
+        counts that cannot change the choice."""
         if self.counts is None or self.start is None or self.rule == "last":
             return self.offer(epoch, validation.counts(compressed), model, share)
         best, triggers = self.counts, validation.triggers_left(compressed)
