@@ -96,6 +96,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "variants16": {"variants_per_trigger": 16},
     "lr2e-3": {"lr": 2e-3},
     "lr1e-3+epochs16": {"lr": 1e-3, "epochs": 16},
+    "validation0.1": {"validation_fraction": 0.1},
+    "validation0.15": {"validation_fraction": 0.15},
+    "ce2": {"ce_weight": 2.0},
 }
 
 
@@ -136,13 +139,16 @@ def _compact(result):
 
 
 def _cached_mining(cache: Path):
-    """``mine_triggers`` that searches once per (pair, count, queries, seed) and then reads a file."""
+    """``mine_triggers`` that searches once per (pair, count, queries, seed, criterion margin)
+    and then reads a file."""
     from compd_core.repair import run as repair_module
 
     search = repair_module.mine_triggers
 
     def mine(pair, dataset, count, settings, rng_seed, stop):
-        path = cache / f"mined-{pair.name}-{count}-{settings.max_queries}-{rng_seed}.pkl"
+        margin = settings.criterion.min_margin_original
+        sure = f"-sure{margin:g}" if margin else ""  # the default criterion keeps its old names
+        path = cache / f"mined-{pair.name}-{count}-{settings.max_queries}-{rng_seed}{sure}.pkl"
         if path.exists():
             return pickle.loads(path.read_bytes())
         found = [_compact(r) for r in search(pair, dataset, count, settings, rng_seed, stop)]
@@ -212,6 +218,9 @@ def main() -> None:
     parser.add_argument("--full-counts", action="store_true",
                         help="count every candidate on all its validation images (the same "
                              "choice, slower: to time what counting only as far as needed saves)")
+    parser.add_argument("--min-margin-original", type=float, default=0.0,
+                        help="the run's (and so the mining's) criterion: how sure the original "
+                             "must stay of the seed's label, e.g. 0.2 (default 0: strict only)")
     parser.add_argument("--db", type=Path, default=ROOT / "out" / "repair-variants.sqlite")
     parser.add_argument("--rows", type=Path, default=ROOT / "out" / "repair-variants.jsonl")
     args = parser.parse_args()
@@ -223,6 +232,7 @@ def main() -> None:
 
     from compd_core.campaign import CampaignSpec, run_campaign
     from compd_core.repair import RepairSettings, repair_run
+    from compd_core.search.criterion import Criterion
     from compd_core.search.settings import SearchSettings
     from compd_core.store import Store
 
@@ -235,18 +245,20 @@ def main() -> None:
         _full_counts()
     with Store(args.db) as store:
         for pair_id in args.pairs:
+            search_settings = SearchSettings(max_queries=args.budget, criterion=Criterion(
+                min_margin_original=args.min_margin_original))
             spec = CampaignSpec(pair=pair_id, strategy="compd", seeds=args.seeds,
-                                settings=SearchSettings(max_queries=args.budget),
-                                rng_seed=args.rng_seed)
+                                settings=search_settings, rng_seed=args.rng_seed)
             runs = [r for r in store.list_runs() if r.pair == pair_id
                     and r.rng_seed == args.rng_seed and r.seed_count == args.seeds
-                    and r.status == "finished"]
+                    and r.settings == search_settings and r.status == "finished"]
             run_id = runs[0].id if runs else run_campaign(spec, store).run_id
             for name in args.variants:
                 settings = replace(RepairSettings(research=False), **VARIANTS[name])
                 t0 = time.perf_counter()
                 report = asdict(repair_run(store, run_id, settings, register="never"))
                 row = {"pair": pair_id, "variant": name, "rng_seed": args.rng_seed,
+                       "min_margin_original": args.min_margin_original,
                        "seeds": args.seeds, "seconds": time.perf_counter() - t0,
                        "heldout_count": len(report["heldout_positions"]),
                        **{k: v for k, v in report.items()
