@@ -11,7 +11,7 @@ from compd_core.cli.stoppable import exit_stopped, run_job
 from compd_core.pair_spec import PairSpec
 from compd_core.paths import default_db_path
 from compd_core.errors import ConfigError
-from compd_core.repair.report import RepairReport, kept_words, training_words
+from compd_core.repair.report import RepairReport, kept_words, training_words, unrepaired_words
 from compd_core.repair.settings import (CHANGE_SCALE_DEFAULTS, EPOCH_DEFAULTS, HEAD_GRID_DEFAULTS, LR_DEFAULTS,
                                        RepairSettings, number_list)
 
@@ -146,6 +146,8 @@ def _print_report(report: RepairReport, source: PairSpec | None = None) -> None:
               + training_words(report))
     out.print(f"held-out triggers repaired: {_rate(report.heldout_repaired_rate)} "
               f"(training triggers: {_rate(report.train_repaired_rate)})")
+    if unrepaired := unrepaired_words(report):
+        out.print(unrepaired)
     out.print(f"test accuracy: {_rate(report.accuracy_before)} -> {_rate(report.accuracy_after)}; "
               f"disagreements: {report.disagreements_before} -> {report.disagreements_after} "
               f"on {report.test_images} test images, {report.corrupted_disagreements_before} -> "

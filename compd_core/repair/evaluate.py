@@ -38,6 +38,20 @@ def agreement_rate(pair: ModelPair, images: torch.Tensor) -> float:
     return int(agrees.sum()) / len(agrees)  # counts, not a float32 mean: 45 of 50 is 0.9
 
 
+def unrepaired_margin(pair: ModelPair, images: torch.Tensor) -> float | None:
+    """The original's median margin for its own label (0 undecided, 1 certain) at the triggers
+    the compressed model still does not strictly agree with; None when it agrees on all. Where
+    the original is itself nearly undecided, a repaired model must follow it within a few
+    hundredths of probability."""
+    if len(images) == 0:
+        return None
+    prediction = pair.predict(images)
+    labels = prediction.labels_original
+    margin_original, _ = trigger_margins(prediction.original, prediction.original, labels)
+    left = margin_original[~strictly_agrees(prediction.compressed, labels)].tolist()
+    return statistics.median(left) if left else None
+
+
 @dataclass(frozen=True)
 class TestNumbers:
     accuracy_original: float

@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# Below this margin for the seed's label the original is nearly undecided itself: the repair
+# benchmark's int8 and bf16 triggers have medians of 0.002-0.043, and a search that asks the
+# original for 0.1 finds deviations its repairs fix far more often (bench/REPAIR.md).
+UNSURE_MARGIN = 0.1
+
 
 @dataclass(frozen=True)
 class RepairReport:
@@ -47,6 +52,7 @@ class RepairReport:
     final_loss: float | None = None
     heldout_repaired_before: float | None = None  # 0 unless a trigger no longer deviates
     heldout_repaired_rate: float | None = None
+    heldout_unrepaired_margin: float | None = None  # the original's, where held-out ones stay unrepaired (median)
     train_repaired_before: float | None = None
     train_repaired_rate: float | None = None
     test_images: int | None = None  # the test split minus the training triggers' seeds
@@ -100,3 +106,20 @@ def training_words(report: RepairReport) -> str:
     if report.change_scales:
         words.append("scaled trigger changes " + ", ".join(f"{a:g}" for a in report.change_scales))
     return f" ({'; '.join(words)})" if words else ""
+
+
+def unrepaired_words(report: RepairReport) -> str:
+    """Where the held-out triggers a repair left unrepaired lie, in words: at a median margin
+    near 0 the original itself is undecided there, which a user should know before reading the
+    held-out share as the repair's failure alone. Empty when every held-out trigger is repaired."""
+    margin, rate = report.heldout_unrepaired_margin, report.heldout_repaired_rate
+    if margin is None or rate is None:
+        return ""
+    left = round(len(report.heldout_positions) * (1 - rate))
+    words = (f"At the {left} held-out trigger{'s' if left != 1 else ''} left unrepaired, the "
+             f"original's own margin for the seed's label is {margin:.3f} (median; 0 undecided, "
+             "1 certain)")
+    if margin < UNSURE_MARGIN:
+        words += (": the original is nearly undecided there itself. A search that asks it for a "
+                  f"margin of at least {UNSURE_MARGIN:g} finds deviations where it is sure")
+    return words + "."

@@ -45,6 +45,7 @@ from compd_core.repair.evaluate import (
     disagreements,
     research,
     test_numbers,
+    unrepaired_margin,
 )
 from compd_core.repair.events import EpochFinished, RepairProgress, ResearchProgress, StageStarted
 from compd_core.models.adapters import TorchClassifier
@@ -333,6 +334,7 @@ class Repair:
         corrupted = every_corruption(test_set.images, TEST_SEVERITY, s.seed)
         self.values.update(
             heldout_repaired_rate=agreement_rate(after, heldout_images),
+            heldout_unrepaired_margin=unrepaired_margin(after, heldout_images),
             train_repaired_rate=agreement_rate(after, train_images),
             test_images=test_before.images, accuracy_original=test_before.accuracy_original,
             accuracy_before=test_before.accuracy_compressed,

@@ -10,7 +10,7 @@ import streamlit as st
 from compd_core.errors import CompdError
 from compd_core.repair import (RepairReport, RepairSettings, default_change_scales, default_epochs,
                                default_head_grid, default_lr, fine_tunable)
-from compd_core.repair.report import kept_words, training_words
+from compd_core.repair.report import kept_words, training_words, unrepaired_words
 from compd_core.repair.settings import CHECKPOINT_RULES, HEAD_GRID_KINDS, RANK_RULES, number_list
 from compd_core.store import RunRecord, Store
 from dashboard import repair_jobs, resources, session
@@ -280,6 +280,8 @@ def render_outcome(job: repair_jobs.RepairJob) -> None:
              else f"{report.accuracy_after:.2%}")
     c.metric("Test disagreements after", "—" if report.disagreements_after is None
              else f"{report.disagreements_after:,}")
+    if unrepaired := unrepaired_words(report):
+        st.caption(unrepaired)
     register_ui(job, report)
     left, right = st.columns(2, gap="medium")
     with left:

@@ -321,5 +321,7 @@ def test_repair_in_the_browser_gives_its_verdict_and_the_numbers_the_api_gives(s
     assert page.get_by_text(headings[report.verdict]).count() >= 1
     assert _metric(page, "Held-out triggers repaired") == f"{report.heldout_repaired_rate:.1%}"
     assert _metric(page, "Test disagreements after") == f"{report.disagreements_after:,}"
+    if report.heldout_unrepaired_margin is not None:  # where the original stood at the misses
+        assert page.get_by_text(f"is {report.heldout_unrepaired_margin:.3f} (median").count() == 1
     assert page.get_by_role("button", name="Register the repaired pair").count() == (
         report.verdict != "unchanged")

@@ -23,7 +23,7 @@ from compd_core.repair.events import ResearchProgress
 from compd_core.repair.registry import source_pair
 from compd_core.repair.report import kept_words
 from compd_core.compress.pruning import detach_derived_weights
-from compd_core.repair.evaluate import agreement_rate
+from compd_core.repair.evaluate import agreement_rate, unrepaired_margin
 from compd_core.repair.serving import served_form
 from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
@@ -90,6 +90,8 @@ def test_repair_fixes_held_out_triggers_and_registers_an_int8_pair(runs, user_zo
     assert abs(report.accuracy_after - report.accuracy_before) < 0.01
     repaired = load_pair(report.repaired_pair)  # loads from the files, like every command does
     assert agreement_rate(repaired, held) == pytest.approx(report.heldout_repaired_rate)
+    assert unrepaired_margin(repaired, held) == report.heldout_unrepaired_margin
+    assert (report.heldout_unrepaired_margin is None) == (report.heldout_repaired_rate == 1.0)
     kinds = {type(m).__module__ for m in repaired.compressed.module.modules()}
     assert any(k.startswith("torch.ao.nn.quantized") for k in kinds)
     assert repaired.compressed.module.conv1.weight().dtype == torch.qint8
@@ -308,6 +310,7 @@ def test_cli_json_reports_every_number_the_issue_asks_for(runs, user_zoo):
     assert (report["verdict"] != "better") == bool(report["verdict_reasons"])
     assert report["corrupted_images"] == 18 * report["test_images"]
     assert report["profile_linf"] == pytest.approx(16 / 255)
+    assert (report["heldout_unrepaired_margin"] is None) == (report["heldout_repaired_rate"] == 1.0)
     assert 0 < report["research_success_before"] <= 1
     assert report["research_seeds"] == SEEDS - len(report["train_positions"])
     assert load_pair(report["repaired_pair"]).name == report["repaired_pair"]
