@@ -52,7 +52,7 @@ class RepairReport:
     final_loss: float | None = None
     heldout_repaired_before: float | None = None  # 0 unless a trigger no longer deviates
     heldout_repaired_rate: float | None = None
-    heldout_unrepaired_margin: float | None = None  # the original's, where held-out ones stay unrepaired (median)
+    heldout_unrepaired_margin: float | None = None  # original's median margin at the unrepaired held-out
     train_repaired_before: float | None = None
     train_repaired_rate: float | None = None
     test_images: int | None = None  # the test split minus the training triggers' seeds
