@@ -99,6 +99,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "validation0.1": {"validation_fraction": 0.1},
     "validation0.15": {"validation_fraction": 0.15},
     "ce2": {"ce_weight": 2.0},
+    "with-research": {"research": True},  # the defaults, with the re-search and the profile
 }
 
 

@@ -11,7 +11,7 @@ import torch
 
 from compd_core.data.dataset import ImageDataset
 from compd_core.models.pair import ModelPair
-from compd_core.search.criterion import trigger_margins
+from compd_core.search.criterion import Criterion, trigger_margins
 from compd_core.search.profile import deviation_profile
 from compd_core.search.results import Seed, SeedResult
 from compd_core.search.settings import SearchSettings
@@ -81,11 +81,17 @@ def deviation_share(
     max_queries: int,
     rng_seed: int,
     stop: threading.Event,
+    criterion: Criterion | None = None,
 ) -> float | None:
-    """Share of ``seeds`` with a strict deviation within ``budget`` grey levels (L-inf): one
-    point of the deviation profile; None when stopped."""
+    """Share of ``seeds`` with a strict deviation within ``budget`` grey levels (L-inf), with
+    ``criterion``'s margins (its distance budget aside; default strict only): one point of the
+    deviation profile; None when stopped. A run that asked the original to stay sure is judged
+    on the deviations it asked for, not on ones it excluded."""
+    margins = Criterion() if criterion is None else Criterion(
+        min_margin_original=criterion.min_margin_original,
+        min_margin_compressed=criterion.min_margin_compressed)  # kind 'valid': the seed's label
     profile = deviation_profile(pair, seeds, [budget], max_queries=max_queries,
-                                rng_seed=rng_seed, stop=stop)
+                                rng_seed=rng_seed, criterion=margins, stop=stop)
     if profile.stopped or not profile.points:
         return None
     return profile.points[0].share

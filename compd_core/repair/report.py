@@ -66,7 +66,7 @@ class RepairReport:
     corrupted_disagreements_after: int | None = None
     profile_linf: float | None = None  # the deviation profile's L-inf budget
     profile_seeds: int | None = None
-    profile_share_before: float | None = None  # seeds with a strict deviation within the budget
+    profile_share_before: float | None = None  # seeds deviating strictly within the budget (run's margins)
     profile_share_after: float | None = None
     research_strategy: str | None = None
     research_seeds: int | None = None  # the run's seeds minus the training triggers' seeds

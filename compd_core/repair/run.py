@@ -444,7 +444,7 @@ class Repair:
                     ResearchProgress(p, done, len(seeds), found)),  # type: ignore[arg-type]
             )
             shares[phase] = deviation_share(pair, seeds, s.profile_budget, s.profile_queries,
-                                            self.run.rng_seed, self.stop)
+                                            self.run.rng_seed, self.stop, self.run.settings.criterion)
             if self.stop.is_set():
                 return False
         if unchanged:

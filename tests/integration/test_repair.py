@@ -23,8 +23,9 @@ from compd_core.repair.events import ResearchProgress
 from compd_core.repair.registry import source_pair
 from compd_core.repair.report import kept_words
 from compd_core.compress.pruning import detach_derived_weights
-from compd_core.repair.evaluate import agreement_rate, unrepaired_margin
+from compd_core.repair.evaluate import agreement_rate, deviation_share, unrepaired_margin
 from compd_core.repair.serving import served_form
+from compd_core.search.criterion import Criterion
 from compd_core.search.settings import SearchSettings
 from compd_core.store import Store
 from compd_core.zoo import load_pair
@@ -408,3 +409,25 @@ def test_a_small_selection_of_eight_triggers_makes_no_figure_worse(runs, user_zo
     assert report.registered and load_pair(report.repaired_pair).name == report.repaired_pair
     _assert_keeps_the_masks(load_pair("lenet5-prune90").compressed.module,
                             load_pair(report.repaired_pair).compressed.module)
+
+
+def test_the_profile_of_a_run_that_asked_for_a_sure_original_counts_only_such_deviations(
+        tmp_path, user_zoo):
+    """A run searched with a minimum margin for the original is profiled with that margin:
+    the deviations it excluded do not count against (or for) its repair."""
+    sure = Criterion(min_margin_original=0.8)
+    with Store(tmp_path / "sure.sqlite") as store:
+        summary = run_campaign(CampaignSpec(
+            pair="lenet5-prune90", strategy="compd", seeds=SEEDS, rng_seed=3,
+            settings=SearchSettings(max_queries=1000, criterion=sure)), store)
+        report = repair_run(store, summary.run_id, replace(
+            QUICK, epochs=1, research=True, research_max_queries=200, profile_budget=32,
+            profile_queries=200), register="never")
+        trained = set(report.train_positions)
+        seeds = [r.seed for r in store.load_results(summary.run_id) if r.seed.position not in trained]
+    pair, stop = load_pair("lenet5-prune90"), threading.Event()
+    strict = deviation_share(pair, seeds, 32, 200, 3, stop)
+    asked = deviation_share(pair, seeds, 32, 200, 3, stop, sure)
+    assert report.profile_seeds == len(seeds)
+    assert report.profile_share_before == asked
+    assert (strict - asked) * len(seeds) >= 2, (strict, asked)  # what the strict profile adds
